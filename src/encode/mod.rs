@@ -1,0 +1,58 @@
+//! H.264 encoding: one OpenH264 encoder on its own thread, fed through a latest-wins mailbox.
+//!
+//! `Pipeline` owns the capture thread (pulls a `FrameSource`) and the encoder thread. Raw frames
+//! go from capture to encoder through a one-slot mailbox: when the encoder is slow the older
+//! frame is dropped, never queued. Encoded access units go to the event loop over a small
+//! channel; keyframe requests come back through `KeyframeTrigger`.
+
+pub mod h264;
+pub mod mailbox;
+pub mod nal;
+pub mod pipeline;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use pipeline::{Pipeline, PipelineStats};
+
+/// One encoded picture: a complete H.264 access unit in Annex B form (start codes).
+#[derive(Clone, Debug)]
+pub struct EncodedFrame {
+    /// The access unit. An IDR carries SPS and PPS in front of its slices.
+    pub data: Arc<[u8]>,
+    /// True for an IDR access unit (a viewer may start decoding here).
+    pub keyframe: bool,
+    pub width: u32,
+    pub height: u32,
+    /// The source frame's sequence number.
+    pub seq: u64,
+    /// When the source captured the picture (monotonic).
+    pub captured: Instant,
+    /// When the encoder took the raw frame from the mailbox.
+    pub handed: Instant,
+    /// When encoding finished.
+    pub encoded: Instant,
+}
+
+/// Encoder settings that a user can set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EncoderSettings {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub bitrate_kbps: u32,
+    /// A periodic IDR at least this often (in addition to IDRs on request).
+    pub idr_interval: Duration,
+}
+
+impl Default for EncoderSettings {
+    fn default() -> Self {
+        EncoderSettings {
+            width: 1280,
+            height: 720,
+            fps: 30,
+            bitrate_kbps: 1500,
+            idr_interval: Duration::from_secs(2),
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Frame sources: everything that produces raw I420 pictures with a capture time.
+//!
+//! A source is pulled from its own thread (`FrameSource::next_frame` blocks until the next
+//! picture is due), so a camera, a file or the test pattern all look the same to the encoder.
+
+pub mod pattern;
+pub mod pool;
+pub mod stamp;
+
+use std::time::Instant;
+
+pub use pool::{FrameBuf, FramePool};
+
+/// One raw picture in I420 (planar Y, then U, then V; chroma subsampled 2×2), tightly packed:
+/// the Y stride is `width`, the U and V strides are `width / 2`. Width and height are even.
+pub struct Frame {
+    pub width: u32,
+    pub height: u32,
+    /// The three planes back to back: `width * height * 3 / 2` bytes.
+    pub data: FrameBuf,
+    /// Counts up by one per frame the source produced (gaps mean the source dropped frames).
+    pub seq: u64,
+    /// When the picture was captured, on the monotonic clock.
+    pub captured: Instant,
+}
+
+impl Frame {
+    pub fn y(&self) -> &[u8] {
+        &self.data[..self.luma_len()]
+    }
+
+    pub fn u(&self) -> &[u8] {
+        let y = self.luma_len();
+        &self.data[y..y + y / 4]
+    }
+
+    pub fn v(&self) -> &[u8] {
+        let y = self.luma_len();
+        &self.data[y + y / 4..y + y / 2]
+    }
+
+    fn luma_len(&self) -> usize {
+        self.width as usize * self.height as usize
+    }
+}
+
+/// What a source tells about itself, for logs and `status`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceInfo {
+    /// Short kind: `test`, later `v4l2`.
+    pub kind: &'static str,
+    /// Human-readable description (device name, pattern).
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+}
+
+#[derive(Debug)]
+pub enum SourceError {
+    /// The source is gone for good (stopped, unplugged and not coming back).
+    Closed,
+    /// A failure that may pass (a bad frame, a device error); the caller may retry.
+    Failed(String),
+}
+
+impl std::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceError::Closed => write!(f, "source closed"),
+            SourceError::Failed(why) => write!(f, "source failed: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for SourceError {}
+
+/// Something that produces frames. Pulled from a dedicated thread.
+pub trait FrameSource: Send {
+    fn info(&self) -> SourceInfo;
+
+    /// Blocks until the next frame is due and returns it.
+    fn next_frame(&mut self) -> Result<Frame, SourceError>;
+}
