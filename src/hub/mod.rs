@@ -1,0 +1,533 @@
+//! The hub: every viewer's WebRTC session, sans-IO.
+//!
+//! Nothing in here reads a clock, touches a socket or spawns: time comes in with every input,
+//! datagrams and keyframe requests go out through `poll_output`. The event loop (`runtime`)
+//! feeds it; tests drive it with simulated time and in-memory peers.
+//!
+//! ```text
+//! hub.offer(now, id, sdp)            -> answer SDP, or OfferError (400/503)
+//! hub.remove(id)                     -> DELETE
+//! hub.handle_input(Input::Receive{..} | Input::Frame{..} | Input::Timeout(now))
+//! hub.send_control(now, id, text)    -> a reply on the viewer's `control` channel
+//! loop { match hub.poll_output() { Transmit(t) | KeyframeNeeded | Event(e) | Timeout(at) } }
+//! ```
+
+pub mod keyframe;
+pub mod viewer;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use str0m::config::DtlsCert;
+use str0m::media::MediaTime;
+use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
+use str0m::{Candidate, Input as RtcInput};
+
+use crate::encode::EncodedFrame;
+use keyframe::{KeyframeConfig, KeyframeCounters, KeyframePolicy};
+use viewer::{Viewer, ViewerEvent};
+
+/// A viewer's identity, also the last segment of its WHEP resource URL. Random (from the
+/// caller): knowing it is what allows a DELETE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ViewerId(pub u128);
+
+impl fmt::Display for ViewerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl FromStr for ViewerId {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(());
+        }
+        u128::from_str_radix(s, 16).map(ViewerId).map_err(|_| ())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct HubConfig {
+    pub max_viewers: usize,
+    /// An answered viewer that has not connected after this long is dropped (frees the slot
+    /// of clients that POST and vanish).
+    pub connect_timeout: Duration,
+    pub keyframe: KeyframeConfig,
+    /// Local host candidates (address and the UDP media port) put in every answer.
+    pub candidates: Vec<SocketAddr>,
+    /// Control messages larger than this are refused unread.
+    pub max_control_message: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            max_viewers: 16,
+            connect_timeout: Duration::from_secs(15),
+            keyframe: KeyframeConfig::default(),
+            candidates: Vec::new(),
+            max_control_message: 16 * 1024,
+        }
+    }
+}
+
+pub enum Input<'a> {
+    /// A datagram that arrived on the media socket.
+    Receive {
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &'a [u8],
+    },
+    /// An encoded picture, for every connected viewer.
+    Frame {
+        now: Instant,
+        frame: &'a EncodedFrame,
+    },
+    Timeout(Instant),
+}
+
+#[derive(Debug)]
+pub enum Output {
+    Transmit(Transmit),
+    /// Ask the encoder for an IDR (already coalesced and rate-limited).
+    KeyframeNeeded,
+    Event(HubEvent),
+    /// Nothing more until this time (or the next input).
+    Timeout(Instant),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HubEvent {
+    ViewerConnected(ViewerId),
+    ViewerLeft {
+        viewer: ViewerId,
+        reason: LeaveReason,
+    },
+    ControlOpened(ViewerId),
+    /// One message on a viewer's `control` channel.
+    ControlMessage {
+        viewer: ViewerId,
+        data: Vec<u8>,
+    },
+    /// A control message over `max_control_message` was dropped unread.
+    ControlOversized {
+        viewer: ViewerId,
+        len: usize,
+    },
+    ControlClosed(ViewerId),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LeaveReason {
+    /// WHEP DELETE.
+    Deleted,
+    /// ICE lost the viewer.
+    Disconnected,
+    /// It never connected.
+    ConnectTimeout,
+    Failed(String),
+    /// The hub is shutting down.
+    Shutdown,
+}
+
+impl fmt::Display for LeaveReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LeaveReason::Deleted => write!(f, "deleted"),
+            LeaveReason::Disconnected => write!(f, "disconnected"),
+            LeaveReason::ConnectTimeout => write!(f, "never connected"),
+            LeaveReason::Failed(why) => write!(f, "failed: {why}"),
+            LeaveReason::Shutdown => write!(f, "shutdown"),
+        }
+    }
+}
+
+/// Why an offer was refused. `Full` maps to 503, the others to 400.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OfferError {
+    Full { max: usize },
+    Malformed(String),
+    NoH264,
+    Rejected(String),
+}
+
+impl fmt::Display for OfferError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OfferError::Full { max } => write!(f, "viewer limit reached ({max})"),
+            OfferError::Malformed(why) => write!(f, "malformed SDP offer: {why}"),
+            OfferError::NoH264 => write!(
+                f,
+                "the offer has no video m-line that can receive H.264 \
+                 (constrained baseline, packetization-mode=1)"
+            ),
+            OfferError::Rejected(why) => write!(f, "offer not accepted: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for OfferError {}
+
+#[derive(Debug)]
+pub enum HubError {
+    /// No DTLS certificate could be made (crypto provider failure).
+    Certificate,
+    BadCandidate(SocketAddr),
+}
+
+impl fmt::Display for HubError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HubError::Certificate => write!(f, "could not generate a DTLS certificate"),
+            HubError::BadCandidate(a) => write!(f, "{a} cannot be an ICE host candidate"),
+        }
+    }
+}
+
+impl std::error::Error for HubError {}
+
+/// Counters for `status`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HubCounters {
+    pub viewers: usize,
+    pub connected: usize,
+    pub keyframes: KeyframeCounters,
+    /// Datagrams no viewer claimed (stray, late, or garbage).
+    pub datagrams_unclaimed: u64,
+}
+
+pub struct Hub {
+    config: HubConfig,
+    candidates: Vec<Candidate>,
+    cert: DtlsCert,
+    viewers: Vec<Viewer>,
+    keyframes: KeyframePolicy,
+    outputs: VecDeque<Output>,
+    /// Scratch for viewer events, reused so the per-packet path doesn't allocate.
+    events: Vec<ViewerEvent>,
+    /// RTP media time counts from here.
+    epoch: Instant,
+    datagrams_unclaimed: u64,
+}
+
+impl Hub {
+    pub fn new(config: HubConfig, now: Instant) -> Result<Hub, HubError> {
+        let provider = str0m::crypto::from_feature_flags();
+        // One certificate for every viewer: generating one per offer would add to each
+        // viewer's time to first frame for no security gain (the fingerprint is per answer).
+        let cert = provider
+            .dtls_provider
+            .generate_certificate()
+            .ok_or(HubError::Certificate)?;
+        let candidates = config
+            .candidates
+            .iter()
+            .map(|&a| Candidate::host(a, "udp").map_err(|_| HubError::BadCandidate(a)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Hub {
+            keyframes: KeyframePolicy::new(config.keyframe.clone()),
+            config,
+            candidates,
+            cert,
+            viewers: Vec::new(),
+            outputs: VecDeque::new(),
+            events: Vec::new(),
+            epoch: now,
+            datagrams_unclaimed: 0,
+        })
+    }
+
+    /// A WHEP offer: creates the viewer and returns the SDP answer.
+    pub fn offer(&mut self, now: Instant, id: ViewerId, sdp: &str) -> Result<String, OfferError> {
+        if self.viewers.len() >= self.config.max_viewers {
+            return Err(OfferError::Full {
+                max: self.config.max_viewers,
+            });
+        }
+        if self.viewers.iter().any(|v| v.id == id) {
+            return Err(OfferError::Rejected("viewer id in use".into()));
+        }
+        let mut events = std::mem::take(&mut self.events);
+        let result = Viewer::from_offer(id, now, sdp, &self.candidates, &self.cert, &mut events);
+        let answer = match result {
+            Ok((viewer, answer)) => {
+                log::info!("viewer {id} answered ({} viewers)", self.viewers.len() + 1);
+                self.viewers.push(viewer);
+                let index = self.viewers.len() - 1;
+                self.apply_events(index, now, &mut events);
+                Ok(answer)
+            }
+            Err(e) => {
+                events.clear();
+                Err(e)
+            }
+        };
+        self.events = events;
+        self.reap();
+        answer
+    }
+
+    /// WHEP DELETE: the viewer is gone at once. False if there is no such viewer.
+    pub fn remove(&mut self, id: ViewerId) -> bool {
+        let Some(index) = self.index_of(id) else {
+            return false;
+        };
+        self.drop_viewer(index, LeaveReason::Deleted);
+        self.reap();
+        true
+    }
+
+    /// Drops every viewer (shutdown).
+    pub fn remove_all(&mut self) {
+        while !self.viewers.is_empty() {
+            self.drop_viewer(0, LeaveReason::Shutdown);
+        }
+    }
+
+    pub fn handle_input(&mut self, input: Input) {
+        match input {
+            Input::Receive {
+                now,
+                source,
+                destination,
+                contents,
+            } => self.receive(now, source, destination, contents),
+            Input::Frame { now, frame } => self.write_frame(now, frame),
+            Input::Timeout(now) => self.timeout(now),
+        }
+    }
+
+    /// A reply or event on a viewer's control channel. False if it has no open channel.
+    pub fn send_control(&mut self, now: Instant, id: ViewerId, text: &str) -> bool {
+        let Some(index) = self.index_of(id) else {
+            return false;
+        };
+        let mut events = std::mem::take(&mut self.events);
+        let sent = self.viewers[index].send_control(now, text, &mut events);
+        self.apply_events(index, now, &mut events);
+        self.events = events;
+        self.reap();
+        sent
+    }
+
+    /// A viewer asked for a keyframe through the control channel: same limits as PLI.
+    pub fn request_keyframe(&mut self, now: Instant, id: ViewerId) {
+        if self.index_of(id).is_some() {
+            self.keyframes.on_viewer_request(id, now);
+            self.collect_keyframe_request();
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Output {
+        if let Some(o) = self.outputs.pop_front() {
+            return o;
+        }
+        let viewers = self.viewers.iter().map(|v| {
+            if v.connected {
+                v.timeout
+            } else {
+                v.timeout.min(v.created + self.config.connect_timeout)
+            }
+        });
+        let next = viewers.chain(self.keyframes.poll_timeout()).min();
+        // With nothing scheduled, an hour is "never" in practice and keeps the type simple.
+        Output::Timeout(next.unwrap_or_else(|| self.epoch_far_future()))
+    }
+
+    pub fn counters(&self) -> HubCounters {
+        HubCounters {
+            viewers: self.viewers.len(),
+            connected: self.viewers.iter().filter(|v| v.connected).count(),
+            keyframes: self.keyframes.counters(),
+            datagrams_unclaimed: self.datagrams_unclaimed,
+        }
+    }
+
+    pub fn viewer_ids(&self) -> Vec<ViewerId> {
+        self.viewers.iter().map(|v| v.id).collect()
+    }
+
+    fn epoch_far_future(&self) -> Instant {
+        let latest = self.viewers.iter().map(|v| v.timeout).max();
+        latest.unwrap_or(self.epoch).max(self.epoch) + Duration::from_secs(3600)
+    }
+
+    fn receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) {
+        let Ok(contents) = DatagramRecv::try_from(contents) else {
+            self.datagrams_unclaimed += 1;
+            return;
+        };
+        let receive = Receive {
+            proto: Protocol::Udp,
+            source,
+            destination,
+            contents,
+        };
+        // `accepts` takes an `Input`; build it once and hand the `Receive` back out of it.
+        let input = RtcInput::Receive(now, receive);
+        let Some(index) = self.viewers.iter().position(|v| v.accepts(&input)) else {
+            self.datagrams_unclaimed += 1;
+            return;
+        };
+        let RtcInput::Receive(_, receive) = input else {
+            return;
+        };
+        let mut events = std::mem::take(&mut self.events);
+        self.viewers[index].receive(now, receive, &mut events);
+        self.apply_events(index, now, &mut events);
+        self.events = events;
+        self.reap();
+    }
+
+    fn write_frame(&mut self, now: Instant, frame: &EncodedFrame) {
+        if frame.keyframe {
+            self.keyframes.on_keyframe(now);
+        }
+        let since_epoch = frame.captured.saturating_duration_since(self.epoch);
+        let rtp_time = MediaTime::from_90khz(since_epoch.as_micros() as u64 * 9 / 100);
+        let mut events = std::mem::take(&mut self.events);
+        for index in 0..self.viewers.len() {
+            let viewer = &mut self.viewers[index];
+            if !viewer.connected || viewer.failed {
+                continue;
+            }
+            if viewer.awaiting_keyframe {
+                if !frame.keyframe {
+                    continue;
+                }
+                viewer.awaiting_keyframe = false;
+            }
+            viewer.write_frame(now, frame.captured, rtp_time, &frame.data, &mut events);
+            self.apply_events(index, now, &mut events);
+        }
+        self.events = events;
+        self.reap();
+    }
+
+    fn timeout(&mut self, now: Instant) {
+        let mut events = std::mem::take(&mut self.events);
+        for index in 0..self.viewers.len() {
+            let viewer = &mut self.viewers[index];
+            if !viewer.connected && now >= viewer.created + self.config.connect_timeout {
+                self.mark_leaving(index, LeaveReason::ConnectTimeout);
+                continue;
+            }
+            if viewer.timeout <= now {
+                viewer.handle_timeout(now, &mut events);
+                self.apply_events(index, now, &mut events);
+            }
+        }
+        self.events = events;
+        let waiting = self
+            .viewers
+            .iter()
+            .any(|v| v.connected && v.awaiting_keyframe && !v.failed);
+        self.keyframes.handle_timeout(now, waiting);
+        self.collect_keyframe_request();
+        self.reap();
+    }
+
+    fn apply_events(&mut self, index: usize, now: Instant, events: &mut Vec<ViewerEvent>) {
+        let id = self.viewers[index].id;
+        for event in events.drain(..) {
+            match event {
+                ViewerEvent::Transmit(t) => self.outputs.push_back(Output::Transmit(t)),
+                ViewerEvent::Connected => {
+                    log::info!("viewer {id} connected");
+                    self.outputs
+                        .push_back(Output::Event(HubEvent::ViewerConnected(id)));
+                    self.keyframes.on_join(now);
+                }
+                ViewerEvent::Disconnected => {
+                    self.viewers[index].failed = true;
+                    self.mark_leaving(index, LeaveReason::Disconnected);
+                }
+                ViewerEvent::KeyframeRequest => self.keyframes.on_viewer_request(id, now),
+                ViewerEvent::ControlOpen => self
+                    .outputs
+                    .push_back(Output::Event(HubEvent::ControlOpened(id))),
+                ViewerEvent::ControlData(data) => {
+                    let event = if data.len() > self.config.max_control_message {
+                        HubEvent::ControlOversized {
+                            viewer: id,
+                            len: data.len(),
+                        }
+                    } else {
+                        HubEvent::ControlMessage { viewer: id, data }
+                    };
+                    self.outputs.push_back(Output::Event(event));
+                }
+                ViewerEvent::ControlClose => self
+                    .outputs
+                    .push_back(Output::Event(HubEvent::ControlClosed(id))),
+                ViewerEvent::Failed(why) => self.mark_leaving(index, LeaveReason::Failed(why)),
+            }
+        }
+        self.collect_keyframe_request();
+    }
+
+    fn collect_keyframe_request(&mut self) {
+        if self.keyframes.poll_request() {
+            self.outputs.push_back(Output::KeyframeNeeded);
+        }
+    }
+
+    /// Records why a failed viewer goes; `reap` removes it after its events are out.
+    fn mark_leaving(&mut self, index: usize, reason: LeaveReason) {
+        let viewer = &mut self.viewers[index];
+        viewer.failed = true;
+        if viewer.leave_reason.is_none() {
+            viewer.leave_reason = Some(reason);
+        }
+    }
+
+    fn reap(&mut self) {
+        let mut index = 0;
+        while index < self.viewers.len() {
+            if self.viewers[index].failed {
+                let reason = self.viewers[index]
+                    .leave_reason
+                    .clone()
+                    .unwrap_or(LeaveReason::Failed("unknown".into()));
+                self.drop_viewer(index, reason);
+            } else {
+                index += 1;
+            }
+        }
+    }
+
+    fn drop_viewer(&mut self, index: usize, reason: LeaveReason) {
+        let mut viewer = self.viewers.remove(index);
+        viewer.disconnect();
+        self.keyframes.on_viewer_left(viewer.id);
+        log::info!(
+            "viewer {} left: {reason} ({} viewers)",
+            viewer.id,
+            self.viewers.len()
+        );
+        self.outputs.push_back(Output::Event(HubEvent::ViewerLeft {
+            viewer: viewer.id,
+            reason,
+        }));
+    }
+
+    fn index_of(&self, id: ViewerId) -> Option<usize> {
+        self.viewers.iter().position(|v| v.id == id)
+    }
+}

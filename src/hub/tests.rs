@@ -1,0 +1,559 @@
+//! Hub tests: real str0m peers on the offering side, datagrams carried in memory, simulated
+//! time. No sockets, no clock.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::channel::ChannelId;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::net::Receive;
+use str0m::{Candidate, Event, Input as RtcInput, Output as RtcOutput, Rtc, RtcConfig};
+
+use super::*;
+
+const HUB_ADDR: &str = "10.0.0.1:5000";
+const STEP: Duration = Duration::from_millis(5);
+
+struct Peer {
+    id: ViewerId,
+    rtc: Rtc,
+    addr: SocketAddr,
+    mid: Mid,
+    control: ChannelId,
+    connected: bool,
+    channel_open: bool,
+    frames: Vec<Vec<u8>>,
+    messages: Vec<String>,
+    /// Simulates the peer vanishing: its packets are lost both ways.
+    unplugged: bool,
+    next_timeout: Instant,
+}
+
+impl Peer {
+    /// Builds an offering peer; `config` picks what codecs it offers.
+    fn offer(n: u8, now: Instant, config: RtcConfig) -> (Peer, String, SdpPendingOffer) {
+        let addr: SocketAddr = format!("10.0.0.{}:6000", n + 1).parse().unwrap();
+        let mut rtc = config.build(now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let mut change = rtc.sdp_api();
+        let mid = change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let control = change.add_channel("control".into());
+        let (offer, pending) = change.apply().unwrap();
+        let peer = Peer {
+            id: ViewerId(n as u128),
+            rtc,
+            addr,
+            mid,
+            control,
+            connected: false,
+            channel_open: false,
+            frames: Vec::new(),
+            messages: Vec::new(),
+            unplugged: false,
+            next_timeout: now,
+        };
+        (peer, offer.to_sdp_string(), pending)
+    }
+
+    fn h264(n: u8, now: Instant) -> (Peer, String, SdpPendingOffer) {
+        Peer::offer(n, now, RtcConfig::new().clear_codecs().enable_h264(true))
+    }
+
+    fn accept(&mut self, pending: SdpPendingOffer, answer: &str) {
+        let answer = SdpAnswer::from_sdp_string(answer).unwrap();
+        self.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+    }
+
+    /// Drains the peer; returns datagrams for the hub.
+    fn drain(&mut self, out: &mut Vec<(SocketAddr, SocketAddr, Vec<u8>)>) {
+        loop {
+            match self.rtc.poll_output().unwrap() {
+                RtcOutput::Timeout(t) => {
+                    self.next_timeout = t;
+                    return;
+                }
+                RtcOutput::Transmit(t) => {
+                    out.push((t.source, t.destination, t.contents.to_vec()));
+                }
+                RtcOutput::Event(e) => match e {
+                    Event::Connected => self.connected = true,
+                    Event::ChannelOpen(id, _) if id == self.control => self.channel_open = true,
+                    Event::ChannelData(d) => {
+                        self.messages.push(String::from_utf8(d.data).unwrap());
+                    }
+                    Event::MediaData(m) => self.frames.push(m.data.to_vec()),
+                    _ => {}
+                },
+            }
+        }
+    }
+
+    fn send_pli(&mut self) {
+        let mut writer = self.rtc.writer(self.mid).unwrap();
+        writer
+            .request_keyframe(None, KeyframeRequestKind::Pli)
+            .unwrap();
+    }
+
+    fn send_control(&mut self, text: &str) {
+        let mut ch = self.rtc.channel(self.control).unwrap();
+        ch.write(false, text.as_bytes()).unwrap();
+    }
+}
+
+/// The hub, its peers and a simulated clock.
+struct World {
+    hub: Hub,
+    peers: Vec<Peer>,
+    now: Instant,
+    keyframes_asked: usize,
+    events: Vec<HubEvent>,
+    hub_timeout: Instant,
+}
+
+impl World {
+    fn new(config: HubConfig) -> World {
+        let now = Instant::now();
+        let config = HubConfig {
+            candidates: vec![HUB_ADDR.parse().unwrap()],
+            ..config
+        };
+        World {
+            hub: Hub::new(config, now).unwrap(),
+            peers: Vec::new(),
+            now,
+            keyframes_asked: 0,
+            events: Vec::new(),
+            hub_timeout: now,
+        }
+    }
+
+    fn join(&mut self, n: u8) -> ViewerId {
+        let (mut peer, offer, pending) = Peer::h264(n, self.now);
+        let answer = self.hub.offer(self.now, peer.id, &offer).unwrap();
+        peer.accept(pending, &answer);
+        self.peers.push(peer);
+        self.pump();
+        ViewerId(n as u128)
+    }
+
+    fn peer(&mut self, id: ViewerId) -> &mut Peer {
+        self.peers.iter_mut().find(|p| p.id == id).unwrap()
+    }
+
+    /// Moves datagrams both ways until nobody has anything more to say right now.
+    fn pump(&mut self) {
+        for _ in 0..1000 {
+            let mut to_hub = Vec::new();
+            for peer in &mut self.peers {
+                peer.drain(&mut to_hub);
+                if peer.unplugged {
+                    to_hub.retain(|(src, _, _)| *src != peer.addr);
+                }
+            }
+            let mut to_peers = Vec::new();
+            for (source, destination, contents) in &to_hub {
+                self.hub.handle_input(Input::Receive {
+                    now: self.now,
+                    source: *source,
+                    destination: *destination,
+                    contents,
+                });
+            }
+            loop {
+                match self.hub.poll_output() {
+                    Output::Transmit(t) => to_peers.push(t),
+                    Output::KeyframeNeeded => self.keyframes_asked += 1,
+                    Output::Event(e) => self.events.push(e),
+                    Output::Timeout(t) => {
+                        self.hub_timeout = t;
+                        break;
+                    }
+                }
+            }
+            let delivered = to_peers.len();
+            for t in to_peers {
+                if let Some(peer) = self
+                    .peers
+                    .iter_mut()
+                    .find(|p| p.addr == t.destination && !p.unplugged)
+                {
+                    let receive = Receive {
+                        proto: t.proto,
+                        source: t.source,
+                        destination: t.destination,
+                        contents: (&*t.contents).try_into().unwrap(),
+                    };
+                    peer.rtc
+                        .handle_input(RtcInput::Receive(self.now, receive))
+                        .unwrap();
+                }
+            }
+            if to_hub.is_empty() && delivered == 0 {
+                return;
+            }
+        }
+        panic!("the network never went quiet");
+    }
+
+    /// Advances simulated time, firing every due timeout on the way.
+    fn advance(&mut self, by: Duration) {
+        let end = self.now + by;
+        while self.now < end {
+            self.now = (self.now + STEP).min(end);
+            let now = self.now;
+            if self.hub_timeout <= now {
+                self.hub.handle_input(Input::Timeout(now));
+            }
+            for peer in &mut self.peers {
+                if peer.next_timeout <= now {
+                    peer.rtc.handle_input(RtcInput::Timeout(now)).unwrap();
+                }
+            }
+            self.pump();
+        }
+    }
+
+    fn connect_all(&mut self) {
+        for _ in 0..400 {
+            if self.peers.iter().all(|p| p.connected && p.channel_open) {
+                return;
+            }
+            self.advance(STEP);
+        }
+        panic!("peers did not connect");
+    }
+
+    fn frame(&mut self, seq: u64, keyframe: bool) {
+        let frame = encoded(seq, keyframe, self.now);
+        self.hub.handle_input(Input::Frame {
+            now: self.now,
+            frame: &frame,
+        });
+        self.pump();
+        // One frame interval, so str0m's pacing and the peers' depacketizers settle.
+        self.advance(Duration::from_millis(33));
+    }
+
+    fn left(&self, id: ViewerId) -> Option<LeaveReason> {
+        self.events.iter().find_map(|e| match e {
+            HubEvent::ViewerLeft { viewer, reason } if *viewer == id => Some(reason.clone()),
+            _ => None,
+        })
+    }
+}
+
+/// A synthetic access unit: SPS, PPS and an IDR slice, or one P slice. The payload bytes
+/// carry `seq` so a peer can tell frames apart.
+fn encoded(seq: u64, keyframe: bool, now: Instant) -> EncodedFrame {
+    let mut au = Vec::new();
+    if keyframe {
+        au.extend_from_slice(&[0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1f, 0x8c, 0x8d]);
+        au.extend_from_slice(&[0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80]);
+        au.extend_from_slice(&[0, 0, 0, 1, 0x65]);
+    } else {
+        au.extend_from_slice(&[0, 0, 0, 1, 0x41]);
+    }
+    au.extend_from_slice(&seq.to_be_bytes());
+    // Big enough to need several packets (FU-A).
+    au.extend(std::iter::repeat_n(0x5a, 3000));
+    EncodedFrame {
+        data: Arc::from(au),
+        keyframe,
+        width: 64,
+        height: 64,
+        seq,
+        captured: now,
+        handed: now,
+        encoded: now,
+    }
+}
+
+fn carries_seq(frame: &[u8], seq: u64) -> bool {
+    frame.windows(8).any(|w| w == seq.to_be_bytes())
+}
+
+#[test]
+fn a_viewer_joins_gets_an_idr_first_and_then_every_frame() {
+    let mut w = World::new(HubConfig::default());
+    let id = w.join(1);
+    w.connect_all();
+    assert!(w.events.contains(&HubEvent::ViewerConnected(id)));
+    assert!(w.events.contains(&HubEvent::ControlOpened(id)));
+    assert_eq!(w.keyframes_asked, 1, "joining asks for one IDR");
+
+    // P-frames before the first IDR are held back.
+    w.frame(1, false);
+    w.frame(2, false);
+    assert!(w.peer(id).frames.is_empty());
+
+    w.frame(3, true);
+    w.frame(4, false);
+    w.frame(5, false);
+    let frames = &w.peer(id).frames;
+    assert_eq!(frames.len(), 3, "IDR and the two P-frames after it");
+    assert!(carries_seq(&frames[0], 3));
+    assert!(carries_seq(&frames[2], 5));
+    assert_eq!(w.hub.counters().connected, 1);
+}
+
+#[test]
+fn viewers_joining_together_cause_one_idr() {
+    let mut w = World::new(HubConfig::default());
+    let ids: Vec<_> = (1..=5).map(|n| w.join(n)).collect();
+    w.connect_all();
+    assert_eq!(w.keyframes_asked, 1);
+    assert_eq!(w.hub.counters().keyframes.coalesced, 4);
+
+    w.frame(1, true);
+    w.frame(2, false);
+    for id in ids {
+        assert_eq!(w.peer(id).frames.len(), 2, "viewer {id}");
+    }
+
+    // A later join asks again.
+    let late = w.join(9);
+    w.connect_all();
+    assert_eq!(w.keyframes_asked, 2);
+    w.frame(3, false);
+    assert!(w.peer(late).frames.is_empty(), "no P-frame before its IDR");
+}
+
+#[test]
+fn a_viewer_spamming_pli_cannot_make_the_stream_all_idr() {
+    let mut w = World::new(HubConfig::default());
+    let id = w.join(1);
+    w.connect_all();
+    w.frame(0, true);
+    let before = w.keyframes_asked;
+
+    // 3 s at 30 fps, a PLI with every frame; IDRs are produced when asked.
+    let mut idrs = 0;
+    let mut asked = w.keyframes_asked;
+    for seq in 1..=90 {
+        w.peer(id).send_pli();
+        w.pump();
+        let idr = w.keyframes_asked > asked;
+        asked = w.keyframes_asked;
+        if idr {
+            idrs += 1;
+        }
+        w.frame(seq, idr);
+    }
+    let requests = w.keyframes_asked - before;
+    assert!((2..=4).contains(&requests), "{requests} IDRs asked in 3 s");
+    assert_eq!(idrs, requests);
+    assert!(w.hub.counters().keyframes.rate_limited >= 80);
+}
+
+#[test]
+fn delete_removes_the_viewer_at_once_and_frees_its_slot() {
+    let mut w = World::new(HubConfig {
+        max_viewers: 1,
+        ..HubConfig::default()
+    });
+    let id = w.join(1);
+    w.connect_all();
+
+    let (other, offer, _) = Peer::h264(2, w.now);
+    assert_eq!(
+        w.hub.offer(w.now, other.id, &offer),
+        Err(OfferError::Full { max: 1 })
+    );
+
+    assert!(w.hub.remove(id));
+    assert!(!w.hub.remove(id), "second delete finds nothing");
+    w.pump();
+    assert_eq!(w.left(id), Some(LeaveReason::Deleted));
+    assert_eq!(w.hub.counters().viewers, 0);
+
+    // Its packets are strays now; nothing is sent to it.
+    w.frame(1, true);
+    w.advance(Duration::from_secs(5));
+    assert!(w.peer(id).frames.is_empty());
+    assert!(w.hub.counters().datagrams_unclaimed > 0);
+
+    assert!(w.hub.offer(w.now, other.id, &offer).is_ok());
+}
+
+#[test]
+fn a_viewer_that_goes_silent_is_dropped() {
+    let mut w = World::new(HubConfig::default());
+    let gone = w.join(1);
+    let stays = w.join(2);
+    w.connect_all();
+    w.peer(gone).unplugged = true;
+    let unplugged_at = w.now;
+    for seq in 0..(30 * 60) {
+        w.frame(seq, seq % 60 == 0);
+        if w.left(gone).is_some() {
+            break;
+        }
+    }
+    let took = w.now - unplugged_at;
+    assert!(
+        took <= Duration::from_secs(20),
+        "dropped after {took:?} (simulated)"
+    );
+    assert_eq!(w.left(gone), Some(LeaveReason::Disconnected));
+    assert_eq!(w.left(stays), None);
+    assert_eq!(w.hub.counters().viewers, 1);
+    let before = w.peer(stays).frames.len();
+    w.frame(10_000, false);
+    assert_eq!(
+        w.peer(stays).frames.len(),
+        before + 1,
+        "the other viewer still gets frames"
+    );
+}
+
+#[test]
+fn a_viewer_that_never_connects_is_dropped_after_the_connect_timeout() {
+    let mut w = World::new(HubConfig {
+        connect_timeout: Duration::from_secs(5),
+        ..HubConfig::default()
+    });
+    let (peer, offer, _pending) = Peer::h264(1, w.now);
+    w.hub.offer(w.now, peer.id, &offer).unwrap();
+    w.advance(Duration::from_secs(4));
+    assert_eq!(w.left(peer.id), None);
+    w.advance(Duration::from_secs(2));
+    assert_eq!(w.left(peer.id), Some(LeaveReason::ConnectTimeout));
+    assert_eq!(w.hub.counters().viewers, 0);
+}
+
+#[test]
+fn control_messages_go_both_ways() {
+    let mut w = World::new(HubConfig::default());
+    let id = w.join(1);
+    w.connect_all();
+    w.peer(id).send_control(r#"{"id":1,"cmd":"ping"}"#);
+    w.advance(Duration::from_millis(50));
+    let got = w.events.iter().find_map(|e| match e {
+        HubEvent::ControlMessage { viewer, data } if *viewer == id => Some(data.clone()),
+        _ => None,
+    });
+    assert_eq!(got.as_deref(), Some(&br#"{"id":1,"cmd":"ping"}"#[..]));
+
+    assert!(w.hub.send_control(w.now, id, r#"{"id":1,"ok":true}"#));
+    w.advance(Duration::from_millis(50));
+    assert_eq!(
+        w.peer(id).messages,
+        vec![r#"{"id":1,"ok":true}"#.to_string()]
+    );
+}
+
+#[test]
+fn oversized_control_messages_are_not_delivered() {
+    let mut w = World::new(HubConfig {
+        max_control_message: 100,
+        ..HubConfig::default()
+    });
+    let id = w.join(1);
+    w.connect_all();
+    w.peer(id).send_control(&"x".repeat(500));
+    w.advance(Duration::from_millis(50));
+    assert!(w.events.contains(&HubEvent::ControlOversized {
+        viewer: id,
+        len: 500
+    }));
+    assert!(
+        !w.events
+            .iter()
+            .any(|e| matches!(e, HubEvent::ControlMessage { .. }))
+    );
+}
+
+#[test]
+fn bad_offers_are_refused_with_a_reason() {
+    let now = Instant::now();
+    let mut hub = Hub::new(
+        HubConfig {
+            candidates: vec![HUB_ADDR.parse().unwrap()],
+            ..HubConfig::default()
+        },
+        now,
+    )
+    .unwrap();
+
+    for garbage in [
+        "",
+        "hello",
+        "v=0\r\n",
+        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\nm=video x\r\n",
+    ] {
+        let err = hub.offer(now, ViewerId(1), garbage).unwrap_err();
+        assert!(
+            matches!(err, OfferError::Malformed(_) | OfferError::Rejected(_)),
+            "{garbage:?} gave {err:?}"
+        );
+    }
+
+    let (_, vp8_only, _) = Peer::offer(2, now, RtcConfig::new().clear_codecs().enable_vp8(true));
+    assert_eq!(
+        hub.offer(now, ViewerId(2), &vp8_only),
+        Err(OfferError::NoH264)
+    );
+
+    // Data channel only, no video at all.
+    let mut rtc = RtcConfig::new().build(now);
+    let mut change = rtc.sdp_api();
+    change.add_channel("control".into());
+    let (offer, _) = change.apply().unwrap();
+    assert_eq!(
+        hub.offer(now, ViewerId(3), &offer.to_sdp_string()),
+        Err(OfferError::NoH264)
+    );
+
+    // The viewer offers to send video, not to receive it.
+    let mut rtc = RtcConfig::new().build(now);
+    let mut change = rtc.sdp_api();
+    change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+    let (offer, _) = change.apply().unwrap();
+    assert_eq!(
+        hub.offer(now, ViewerId(4), &offer.to_sdp_string()),
+        Err(OfferError::NoH264)
+    );
+
+    assert_eq!(
+        hub.counters().viewers,
+        0,
+        "refused offers leave nothing behind"
+    );
+}
+
+#[test]
+fn garbage_datagrams_are_ignored() {
+    let mut w = World::new(HubConfig::default());
+    let id = w.join(1);
+    w.connect_all();
+    let source: SocketAddr = "10.9.9.9:1234".parse().unwrap();
+    let destination: SocketAddr = HUB_ADDR.parse().unwrap();
+    for len in [0usize, 1, 12, 100, 1500] {
+        let junk: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+        w.hub.handle_input(Input::Receive {
+            now: w.now,
+            source,
+            destination,
+            contents: &junk,
+        });
+    }
+    // Garbage that claims to come from the connected viewer: must not kill it.
+    let from_peer = w.peer(id).addr;
+    for first in [0u8, 1, 20, 64, 128, 200] {
+        let junk = [
+            first, 0xff, 0x00, 0x13, 0x37, 0x42, 0x00, 0x00, 0x00, 0x00, 0x11, 0x22,
+        ];
+        w.hub.handle_input(Input::Receive {
+            now: w.now,
+            source: from_peer,
+            destination,
+            contents: &junk,
+        });
+    }
+    w.pump();
+    w.frame(1, true);
+    assert_eq!(w.peer(id).frames.len(), 1, "the viewer still gets frames");
+}

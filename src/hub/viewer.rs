@@ -1,0 +1,311 @@
+//! One viewer: a str0m `Rtc` and what the hub knows about it.
+//!
+//! Every mutation of the `Rtc` is followed by `drive`, which drains str0m's output until it
+//! asks for a future timeout (str0m's single-mutation rule) and turns what came out into
+//! `ViewerEvent`s for the hub. A panic inside str0m is caught here and ends only this viewer.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpOffer;
+use str0m::channel::ChannelId;
+use str0m::config::DtlsCert;
+use str0m::media::{MediaKind, MediaTime, Mid, Pt};
+use str0m::net::{Receive, Transmit};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+
+use super::{OfferError, ViewerId};
+
+/// The one data channel the device answers on.
+pub const CONTROL_LABEL: &str = "control";
+
+/// Constrained baseline first (what OpenH264 produces), then baseline, whose decoders play
+/// constrained baseline too. packetization-mode=1 only: IDRs are larger than one packet.
+const H264_PAYLOADS: [(u8, u8, u32); 2] = [(108, 109, 0x42e01f), (127, 121, 0x42001f)];
+
+/// Packets kept per viewer for NACK retransmission: about 2 s at 1.5 Mbit/s.
+const SEND_BUFFER_PACKETS: usize = 300;
+
+/// Guards against a driving loop that never settles (a str0m bug): a viewer that needs more
+/// rounds than this in one call is dropped rather than stalling everyone.
+const MAX_DRIVE_ROUNDS: usize = 10_000;
+
+#[derive(Debug)]
+pub enum ViewerEvent {
+    Transmit(Transmit),
+    /// ICE and DTLS are up: media can flow.
+    Connected,
+    /// ICE lost the viewer.
+    Disconnected,
+    KeyframeRequest,
+    ControlOpen,
+    ControlData(Vec<u8>),
+    ControlClose,
+    /// str0m failed (error or panic) on this viewer; it must go.
+    Failed(String),
+}
+
+pub struct Viewer {
+    pub id: ViewerId,
+    rtc: Rtc,
+    pub created: Instant,
+    pub connected: bool,
+    video: Option<(Mid, Pt)>,
+    control: Option<ChannelId>,
+    /// No picture has gone out yet: P-frames are held back until the first IDR.
+    pub awaiting_keyframe: bool,
+    pub timeout: Instant,
+    /// Set once the viewer must go; the hub removes it after its last events are out.
+    pub failed: bool,
+    pub leave_reason: Option<super::LeaveReason>,
+}
+
+impl Viewer {
+    /// Builds the viewer's `Rtc`, accepts the offer and returns the viewer with its answer.
+    pub fn from_offer(
+        id: ViewerId,
+        now: Instant,
+        sdp: &str,
+        candidates: &[Candidate],
+        cert: &DtlsCert,
+        events: &mut Vec<ViewerEvent>,
+    ) -> Result<(Viewer, String), OfferError> {
+        let offer = SdpOffer::from_sdp_string(sdp)
+            .map_err(|e| OfferError::Malformed(first_line(&e.to_string())))?;
+
+        let mut config = RtcConfig::new()
+            .clear_codecs()
+            .set_dtls_cert(cert.clone())
+            .set_send_buffer_video(SEND_BUFFER_PACKETS);
+        for (pt, rtx, profile) in H264_PAYLOADS {
+            config
+                .codec_config()
+                .add_h264(pt.into(), Some(rtx.into()), true, profile);
+        }
+        // A viewer that stops answering (tab killed, phone out of range) is declared gone
+        // after about 15 s (str0m's floor) instead of its default of about 22 s.
+        config.set_max_stun_rto(Duration::from_millis(1000));
+        config.set_max_stun_retransmits(6);
+        let mut rtc = config.build(now);
+        for c in candidates {
+            rtc.add_local_candidate(c.clone());
+        }
+
+        let answer = catch_unwind(AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer)))
+            .map_err(|_| OfferError::Rejected("the offer could not be processed".into()))?
+            .map_err(|e| OfferError::Rejected(first_line(&e.to_string())))?;
+
+        let mut viewer = Viewer {
+            id,
+            rtc,
+            created: now,
+            connected: false,
+            video: None,
+            control: None,
+            awaiting_keyframe: true,
+            timeout: now,
+            failed: false,
+            leave_reason: None,
+        };
+        viewer.drive(now, events);
+        if viewer.failed {
+            return Err(OfferError::Rejected(
+                "the offer could not be processed".into(),
+            ));
+        }
+        // str0m announces media (`MediaAdded`) only once DTLS is up; the answer already tells
+        // which m-lines were accepted.
+        let mids: Vec<Mid> = answer
+            .media_lines
+            .iter()
+            .filter(|m| !m.disabled && m.typ.is_media())
+            .map(|m| m.mid())
+            .collect();
+        for mid in mids {
+            let sends_video = viewer
+                .rtc
+                .media(mid)
+                .is_some_and(|m| m.kind() == MediaKind::Video && m.direction().is_sending());
+            if sends_video && let Some(pt) = viewer.pick_h264(mid) {
+                viewer.video = Some((mid, pt));
+                break;
+            }
+        }
+        if viewer.video.is_none() {
+            return Err(OfferError::NoH264);
+        }
+        Ok((viewer, answer.to_sdp_string()))
+    }
+
+    fn pick_h264(&mut self, mid: Mid) -> Option<Pt> {
+        let writer = self.rtc.writer(mid)?;
+        let negotiated: Vec<(Pt, Option<u32>)> = writer
+            .payload_params()
+            .filter(|p| p.spec().codec == str0m::format::Codec::H264)
+            .map(|p| (p.pt(), p.spec().format.profile_level_id))
+            .collect();
+        H264_PAYLOADS
+            .iter()
+            .find_map(|(_, _, profile)| {
+                negotiated
+                    .iter()
+                    .find(|(_, p)| *p == Some(*profile))
+                    .map(|(pt, _)| *pt)
+            })
+            .or_else(|| negotiated.first().map(|(pt, _)| *pt))
+    }
+
+    pub fn accepts(&self, input: &Input) -> bool {
+        !self.failed && self.rtc.accepts(input)
+    }
+
+    pub fn has_video(&self) -> bool {
+        self.video.is_some()
+    }
+
+    pub fn receive(&mut self, now: Instant, receive: Receive, events: &mut Vec<ViewerEvent>) {
+        let input = Input::Receive(now, receive);
+        self.guarded(events, |rtc| rtc.handle_input(input));
+        self.drive(now, events);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant, events: &mut Vec<ViewerEvent>) {
+        self.guarded(events, |rtc| rtc.handle_input(Input::Timeout(now)));
+        self.drive(now, events);
+    }
+
+    /// Sends one access unit, shared with the other viewers without a copy.
+    pub fn write_frame(
+        &mut self,
+        now: Instant,
+        wallclock: Instant,
+        rtp_time: MediaTime,
+        data: &Arc<[u8]>,
+        events: &mut Vec<ViewerEvent>,
+    ) {
+        let Some((mid, pt)) = self.video else { return };
+        let data = data.clone();
+        self.guarded(events, |rtc| match rtc.writer(mid) {
+            Some(w) => w.write(pt, wallclock, rtp_time, data),
+            None => Ok(()),
+        });
+        self.drive(now, events);
+    }
+
+    /// Sends one text message on the control channel. False if there is no open channel.
+    pub fn send_control(
+        &mut self,
+        now: Instant,
+        text: &str,
+        events: &mut Vec<ViewerEvent>,
+    ) -> bool {
+        let Some(cid) = self.control else {
+            return false;
+        };
+        let mut sent = false;
+        self.guarded(events, |rtc| {
+            if let Some(mut channel) = rtc.channel(cid) {
+                sent = channel.write(false, text.as_bytes())?;
+            }
+            Ok(())
+        });
+        self.drive(now, events);
+        sent
+    }
+
+    pub fn disconnect(&mut self) {
+        self.rtc.disconnect();
+    }
+
+    fn guarded(
+        &mut self,
+        events: &mut Vec<ViewerEvent>,
+        f: impl FnOnce(&mut Rtc) -> Result<(), str0m::RtcError>,
+    ) {
+        if self.failed {
+            return;
+        }
+        match catch_unwind(AssertUnwindSafe(|| f(&mut self.rtc))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => self.fail(events, format!("webrtc error: {e}")),
+            Err(_) => self.fail(events, "webrtc panicked".into()),
+        }
+    }
+
+    fn fail(&mut self, events: &mut Vec<ViewerEvent>, why: String) {
+        self.failed = true;
+        events.push(ViewerEvent::Failed(why));
+    }
+
+    /// Drains str0m until it wants a future timeout, feeding it `now` whenever it asks for
+    /// time that has already come (str0m sends queued media only on a timeout).
+    pub fn drive(&mut self, now: Instant, events: &mut Vec<ViewerEvent>) {
+        // Feeding `now` is repeated only while it makes progress: str0m may keep reporting
+        // a timeout that is due without having anything to do for it.
+        let mut fed_now = false;
+        for _ in 0..MAX_DRIVE_ROUNDS {
+            if self.failed {
+                return;
+            }
+            let polled = match catch_unwind(AssertUnwindSafe(|| self.rtc.poll_output())) {
+                Ok(Ok(output)) => output,
+                Ok(Err(e)) => return self.fail(events, format!("webrtc error: {e}")),
+                Err(_) => return self.fail(events, "webrtc panicked".into()),
+            };
+            match polled {
+                Output::Timeout(at) if at <= now && !fed_now => {
+                    fed_now = true;
+                    self.guarded(events, |rtc| rtc.handle_input(Input::Timeout(now)));
+                }
+                Output::Timeout(at) => {
+                    self.timeout = at;
+                    if !self.rtc.is_alive() {
+                        // The viewer closed the connection (DTLS close): no need to wait for ICE.
+                        self.failed = true;
+                        events.push(ViewerEvent::Disconnected);
+                    }
+                    return;
+                }
+                Output::Transmit(t) => {
+                    fed_now = false;
+                    events.push(ViewerEvent::Transmit(t));
+                }
+                Output::Event(e) => {
+                    fed_now = false;
+                    self.on_event(e, events);
+                }
+            }
+        }
+        self.fail(events, "webrtc did not settle".into());
+    }
+
+    fn on_event(&mut self, event: Event, events: &mut Vec<ViewerEvent>) {
+        match event {
+            Event::Connected => {
+                self.connected = true;
+                events.push(ViewerEvent::Connected);
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                events.push(ViewerEvent::Disconnected);
+            }
+            Event::KeyframeRequest(_) => events.push(ViewerEvent::KeyframeRequest),
+            Event::ChannelOpen(cid, label) if label == CONTROL_LABEL && self.control.is_none() => {
+                self.control = Some(cid);
+                events.push(ViewerEvent::ControlOpen);
+            }
+            Event::ChannelData(d) if Some(d.id) == self.control => {
+                events.push(ViewerEvent::ControlData(d.data));
+            }
+            Event::ChannelClose(cid) if Some(cid) == self.control => {
+                self.control = None;
+                events.push(ViewerEvent::ControlClose);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").trim().to_string()
+}
