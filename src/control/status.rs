@@ -1,0 +1,34 @@
+//! The device status: the `status` command's result and `GET /api/status`.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Status {
+    /// Source kind (`test`, later `v4l2`) and a readable description.
+    pub source: String,
+    pub source_name: String,
+    pub width: u32,
+    pub height: u32,
+    /// Configured frame rate, and what the encoder actually produced over the last seconds.
+    pub fps: u32,
+    pub fps_measured: f64,
+    /// Target bitrate, and what went out over the last seconds.
+    pub bitrate_kbps: u32,
+    pub bitrate_measured_kbps: f64,
+    pub viewers: usize,
+    pub viewers_connected: usize,
+    pub max_viewers: usize,
+    pub uptime_s: f64,
+    pub frames_captured: u64,
+    pub frames_encoded: u64,
+    /// Frames lost before the viewers: replaced in the latest-wins mailbox, or refused by a
+    /// full queue to the event loop.
+    pub frames_dropped: u64,
+    /// Frames the encoder's rate control chose to skip.
+    pub frames_skipped: u64,
+    pub keyframes: u64,
+    /// Median time to encode one frame, over recent frames.
+    pub encode_ms_p50: f64,
+    /// Median time from a frame entering the encoder to its last packet leaving the socket.
+    pub capture_to_wire_ms_p50: f64,
+}
