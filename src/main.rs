@@ -1,1 +1,46 @@
-fn main(){}
+//! `rtcam`: parse the command line, start the server, stop it cleanly on SIGINT/SIGTERM.
+
+use std::process::ExitCode;
+
+use async_signal::{Signal, Signals};
+use clap::Parser;
+use smol::stream::StreamExt;
+
+use rtcam::cli::Cli;
+use rtcam::runtime;
+
+fn main() -> ExitCode {
+    let config = Cli::parse().into_config();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+
+    // Registered before anything starts, so an early Ctrl-C still stops cleanly.
+    let mut signals = match Signals::new([Signal::Int, Signal::Term]) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("cannot handle signals: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let mut server = match runtime::spawn(config) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    log::info!("streaming: open {} in a browser", server.url());
+    log::info!("WHEP endpoint: {}whep", server.url());
+
+    let stopper = server.stopper();
+    let waiter = std::thread::spawn(move || {
+        if let Some(Ok(signal)) = smol::block_on(signals.next()) {
+            log::info!("{signal:?} received, stopping");
+        }
+        let _ = stopper.try_send(());
+    });
+    server.join();
+    drop(waiter);
+    log::info!("stopped");
+    ExitCode::SUCCESS
+}

@@ -9,7 +9,7 @@ use crate::hub::ViewerId;
 
 /// What commands act on. The runtime implements it over the hub and the encoder.
 pub trait Device {
-    fn status(&self) -> Status;
+    fn status(&mut self) -> Status;
     /// Asks for an IDR on the viewer's behalf (limited like PLI).
     fn request_keyframe(&mut self, viewer: ViewerId);
 }
@@ -80,7 +80,7 @@ mod tests {
     }
 
     impl Device for FakeDevice {
-        fn status(&self) -> Status {
+        fn status(&mut self) -> Status {
             Status {
                 width: 640,
                 height: 480,

@@ -74,12 +74,23 @@ impl Response {
 /// Parses one message. On failure returns the request id when it could be read, so the
 /// client can match the error to its request.
 pub fn parse(data: &[u8]) -> Result<Request, (Option<u32>, Failure)> {
-    let text = std::str::from_utf8(data)
-        .map_err(|_| (None, Failure::new(ErrorCode::BadJson, "message is not UTF-8 text")))?;
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| (None, Failure::new(ErrorCode::BadJson, format!("invalid JSON: {e}"))))?;
+    let text = std::str::from_utf8(data).map_err(|_| {
+        (
+            None,
+            Failure::new(ErrorCode::BadJson, "message is not UTF-8 text"),
+        )
+    })?;
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        (
+            None,
+            Failure::new(ErrorCode::BadJson, format!("invalid JSON: {e}")),
+        )
+    })?;
     let Value::Object(mut args) = value else {
-        return Err((None, Failure::new(ErrorCode::BadJson, "expected a JSON object")));
+        return Err((
+            None,
+            Failure::new(ErrorCode::BadJson, "expected a JSON object"),
+        ));
     };
 
     let id = match args.remove("id") {
@@ -89,7 +100,10 @@ pub fn parse(data: &[u8]) -> Result<Request, (Option<u32>, Failure)> {
     let Some(id) = id else {
         return Err((
             None,
-            Failure::new(ErrorCode::BadRequest, "\"id\" must be an integer from 0 to 4294967295"),
+            Failure::new(
+                ErrorCode::BadRequest,
+                "\"id\" must be an integer from 0 to 4294967295",
+            ),
         ));
     };
     let cmd = match args.remove("cmd") {
@@ -125,13 +139,22 @@ mod tests {
             (b"[1,2]", None, ErrorCode::BadJson),
             (br#"{"cmd":"ping"}"#, None, ErrorCode::BadRequest),
             (br#"{"id":-1,"cmd":"ping"}"#, None, ErrorCode::BadRequest),
-            (br#"{"id":4294967296,"cmd":"ping"}"#, None, ErrorCode::BadRequest),
+            (
+                br#"{"id":4294967296,"cmd":"ping"}"#,
+                None,
+                ErrorCode::BadRequest,
+            ),
             (br#"{"id":"1","cmd":"ping"}"#, None, ErrorCode::BadRequest),
             (br#"{"id":3,"cmd":5}"#, Some(3), ErrorCode::BadRequest),
         ];
         for (input, id, code) in cases {
             let (got_id, failure) = parse(input).unwrap_err();
-            assert_eq!((got_id, failure.code), (id, code), "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                (got_id, failure.code),
+                (id, code),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 
@@ -146,7 +169,10 @@ mod tests {
 
         let err = Response {
             id: None,
-            outcome: Err(Failure::new(ErrorCode::UnknownCommand, "no such command: x")),
+            outcome: Err(Failure::new(
+                ErrorCode::UnknownCommand,
+                "no such command: x",
+            )),
         };
         let v: Value = serde_json::from_str(&err.to_json()).unwrap();
         assert_eq!(

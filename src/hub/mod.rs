@@ -119,10 +119,11 @@ pub enum HubEvent {
         viewer: ViewerId,
         data: Vec<u8>,
     },
-    /// A control message over `max_control_message` was dropped unread.
+    /// A control message over `max` bytes was dropped unread.
     ControlOversized {
         viewer: ViewerId,
         len: usize,
+        max: usize,
     },
     ControlClosed(ViewerId),
 }
@@ -467,6 +468,7 @@ impl Hub {
                         HubEvent::ControlOversized {
                             viewer: id,
                             len: data.len(),
+                            max: self.config.max_control_message,
                         }
                     } else {
                         HubEvent::ControlMessage { viewer: id, data }

@@ -1,0 +1,202 @@
+//! HTTP routes: WHEP signaling (draft-ietf-wish-whep, shaped like WHIP, RFC 9725), the
+//! viewer page, status and health.
+//!
+//! The routes hold no state: each request becomes a `Signal` for the event loop, which owns
+//! the hub, and the reply comes back on a one-shot channel.
+
+use std::rc::Rc;
+
+use smol::channel::{Sender, bounded};
+
+use super::http::{Request, Response};
+use crate::control::Status;
+use crate::hub::{OfferError, ViewerId};
+
+/// The page, compiled in: no CDN, no build step.
+pub const PAGE: &str = include_str!("../web/index.html");
+
+const SDP: &str = "application/sdp";
+const JSON: &str = "application/json";
+
+/// What the routes ask of the event loop.
+pub enum Signal {
+    Offer {
+        sdp: String,
+        reply: Sender<Result<(ViewerId, String), OfferError>>,
+    },
+    Delete {
+        id: ViewerId,
+        reply: Sender<bool>,
+    },
+    Status {
+        reply: Sender<Status>,
+    },
+    Health {
+        reply: Sender<Result<(), String>>,
+    },
+}
+
+pub struct Routes {
+    loop_tx: Sender<Signal>,
+    cors_origin: Option<String>,
+}
+
+impl Routes {
+    pub fn new(loop_tx: Sender<Signal>, cors_origin: Option<String>) -> Rc<Routes> {
+        Rc::new(Routes {
+            loop_tx,
+            cors_origin,
+        })
+    }
+
+    pub async fn handle(self: Rc<Self>, req: Request) -> Response {
+        let response = self.route(&req).await;
+        self.with_cors(&req, response)
+    }
+
+    async fn route(&self, req: &Request) -> Response {
+        let method = req.method.as_str();
+        let path = req.path();
+        match path {
+            "/" | "/index.html" => match method {
+                "GET" | "HEAD" => Response::new(200)
+                    .header("Cache-Control", "no-store")
+                    .with_body("text/html; charset=utf-8", PAGE),
+                _ => not_allowed("GET, HEAD"),
+            },
+            "/healthz" => match method {
+                "GET" | "HEAD" => match self.ask(|reply| Signal::Health { reply }).await {
+                    Some(Ok(())) => Response::text(200, "ok"),
+                    Some(Err(why)) => Response::text(503, &why),
+                    None => stopping(),
+                },
+                _ => not_allowed("GET, HEAD"),
+            },
+            "/api/status" => match method {
+                "GET" | "HEAD" => match self.ask(|reply| Signal::Status { reply }).await {
+                    Some(status) => json(200, &status),
+                    None => stopping(),
+                },
+                _ => not_allowed("GET, HEAD"),
+            },
+            "/whep" => match method {
+                "POST" => self.offer(req).await,
+                "OPTIONS" => Response::new(204)
+                    .header("Allow", "OPTIONS, POST")
+                    .header("Accept-Post", SDP),
+                _ => not_allowed("OPTIONS, POST"),
+            },
+            _ => match path.strip_prefix("/whep/") {
+                Some(id) => self.resource(req, id).await,
+                None => Response::text(404, "not found"),
+            },
+        }
+    }
+
+    async fn offer(&self, req: &Request) -> Response {
+        if !is_sdp(req.header("content-type")) {
+            return Response::text(
+                415,
+                "the offer must be sent as Content-Type: application/sdp",
+            );
+        }
+        let Ok(sdp) = String::from_utf8(req.body.clone()) else {
+            return Response::text(400, "malformed SDP offer: not UTF-8 text");
+        };
+        match self.ask(|reply| Signal::Offer { sdp, reply }).await {
+            Some(Ok((id, answer))) => Response::new(201)
+                .header("Location", format!("/whep/{id}"))
+                .header("Cache-Control", "no-store")
+                .with_body(SDP, answer),
+            Some(Err(e @ OfferError::Full { .. })) => {
+                Response::text(503, &e.to_string()).header("Retry-After", "5")
+            }
+            Some(Err(e)) => Response::text(400, &e.to_string()),
+            None => stopping(),
+        }
+    }
+
+    async fn resource(&self, req: &Request, id: &str) -> Response {
+        let allow = "OPTIONS, DELETE";
+        match req.method.as_str() {
+            "DELETE" => {
+                let Ok(id) = id.parse::<ViewerId>() else {
+                    return Response::text(404, "no such viewer");
+                };
+                match self.ask(|reply| Signal::Delete { id, reply }).await {
+                    Some(true) => Response::text(200, "viewer removed"),
+                    Some(false) => Response::text(404, "no such viewer"),
+                    None => stopping(),
+                }
+            }
+            "OPTIONS" => Response::new(204).header("Allow", allow),
+            // Trickle ICE and ICE restarts (PATCH) are not supported: the answer carries every
+            // host candidate, and a viewer that lost its connection posts a new offer.
+            _ => not_allowed(allow),
+        }
+    }
+
+    /// Sends a signal to the event loop and waits for its reply. None when the loop is gone.
+    async fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Signal) -> Option<T> {
+        let (tx, rx) = bounded(1);
+        self.loop_tx.send(make(tx)).await.ok()?;
+        rx.recv().await.ok()
+    }
+
+    fn with_cors(&self, req: &Request, response: Response) -> Response {
+        let Some(origin) = &self.cors_origin else {
+            return response;
+        };
+        let response = response
+            .header("Access-Control-Allow-Origin", origin.as_str())
+            .header("Access-Control-Expose-Headers", "Location, Content-Type");
+        if req.method == "OPTIONS" {
+            response
+                .header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+                .header(
+                    "Access-Control-Allow-Headers",
+                    "Content-Type, Authorization",
+                )
+                .header("Access-Control-Max-Age", "600")
+        } else {
+            response
+        }
+    }
+}
+
+fn is_sdp(content_type: Option<&str>) -> bool {
+    content_type
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(SDP))
+}
+
+fn not_allowed(allow: &str) -> Response {
+    Response::text(405, "method not allowed").header("Allow", allow)
+}
+
+fn stopping() -> Response {
+    Response::text(503, "rtcam is shutting down")
+}
+
+fn json(status: u16, value: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => Response::new(status)
+            .header("Cache-Control", "no-store")
+            .with_body(JSON, body),
+        Err(e) => Response::text(500, &format!("cannot encode status: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sdp_content_type_ignores_parameters_and_case() {
+        assert!(is_sdp(Some("application/sdp")));
+        assert!(is_sdp(Some("Application/SDP; charset=utf-8")));
+        assert!(!is_sdp(Some("text/plain")));
+        assert!(!is_sdp(Some("application/sdpx")));
+        assert!(!is_sdp(None));
+    }
+}

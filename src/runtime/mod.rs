@@ -1,0 +1,223 @@
+//! Starting and stopping rtcam: binds the sockets, opens the source, starts the encoder and
+//! runs the event loop on its own thread.
+//!
+//! ```text
+//! capture thread ─(raw frame, latest wins)─► encoder thread ─(access unit)─► event loop
+//!                                                                 ▲             │ hub, UDP
+//!                                  HTTP connections (same loop) ──┘ signals     ▼ socket
+//! ```
+
+mod event_loop;
+pub mod meter;
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::rc::Rc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use smol::channel::{Sender, bounded};
+
+use crate::config::{Config, SourceSpec};
+use crate::encode::Pipeline;
+use crate::hub::{Hub, HubConfig};
+use crate::net::http::{self, Limits};
+use crate::net::interfaces::host_candidates;
+use crate::net::udp::MediaSocket;
+use crate::net::whep::Routes;
+use crate::source::FrameSource;
+use crate::source::pattern::TestPattern;
+use event_loop::EventLoop;
+use meter::{LatencyWindow, StreamMeter};
+
+/// Encoded frames waiting for the event loop. A few frames: the loop normally takes each at
+/// once; if it stalls longer than this, frames drop (and the encoder makes an IDR) rather than
+/// queue up delay.
+const FRAME_QUEUE: usize = 4;
+
+#[derive(Debug)]
+pub enum StartError {
+    Http(SocketAddr, io::Error),
+    Media(SocketAddr, io::Error),
+    Source(String),
+    Encoder(String),
+    Hub(String),
+    Thread(io::Error),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Http(a, e) => write!(f, "cannot listen for HTTP on {a}: {e}"),
+            StartError::Media(a, e) => write!(f, "cannot bind the UDP media port {a}: {e}"),
+            StartError::Source(e) => write!(f, "cannot open the frame source: {e}"),
+            StartError::Encoder(e) => write!(f, "cannot start the encoder: {e}"),
+            StartError::Hub(e) => write!(f, "cannot set up WebRTC: {e}"),
+            StartError::Thread(e) => write!(f, "cannot start the event loop thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// A running rtcam. Dropping it without `stop` leaves it running until the process ends.
+pub struct Server {
+    pub http_addr: SocketAddr,
+    pub media_addr: SocketAddr,
+    stop: Sender<()>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// The page to open, with a host a browser can reach when listening on all addresses.
+    pub fn url(&self) -> String {
+        let port = self.http_addr.port();
+        match self.http_addr.ip() {
+            ip if ip.is_unspecified() => {
+                let host = host_candidates(SocketAddr::new(ip, port))
+                    .first()
+                    .map(|a| a.ip())
+                    .unwrap_or(ip);
+                url_for(SocketAddr::new(host, port))
+            }
+            _ => url_for(self.http_addr),
+        }
+    }
+
+    /// Stops the loop (viewers are closed, the encoder and capture threads end) and waits.
+    pub fn stop(mut self) {
+        let _ = self.stop.try_send(());
+        self.join();
+    }
+
+    /// Waits for the loop to end by itself (the encoder died).
+    pub fn join(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// A sender that stops the server from another thread (signal handling).
+    pub fn stopper(&self) -> Sender<()> {
+        self.stop.clone()
+    }
+}
+
+fn url_for(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => format!("http://{}:{}/", a.ip(), a.port()),
+        SocketAddr::V6(a) => format!("http://[{}]:{}/", a.ip(), a.port()),
+    }
+}
+
+/// Starts rtcam with `config`. Sockets are bound before this returns, so a busy port is an
+/// error here, not later.
+pub fn spawn(config: Config) -> Result<Server, StartError> {
+    let listener =
+        TcpListener::bind(config.listen).map_err(|e| StartError::Http(config.listen, e))?;
+    let http_addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Http(config.listen, e))?;
+    let media_bind = SocketAddr::new(config.listen.ip(), config.rtc_port);
+    let socket = MediaSocket::bind(media_bind).map_err(|e| StartError::Media(media_bind, e))?;
+    let media_addr = socket.local_addr();
+
+    let started = Instant::now();
+    let candidates = host_candidates(media_addr);
+    log::info!(
+        "media on UDP port {}; ICE host candidates: {}",
+        media_addr.port(),
+        candidates
+            .iter()
+            .map(|a| a.ip().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let hub = Hub::new(
+        HubConfig {
+            max_viewers: config.max_viewers,
+            candidates,
+            ..HubConfig::default()
+        },
+        started,
+    )
+    .map_err(|e| StartError::Hub(e.to_string()))?;
+
+    let source = open_source(&config)?;
+    let source_info = source.info();
+    let (frames_tx, frames) = bounded(FRAME_QUEUE);
+    let pipeline = Pipeline::start(source, config.encoder.clone(), frames_tx)
+        .map_err(|e| StartError::Encoder(e.to_string()))?;
+
+    let (stop_tx, stop) = bounded(1);
+    let (signals_tx, signals) = bounded(64);
+    let event_loop = EventLoop {
+        hub,
+        socket,
+        pipeline,
+        frames,
+        signals,
+        stop,
+        settings: config.encoder.clone(),
+        source: source_info,
+        max_viewers: config.max_viewers,
+        started,
+        meter: StreamMeter::new(Duration::from_secs(2)),
+        wire: LatencyWindow::new(120),
+    };
+    let cors_origin = config.cors_origin.clone();
+    let thread = std::thread::Builder::new()
+        .name("rtcam-loop".into())
+        .spawn(move || run_loop(listener, Routes::new(signals_tx, cors_origin), event_loop))
+        .map_err(StartError::Thread)?;
+
+    Ok(Server {
+        http_addr,
+        media_addr,
+        stop: stop_tx,
+        thread: Some(thread),
+    })
+}
+
+fn run_loop(listener: TcpListener, routes: Rc<Routes>, event_loop: EventLoop) {
+    let executor = Rc::new(smol::LocalExecutor::new());
+    let serve = {
+        let executor = executor.clone();
+        async move {
+            let listener = match smol::net::TcpListener::try_from(listener) {
+                Ok(l) => l,
+                Err(e) => {
+                    log::error!("HTTP listener: {e}");
+                    return;
+                }
+            };
+            let handler = move |req| routes.clone().handle(req);
+            if let Err(e) = http::serve(listener, Limits::default(), executor, handler).await {
+                log::error!("HTTP server stopped: {e}");
+            }
+        }
+    };
+    executor.spawn(serve).detach();
+    smol::block_on(executor.run(event_loop.run()));
+}
+
+fn open_source(config: &Config) -> Result<Box<dyn FrameSource>, StartError> {
+    let e = &config.encoder;
+    let pattern = || {
+        TestPattern::new(e.width, e.height, e.fps)
+            .map(|p| Box::new(p) as Box<dyn FrameSource>)
+            .map_err(|err| StartError::Source(err.to_string()))
+    };
+    match &config.source {
+        SourceSpec::Test => pattern(),
+        SourceSpec::Auto => {
+            log::info!("source auto: camera capture is not built yet, using the test pattern");
+            pattern()
+        }
+        SourceSpec::Device(path) => Err(StartError::Source(format!(
+            "{}: camera capture (V4L2) is not supported in this version; use --source test",
+            path.display()
+        ))),
+    }
+}
