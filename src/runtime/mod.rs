@@ -193,9 +193,8 @@ fn run_loop(listener: TcpListener, routes: Rc<Routes>, event_loop: EventLoop) {
                 }
             };
             let handler = move |req| routes.clone().handle(req);
-            if let Err(e) = http::serve(listener, Limits::default(), executor, handler).await {
-                log::error!("HTTP server stopped: {e}");
-            }
+            let e = http::serve(listener, Limits::default(), executor, handler).await;
+            log::error!("HTTP server stopped: {e}");
         }
     };
     executor.spawn(serve).detach();

@@ -1,0 +1,236 @@
+//! A small HTTP/1.1 server for rtcam's few routes (WHEP, the page, the status JSON).
+//!
+//! Hand-rolled on `httparse` because rtcam runs on small boards and serves a handful of routes:
+//! we want exact control of limits and timeouts and a tiny binary, and the smol-compatible
+//! servers pull in far more than that.
+//!
+//! It speaks HTTP/1.0 and 1.1 with keep-alive and pipelining. Request bodies are framed by
+//! `Content-Length` only (no chunked uploads), `Expect: 100-continue` is honoured, and every
+//! resource a client can tie up is bounded by [`Limits`]: head and body size, connection count,
+//! and how long a client may take to send a request or to read the response. A refused request
+//! gets its status (400, 408, 411, 413, 431, 501; 503 when all connection slots are taken) and
+//! the connection is closed.
+
+mod connection;
+mod head;
+mod reply;
+#[cfg(test)]
+mod tests;
+
+use std::cell::Cell;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use smol::net::TcpListener;
+use smol::{LocalExecutor, Timer};
+
+/// One complete request, body included, as the handler sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// As sent, e.g. `GET` (methods are case-sensitive). `HEAD` requests reach the handler as
+    /// `HEAD`; the server drops the body of the response.
+    pub method: String,
+    /// Path and query as sent, e.g. `/whep/abc?x=1`.
+    pub target: String,
+    /// In the order sent, names in the client's case: look them up with [`Request::header`].
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub peer: SocketAddr,
+}
+
+impl Request {
+    /// The first value of header `name`, compared case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header_values(&self.headers, name).next()
+    }
+
+    /// The target without its query.
+    pub fn path(&self) -> &str {
+        self.target
+            .split_once('?')
+            .map_or(self.target.as_str(), |(path, _)| path)
+    }
+}
+
+/// What the handler answers. The server adds `Content-Length` and, when it closes the
+/// connection, `Connection: close`; a handler's own `Content-Length`, `Transfer-Encoding` and
+/// `Connection` headers are not sent (a `Connection: close` makes the server close after it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// An empty response with `status`.
+    pub fn new(status: u16) -> Self {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// Adds a header; a name may appear more than once (WHEP sends several `Link` headers).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the body and its `Content-Type`, replacing any earlier one.
+    pub fn with_body(mut self, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        self.headers
+            .retain(|(name, _)| !name.eq_ignore_ascii_case("content-type"));
+        self.headers
+            .push(("Content-Type".to_owned(), content_type.to_owned()));
+        self.body = body.into();
+        self
+    }
+
+    /// A one-line plain-text message, e.g. for errors.
+    pub fn text(status: u16, message: &str) -> Self {
+        Response::new(status).with_body("text/plain; charset=utf-8", format!("{message}\n"))
+    }
+}
+
+/// What one client may cost the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Request line plus header fields; more gets 431.
+    pub max_head_bytes: usize,
+    /// Request body; a larger `Content-Length` gets 413 before the body is read.
+    pub max_body_bytes: usize,
+    /// A whole request (head and body) must arrive within this, else 408. Also the time a client
+    /// gets to take in a response, and to send its first request after connecting.
+    pub read_timeout: Duration,
+    /// A kept-alive connection with no request under way closes after this.
+    pub idle_timeout: Duration,
+    /// Connections open at once; more are answered 503 and closed.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_head_bytes: 8 * 1024,
+            max_body_bytes: 64 * 1024,
+            read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_connections: 64,
+        }
+    }
+}
+
+/// How long the accept loop pauses after an error such as running out of file descriptors,
+/// so it does not spin while the condition lasts.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Accepts connections on `listener` and serves each in its own task on `executor`, answering
+/// every request with `handler`.
+///
+/// Runs for as long as the listener works: it returns only when accepting fails in a way that
+/// retrying cannot fix, with that error. Transient failures (a connection reset before it was
+/// accepted, running out of file descriptors) are logged and retried. Dropping the returned
+/// future stops accepting; connections already open are served to their end.
+///
+/// The event loop is single-threaded, so neither the handler nor its futures need be `Send`.
+pub async fn serve<H, F>(
+    listener: TcpListener,
+    limits: Limits,
+    executor: Rc<LocalExecutor<'static>>,
+    handler: H,
+) -> io::Error
+where
+    H: Fn(Request) -> F + 'static,
+    F: Future<Output = Response> + 'static,
+{
+    let handler = Rc::new(handler);
+    let open = Rc::new(Cell::new(0));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => match classify_accept_error(&error) {
+                AcceptError::Retry => continue,
+                AcceptError::BackOff => {
+                    log::warn!("http: accept failed, pausing: {error}");
+                    Timer::after(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+                AcceptError::Fatal => return error,
+            },
+        };
+        let Some(slot) = ConnectionSlot::claim(&open, limits.max_connections) else {
+            log::info!(
+                "http: refused {peer}: all {} connection slots in use",
+                limits.max_connections
+            );
+            connection::turn_away(stream).await;
+            continue;
+        };
+        let handler = Rc::clone(&handler);
+        executor
+            .spawn(async move {
+                let _slot = slot;
+                connection::serve(stream, peer, limits, &*handler).await;
+            })
+            .detach();
+    }
+}
+
+enum AcceptError {
+    /// This one connection failed; the next may not.
+    Retry,
+    /// The system is short of something (descriptors, memory) that may come back.
+    BackOff,
+    /// The listener itself is unusable.
+    Fatal,
+}
+
+fn classify_accept_error(error: &io::Error) -> AcceptError {
+    use io::ErrorKind::*;
+    match error.kind() {
+        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock => AcceptError::Retry,
+        // EINVAL: the socket is not listening. Nothing will change that.
+        InvalidInput => AcceptError::Fatal,
+        _ => AcceptError::BackOff,
+    }
+}
+
+/// One of the `max_connections` places, held by a connection's task and given back when the task
+/// ends (however it ends).
+struct ConnectionSlot(Rc<Cell<usize>>);
+
+impl ConnectionSlot {
+    fn claim(open: &Rc<Cell<usize>>, max: usize) -> Option<Self> {
+        if open.get() >= max {
+            return None;
+        }
+        open.set(open.get() + 1);
+        Some(ConnectionSlot(Rc::clone(open)))
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
+/// The values of every header called `name` (case-insensitive), in order.
+fn header_values<'h>(headers: &'h [(String, String)], name: &str) -> impl Iterator<Item = &'h str> {
+    headers
+        .iter()
+        .filter(move |(candidate, _)| candidate.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.as_str())
+}
+
+/// Whether the comma-separated list header `name` holds `token` (as in `Connection: close`).
+fn has_token(headers: &[(String, String)], name: &str, token: &str) -> bool {
+    header_values(headers, name)
+        .flat_map(|value| value.split(','))
+        .any(|item| item.trim().eq_ignore_ascii_case(token))
+}
