@@ -3,17 +3,24 @@
 //! `Pipeline` owns the capture thread (pulls a `FrameSource`) and the encoder thread. Raw frames
 //! go from capture to encoder through a one-slot mailbox: when the encoder is slow the older
 //! frame is dropped, never queued. Encoded access units go to the event loop over a small
-//! channel; keyframe requests come back through `KeyframeTrigger`.
+//! channel; keyframe requests come back through `Pipeline::request_keyframe`.
 
+pub mod bench;
 pub mod h264;
 pub mod mailbox;
 pub mod nal;
+mod parameter_sets;
 pub mod pipeline;
+#[cfg(test)]
+mod stamp_through_h264;
+pub mod stats;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use pipeline::{Pipeline, PipelineStats};
+pub use h264::{EncodeError, EncodedAccessUnit, H264Encoder};
+pub use pipeline::{Pipeline, PipelineError};
+pub use stats::PipelineStats;
 
 /// One encoded picture: a complete H.264 access unit in Annex B form (start codes).
 #[derive(Clone, Debug)]
@@ -41,7 +48,8 @@ pub struct EncoderSettings {
     pub height: u32,
     pub fps: u32,
     pub bitrate_kbps: u32,
-    /// A periodic IDR at least this often (in addition to IDRs on request).
+    /// A periodic IDR at least this often in capture time (in addition to IDRs on request);
+    /// zero turns periodic IDRs off.
     pub idr_interval: Duration,
 }
 

@@ -3,6 +3,8 @@
 //! A source is pulled from its own thread (`FrameSource::next_frame` blocks until the next
 //! picture is due), so a camera, a file or the test pattern all look the same to the encoder.
 
+pub mod frame_clock;
+pub mod i420;
 pub mod pattern;
 pub mod pool;
 pub mod stamp;

@@ -1,0 +1,446 @@
+//! The capture and encoder threads.
+//!
+//! ```text
+//! source ──next_frame──▶ [rtcam-capture] ──put──▶ Mailbox ──take──▶ [rtcam-encode] ──try_send──▶ channel
+//! ```
+//!
+//! Nothing queues: the mailbox holds one raw frame (a newer one replaces it), and an encoded frame
+//! that does not fit in the channel is dropped. Dropping an encoded P-frame breaks the picture of
+//! every viewer until the next IDR, so after such a drop the next frame is forced to be an IDR.
+//!
+//! Stopping: closing the mailbox ends both threads. The capture thread notices after its current
+//! `next_frame` returns (at most one frame interval); the encoder wakes at once. Either thread
+//! ending on its own (source closed, output channel closed) closes the mailbox too, so the other
+//! follows, and the encoder drops the channel's sender, which tells the receiver.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use log::{info, warn};
+use smol::channel::{Sender, TrySendError};
+
+use super::h264::{EncodeError, H264Encoder};
+use super::mailbox::Mailbox;
+use super::stats::Counters;
+use super::{EncodedFrame, EncoderSettings, PipelineStats};
+use crate::source::{Frame, FrameSource, SourceError, SourceInfo};
+
+/// Pause before asking a failing source again.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+#[derive(Debug)]
+pub enum PipelineError {
+    Encoder(EncodeError),
+    /// A thread could not be started.
+    Spawn(std::io::Error),
+}
+
+impl std::fmt::Display for PipelineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PipelineError::Encoder(err) => write!(f, "cannot start the encoder: {err}"),
+            PipelineError::Spawn(err) => write!(f, "cannot start a pipeline thread: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for PipelineError {}
+
+impl From<EncodeError> for PipelineError {
+    fn from(err: EncodeError) -> Self {
+        PipelineError::Encoder(err)
+    }
+}
+
+/// State the threads and the handle share.
+struct Shared {
+    mailbox: Mailbox<Frame>,
+    counters: Counters,
+    keyframe_requested: AtomicBool,
+    /// A new bitrate in kbit/s for the encoder to apply; 0 when there is none.
+    bitrate_requested: AtomicU32,
+}
+
+pub struct Pipeline {
+    shared: Arc<Shared>,
+    source_info: SourceInfo,
+    settings: EncoderSettings,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Pipeline {
+    /// Starts the threads. The encoder takes the picture size and frame rate from the source
+    /// (frames of any other size could not be encoded); the rest of `settings` is used as given.
+    pub fn start(
+        source: Box<dyn FrameSource>,
+        settings: EncoderSettings,
+        out: Sender<EncodedFrame>,
+    ) -> Result<Pipeline, PipelineError> {
+        let source_info = source.info();
+        let settings = EncoderSettings {
+            width: source_info.width,
+            height: source_info.height,
+            fps: source_info.fps,
+            ..settings
+        };
+        let encoder = H264Encoder::new(&settings)?;
+        let shared = Arc::new(Shared {
+            mailbox: Mailbox::new(),
+            counters: Counters::new(),
+            keyframe_requested: AtomicBool::new(false),
+            bitrate_requested: AtomicU32::new(0),
+        });
+        let mut pipeline = Pipeline {
+            shared: Arc::clone(&shared),
+            source_info,
+            settings,
+            threads: Vec::with_capacity(2),
+        };
+        let encode_shared = Arc::clone(&shared);
+        let encode_thread = thread::Builder::new()
+            .name("rtcam-encode".into())
+            .spawn(move || encode_loop(encoder, &encode_shared, out))
+            .map_err(PipelineError::Spawn)?;
+        pipeline.threads.push(encode_thread);
+        // On failure `pipeline` is dropped here, which stops the encoder thread again.
+        let capture_thread = thread::Builder::new()
+            .name("rtcam-capture".into())
+            .spawn(move || capture_loop(source, &shared))
+            .map_err(PipelineError::Spawn)?;
+        pipeline.threads.push(capture_thread);
+        info!(
+            "pipeline started: {} {}x{} @ {} fps, {} kbit/s",
+            pipeline.source_info.name,
+            pipeline.settings.width,
+            pipeline.settings.height,
+            pipeline.settings.fps,
+            pipeline.settings.bitrate_kbps
+        );
+        Ok(pipeline)
+    }
+
+    /// Makes the next encoded frame an IDR. Cheap; any thread.
+    pub fn request_keyframe(&self) {
+        self.shared
+            .keyframe_requested
+            .store(true, Ordering::Release);
+    }
+
+    /// Changes the target bitrate from the next frame on. Any thread; a rejected value is
+    /// logged by the encoder thread and otherwise ignored.
+    pub fn set_bitrate(&self, kbps: u32) {
+        self.shared
+            .bitrate_requested
+            .store(kbps.max(1), Ordering::Release);
+    }
+
+    pub fn stats(&self) -> PipelineStats {
+        self.shared.counters.snapshot()
+    }
+
+    pub fn source_info(&self) -> &SourceInfo {
+        &self.source_info
+    }
+
+    /// The settings the encoder started with (size and frame rate from the source).
+    pub fn settings(&self) -> &EncoderSettings {
+        &self.settings
+    }
+
+    /// Stops both threads and waits for them. Also done on drop.
+    pub fn stop(&mut self) {
+        self.shared.mailbox.close();
+        for thread in self.threads.drain(..) {
+            let name = thread.thread().name().unwrap_or("pipeline").to_owned();
+            if thread.join().is_err() {
+                warn!("{name} thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn capture_loop(mut source: Box<dyn FrameSource>, shared: &Shared) {
+    // The failure being retried, if any: logged when it starts and when it ends, not per retry.
+    let mut failing: Option<String> = None;
+    while !shared.mailbox.is_closed() {
+        match source.next_frame() {
+            Ok(frame) => {
+                if let Some(why) = failing.take() {
+                    info!("source recovered (after: {why})");
+                }
+                shared.counters.captured(frame.captured);
+                if shared.mailbox.put(frame).is_some() && !shared.mailbox.is_closed() {
+                    shared.counters.dropped_in_mailbox();
+                }
+            }
+            Err(SourceError::Failed(why)) => {
+                if failing.is_none() {
+                    warn!("source failed: {why}; retrying");
+                }
+                failing = Some(why);
+                thread::sleep(RETRY_PAUSE);
+            }
+            Err(SourceError::Closed) => {
+                info!("source closed; pipeline ends");
+                break;
+            }
+        }
+    }
+    shared.mailbox.close();
+}
+
+fn encode_loop(mut encoder: H264Encoder, shared: &Shared, out: Sender<EncodedFrame>) {
+    // An encoded frame was dropped on a full channel: the viewers need an IDR to recover.
+    let mut repair_with_idr = false;
+    let mut failing = false;
+    while let Some(frame) = shared.mailbox.take() {
+        let handed = Instant::now();
+        apply_bitrate_request(&mut encoder, shared);
+        let force_idr = shared.keyframe_requested.swap(false, Ordering::AcqRel) || repair_with_idr;
+        let unit = match encoder.encode(&frame, force_idr) {
+            Ok(unit) => {
+                if failing {
+                    info!("encoder recovered");
+                    failing = false;
+                }
+                unit
+            }
+            Err(err) => {
+                shared.counters.error();
+                if !failing {
+                    warn!("encoding frame {} failed: {err}", frame.seq);
+                    failing = true;
+                }
+                continue;
+            }
+        };
+        let Some(unit) = unit else {
+            // Rate control skipped it; a requested IDR stays pending in the encoder.
+            shared.counters.skipped();
+            continue;
+        };
+        let encoded = Instant::now();
+        shared
+            .counters
+            .encoded(encoded, encoded - handed, unit.keyframe);
+        let keyframe = unit.keyframe;
+        let sent = out.try_send(EncodedFrame {
+            data: unit.data,
+            keyframe,
+            width: frame.width,
+            height: frame.height,
+            seq: frame.seq,
+            captured: frame.captured,
+            handed,
+            encoded,
+        });
+        match sent {
+            Ok(()) => repair_with_idr &= !keyframe,
+            Err(TrySendError::Full(_)) => {
+                shared.counters.dropped_channel_full();
+                repair_with_idr = true;
+            }
+            Err(TrySendError::Closed(_)) => {
+                info!("nobody takes encoded frames any more; pipeline ends");
+                break;
+            }
+        }
+    }
+    shared.mailbox.close();
+}
+
+fn apply_bitrate_request(encoder: &mut H264Encoder, shared: &Shared) {
+    let kbps = shared.bitrate_requested.swap(0, Ordering::AcqRel);
+    if kbps == 0 || kbps == encoder.settings().bitrate_kbps {
+        return;
+    }
+    match encoder.set_bitrate(kbps) {
+        Ok(()) => info!("bitrate now {kbps} kbit/s"),
+        Err(err) => warn!("bitrate change to {kbps} kbit/s refused: {err}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::pattern::TestPattern;
+    use smol::channel::{self, Receiver};
+    use std::collections::VecDeque;
+
+    /// Generous bound so a broken pipeline fails the test instead of hanging it.
+    const PATIENCE: Duration = Duration::from_secs(30);
+
+    fn settings() -> EncoderSettings {
+        EncoderSettings {
+            width: 0,
+            height: 0,
+            fps: 0,
+            bitrate_kbps: 500,
+            // Only first, forced and repair IDRs in these tests.
+            idr_interval: Duration::from_secs(3600),
+        }
+    }
+
+    fn pattern(fps: u32) -> Box<dyn FrameSource> {
+        Box::new(TestPattern::new(160, 120, fps).expect("valid pattern"))
+    }
+
+    fn recv(rx: &Receiver<EncodedFrame>) -> Option<EncodedFrame> {
+        smol::block_on(smol::future::or(async { rx.recv().await.ok() }, async {
+            smol::Timer::after(PATIENCE).await;
+            panic!("no encoded frame within {PATIENCE:?}");
+        }))
+    }
+
+    fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + PATIENCE;
+        while !done() {
+            assert!(Instant::now() < deadline, "gave up waiting for {what}");
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn frames_arrive_in_order_starting_with_a_keyframe() {
+        let (tx, rx) = channel::bounded(8);
+        let pipeline = Pipeline::start(pattern(60), settings(), tx).expect("starts");
+        assert_eq!(pipeline.source_info().kind, "test");
+        assert_eq!(
+            (pipeline.settings().width, pipeline.settings().height),
+            (160, 120)
+        );
+        let received: Vec<EncodedFrame> = (0..10).map(|_| recv(&rx).expect("a frame")).collect();
+        assert!(received[0].keyframe);
+        assert!(crate::encode::nal::has_sps_pps(&received[0].data));
+        for pair in received.windows(2) {
+            assert!(
+                pair[1].seq > pair[0].seq,
+                "seq {} after {}",
+                pair[1].seq,
+                pair[0].seq
+            );
+        }
+        for frame in &received {
+            assert_eq!((frame.width, frame.height), (160, 120));
+            assert!(frame.captured <= frame.handed && frame.handed <= frame.encoded);
+        }
+        let stats = pipeline.stats();
+        assert!(stats.frames_encoded >= 10 && stats.frames_captured >= 10);
+        assert!(stats.keyframes >= 1 && stats.encode_us_p50.is_some());
+        assert!(stats.last_capture.is_some() && stats.last_encode.is_some());
+    }
+
+    #[test]
+    fn requested_keyframe_arrives_soon() {
+        let (tx, rx) = channel::bounded(8);
+        let pipeline = Pipeline::start(pattern(60), settings(), tx).expect("starts");
+        assert!(recv(&rx).expect("first frame").keyframe);
+        // Nothing asks for IDRs yet, so none come.
+        for _ in 0..5 {
+            assert!(!recv(&rx).expect("a frame").keyframe);
+        }
+        pipeline.request_keyframe();
+        // Frames already in the channel or the mailbox come first.
+        let soon = (0..12).any(|_| recv(&rx).expect("a frame").keyframe);
+        assert!(soon, "no keyframe within 12 frames of the request");
+    }
+
+    #[test]
+    fn a_slow_consumer_makes_frames_drop_not_queue_and_then_repairs_with_an_idr() {
+        let (tx, rx) = channel::bounded(2);
+        let pipeline = Pipeline::start(pattern(120), settings(), tx).expect("starts");
+        wait_for("frames dropped on the full channel", || {
+            pipeline.stats().dropped_channel_full >= 5
+        });
+        assert_eq!(rx.len(), 2, "the channel holds what fits, nothing more");
+        let stats = pipeline.stats();
+        assert!(stats.frames_dropped >= stats.dropped_channel_full);
+        // The two queued frames predate the drops; the next one sent must let viewers recover.
+        recv(&rx).expect("queued frame");
+        recv(&rx).expect("queued frame");
+        assert!(recv(&rx).expect("frame after the drops").keyframe);
+    }
+
+    #[test]
+    fn stop_ends_both_threads_and_closes_the_channel() {
+        let (tx, rx) = channel::bounded(8);
+        let mut pipeline = Pipeline::start(pattern(30), settings(), tx).expect("starts");
+        recv(&rx).expect("a frame");
+        pipeline.stop();
+        assert!(pipeline.threads.is_empty());
+        // The encoder thread dropped the sender: after what is queued, the channel ends.
+        while recv(&rx).is_some() {}
+        let captured = pipeline.stats().frames_captured;
+        thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            pipeline.stats().frames_captured,
+            captured,
+            "capture went on after stop"
+        );
+    }
+
+    /// A source that plays a script, then reports itself closed.
+    struct Scripted {
+        steps: VecDeque<Result<(), &'static str>>,
+        pattern: TestPattern,
+        seq: u64,
+    }
+
+    impl FrameSource for Scripted {
+        fn info(&self) -> SourceInfo {
+            self.pattern.info()
+        }
+
+        fn next_frame(&mut self) -> Result<Frame, SourceError> {
+            match self.steps.pop_front() {
+                Some(Ok(())) => {
+                    self.seq += 1;
+                    // Paced like a camera, so the mailbox does not replace frames.
+                    thread::sleep(Duration::from_millis(20));
+                    Ok(self.pattern.render(self.seq, Instant::now()))
+                }
+                Some(Err(why)) => Err(SourceError::Failed(why.into())),
+                None => Err(SourceError::Closed),
+            }
+        }
+    }
+
+    #[test]
+    fn source_failures_are_retried_and_closing_the_source_ends_the_pipeline() {
+        let source = Scripted {
+            steps: VecDeque::from([Err("flaky"), Err("flaky"), Ok(()), Err("again"), Ok(())]),
+            pattern: TestPattern::new(160, 120, 30).expect("valid pattern"),
+            seq: 0,
+        };
+        let (tx, rx) = channel::bounded(8);
+        let pipeline = Pipeline::start(Box::new(source), settings(), tx).expect("starts");
+        let mut seqs = Vec::new();
+        while let Some(frame) = recv(&rx) {
+            seqs.push(frame.seq);
+        }
+        // The channel closed by itself once the source was done.
+        assert!(
+            !seqs.is_empty() && seqs.iter().all(|&seq| seq == 1 || seq == 2),
+            "{seqs:?}"
+        );
+        assert_eq!(pipeline.stats().frames_captured, 2);
+    }
+
+    #[test]
+    fn a_closed_output_channel_ends_the_pipeline() {
+        let (tx, rx) = channel::bounded(8);
+        let pipeline = Pipeline::start(pattern(60), settings(), tx).expect("starts");
+        drop(rx);
+        wait_for("the mailbox to close", || {
+            pipeline.shared.mailbox.is_closed()
+        });
+    }
+}

@@ -1,0 +1,285 @@
+//! The moving test pattern: a source that needs no camera, for demos, tests and benchmarks.
+//!
+//! Each frame is a window onto a precomputed background twice as wide as the frame (colour bars,
+//! a grey ramp, checkers, fine stripes, a grid), panning steadily to the right so motion is
+//! visible and the encoder has real work, with the frame stamp drawn on top. Rendering is a copy
+//! plus the stamp, far below a millisecond even at 1280x720.
+
+mod background;
+
+use std::time::Instant;
+
+use background::Background;
+
+use super::frame_clock::FrameClock;
+use super::i420::I420Mut;
+use super::stamp::{self, Stamp, WallClockAnchor};
+use super::{Frame, FramePool, FrameSource, SourceError, SourceInfo};
+
+pub const MIN_WIDTH: u32 = 64;
+pub const MIN_HEIGHT: u32 = 64;
+/// The largest picture OpenH264 encodes.
+pub const MAX_WIDTH: u32 = 3840;
+pub const MAX_HEIGHT: u32 = 2160;
+pub const MAX_FPS: u32 = 120;
+/// Horizontal pan per frame, in pixels (even, to keep chroma aligned).
+const PAN_STEP: usize = 4;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatternError {
+    /// I420 needs even dimensions.
+    OddSize { width: u32, height: u32 },
+    /// Smaller than `MIN_WIDTH`×`MIN_HEIGHT`.
+    TooSmall { width: u32, height: u32 },
+    /// Larger than `MAX_WIDTH`×`MAX_HEIGHT`.
+    TooLarge { width: u32, height: u32 },
+    /// The frame stamp needs `stamp_height` rows at this width.
+    NoRoomForStamp {
+        width: u32,
+        height: u32,
+        stamp_height: u32,
+    },
+    /// Zero or above `MAX_FPS`.
+    BadFps(u32),
+}
+
+impl std::fmt::Display for PatternError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            PatternError::OddSize { width, height } => {
+                write!(
+                    f,
+                    "test pattern size {width}x{height}: width and height must be even"
+                )
+            }
+            PatternError::TooSmall { width, height } => write!(
+                f,
+                "test pattern size {width}x{height} is too small (minimum {MIN_WIDTH}x{MIN_HEIGHT})"
+            ),
+            PatternError::TooLarge { width, height } => write!(
+                f,
+                "test pattern size {width}x{height} is too large (maximum {MAX_WIDTH}x{MAX_HEIGHT})"
+            ),
+            PatternError::NoRoomForStamp {
+                width,
+                height,
+                stamp_height,
+            } => write!(
+                f,
+                "test pattern size {width}x{height}: the frame stamp needs {stamp_height} px of \
+                 height at this width"
+            ),
+            PatternError::BadFps(fps) => {
+                write!(
+                    f,
+                    "test pattern frame rate {fps} must be between 1 and {MAX_FPS}"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for PatternError {}
+
+/// Where the frame's window sits on the background: its top-left corner in background pixels.
+/// The pattern pans it every frame; a simulated pan/tilt camera can drive it instead.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Window {
+    pub x: usize,
+    pub y: usize,
+}
+
+pub struct TestPattern {
+    width: u32,
+    height: u32,
+    fps: u32,
+    background: Background,
+    /// The visible part of the background for the next frame.
+    pub window: Window,
+    pool: FramePool,
+    clock: FrameClock,
+    anchor: WallClockAnchor,
+}
+
+impl TestPattern {
+    pub fn new(width: u32, height: u32, fps: u32) -> Result<TestPattern, PatternError> {
+        if !width.is_multiple_of(2) || !height.is_multiple_of(2) {
+            return Err(PatternError::OddSize { width, height });
+        }
+        if width < MIN_WIDTH || height < MIN_HEIGHT {
+            return Err(PatternError::TooSmall { width, height });
+        }
+        if width > MAX_WIDTH || height > MAX_HEIGHT {
+            return Err(PatternError::TooLarge { width, height });
+        }
+        if !stamp::fits(width, height) {
+            return Err(PatternError::NoRoomForStamp {
+                width,
+                height,
+                stamp_height: stamp::stamp_rows_px(width),
+            });
+        }
+        if fps == 0 || fps > MAX_FPS {
+            return Err(PatternError::BadFps(fps));
+        }
+        let (w, h) = (width as usize, height as usize);
+        Ok(TestPattern {
+            width,
+            height,
+            fps,
+            background: Background::new(2 * w, h),
+            window: Window::default(),
+            pool: FramePool::new(w * h * 3 / 2),
+            clock: FrameClock::new(fps),
+            anchor: WallClockAnchor::now(),
+        })
+    }
+
+    /// The clock pair this source's stamps convert capture times with.
+    pub fn anchor(&self) -> WallClockAnchor {
+        self.anchor
+    }
+
+    /// Draws frame `seq` as captured at `captured` and moves the window on. Does not wait:
+    /// `next_frame` paces the calls, tests and benchmarks call it directly.
+    pub fn render(&mut self, seq: u64, captured: Instant) -> Frame {
+        let mut data = self.pool.get();
+        let mut planes = I420Mut::packed(&mut data, self.width, self.height)
+            .expect("pool buffers are sized for this pattern");
+        self.background
+            .copy_window(self.window.x, self.window.y, &mut planes);
+        let frame_stamp = Stamp {
+            seq: seq as u32,
+            capture_us: self.anchor.to_epoch_us(captured),
+        };
+        stamp::write(&mut planes, &frame_stamp).expect("size was checked in new()");
+        self.window.x = (self.window.x + PAN_STEP) % self.background.width();
+        Frame {
+            width: self.width,
+            height: self.height,
+            data,
+            seq,
+            captured,
+        }
+    }
+}
+
+impl FrameSource for TestPattern {
+    fn info(&self) -> SourceInfo {
+        SourceInfo {
+            kind: "test",
+            name: format!("moving test pattern {}x{}", self.width, self.height),
+            width: self.width,
+            height: self.height,
+            fps: self.fps,
+        }
+    }
+
+    fn next_frame(&mut self) -> Result<Frame, SourceError> {
+        let (seq, due) = self.clock.next_slot(Instant::now());
+        let wait = due.saturating_duration_since(Instant::now());
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
+        Ok(self.render(seq, Instant::now()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_bad_sizes_and_rates() {
+        let err = |w, h, fps| TestPattern::new(w, h, fps).err();
+        assert_eq!(
+            err(641, 480, 30),
+            Some(PatternError::OddSize {
+                width: 641,
+                height: 480
+            })
+        );
+        assert_eq!(
+            err(62, 480, 30),
+            Some(PatternError::TooSmall {
+                width: 62,
+                height: 480
+            })
+        );
+        assert_eq!(
+            err(4096, 2160, 30),
+            Some(PatternError::TooLarge {
+                width: 4096,
+                height: 2160
+            })
+        );
+        // 64 px wide: 8 cells per row, 14 rows of 8 px.
+        assert_eq!(
+            err(64, 64, 30),
+            Some(PatternError::NoRoomForStamp {
+                width: 64,
+                height: 64,
+                stamp_height: 112
+            })
+        );
+        assert_eq!(err(640, 480, 0), Some(PatternError::BadFps(0)));
+        assert_eq!(err(640, 480, 121), Some(PatternError::BadFps(121)));
+        assert!(TestPattern::new(64, 112, 120).is_ok());
+        assert!(TestPattern::new(128, 64, 1).is_ok());
+    }
+
+    #[test]
+    fn frames_carry_a_readable_stamp_with_their_seq_and_time() {
+        let mut pattern = TestPattern::new(320, 240, 30).expect("valid pattern");
+        let captured = Instant::now();
+        let frame = pattern.render(0x1_0000_0007, captured);
+        assert_eq!(
+            (frame.width, frame.height, frame.seq),
+            (320, 240, 0x1_0000_0007)
+        );
+        assert_eq!(frame.data.len(), 320 * 240 * 3 / 2);
+        let read = stamp::read(frame.y(), 320, 240, 320).expect("stamp reads");
+        assert_eq!(read.seq, 7, "low 32 bits of seq");
+        assert_eq!(read.capture_us, pattern.anchor().to_epoch_us(captured));
+    }
+
+    #[test]
+    fn the_picture_moves_between_frames() {
+        let mut pattern = TestPattern::new(320, 240, 30).expect("valid pattern");
+        let now = Instant::now();
+        let first = pattern.render(0, now);
+        let second = pattern.render(1, now);
+        // Compare below the stamp, which changes anyway.
+        let below = stamp::stamp_rows_px(320) as usize * 320;
+        assert_ne!(&first.y()[below..], &second.y()[below..]);
+        assert_eq!(pattern.window.x, 2 * PAN_STEP);
+        // The pan is a shift: row content moves left by PAN_STEP.
+        let row = 200 * 320;
+        assert_eq!(
+            &first.y()[row + PAN_STEP..row + 320],
+            &second.y()[row..row + 320 - PAN_STEP]
+        );
+    }
+
+    #[test]
+    fn frame_buffers_are_recycled() {
+        let mut pattern = TestPattern::new(128, 64, 30).expect("valid pattern");
+        let now = Instant::now();
+        let address = pattern.render(0, now).data.as_ptr();
+        assert_eq!(pattern.render(1, now).data.as_ptr(), address);
+    }
+
+    #[test]
+    fn next_frame_counts_up_and_reports_info() {
+        let mut pattern = TestPattern::new(128, 64, 120).expect("valid pattern");
+        let info = pattern.info();
+        assert_eq!(
+            (info.kind, info.width, info.height, info.fps),
+            ("test", 128, 64, 120)
+        );
+        let a = pattern.next_frame().expect("frame");
+        let b = pattern.next_frame().expect("frame");
+        assert!(b.seq > a.seq);
+        assert!(b.captured > a.captured);
+    }
+}
