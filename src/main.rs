@@ -39,8 +39,16 @@ fn main() -> ExitCode {
         }
         let _ = stopper.try_send(());
     });
-    server.join();
+    let outcome = server.join();
     drop(waiter);
-    log::info!("stopped");
-    ExitCode::SUCCESS
+    match outcome {
+        Ok(()) => {
+            log::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("stopped: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -457,7 +457,8 @@ fn oversized_control_messages_are_not_delivered() {
     w.advance(Duration::from_millis(50));
     assert!(w.events.contains(&HubEvent::ControlOversized {
         viewer: id,
-        len: 500
+        len: 500,
+        max: 100
     }));
     assert!(
         !w.events

@@ -37,14 +37,16 @@ enum Wake {
     Signal(Signal),
     Timeout,
     Stop,
+    EncoderGone,
 }
 
 /// The source or the encoder are considered stuck after this long without a frame.
 const STALL: Duration = Duration::from_secs(3);
 
 impl EventLoop {
-    pub async fn run(mut self) {
-        loop {
+    /// Runs until stopped (Ok) or until the encoder ends by itself (Err).
+    pub async fn run(mut self) -> Result<(), String> {
+        let outcome = loop {
             let deadline = self.flush().await;
             let wake = self.wait(deadline).await;
             let now = Instant::now();
@@ -53,16 +55,15 @@ impl EventLoop {
                 Wake::Readable => self.on_readable(now),
                 Wake::Signal(signal) => self.on_signal(now, signal),
                 Wake::Timeout => self.hub.handle_input(Input::Timeout(now)),
-                Wake::Stop => break,
+                Wake::Stop => break Ok(()),
+                Wake::EncoderGone => break Err("the encoder stopped".to_string()),
             }
-        }
-        log::info!(
-            "stopping: closing {} viewer(s)",
-            self.hub.counters().viewers
-        );
+        };
+        log::info!("stopping: closing {} viewer(s)", self.hub.counters().viewers);
         self.hub.remove_all();
         self.flush().await;
         self.pipeline.stop();
+        outcome
     }
 
     async fn wait(&self, deadline: Instant) -> Wake {
@@ -74,10 +75,7 @@ impl EventLoop {
         let frame = async {
             match self.frames.recv().await {
                 Ok(f) => Wake::Frame(f),
-                Err(_) => {
-                    log::error!("the encoder stopped; shutting down");
-                    Wake::Stop
-                }
+                Err(_) => Wake::EncoderGone,
             }
         };
         let readable = async {
@@ -272,7 +270,7 @@ impl StatusParts<'_> {
             frames_dropped: p.frames_dropped,
             frames_skipped: p.frames_skipped,
             keyframes: p.keyframes,
-            encode_ms_p50: p.encode_us_p50 as f64 / 1000.0,
+            encode_ms_p50: p.encode_us_p50.map_or(0.0, |us| us as f64 / 1000.0),
             capture_to_wire_ms_p50: self.wire.median_ms(),
         }
     }

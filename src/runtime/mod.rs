@@ -66,7 +66,7 @@ pub struct Server {
     pub http_addr: SocketAddr,
     pub media_addr: SocketAddr,
     stop: Sender<()>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<JoinHandle<Result<(), String>>>,
 }
 
 impl Server {
@@ -86,15 +86,16 @@ impl Server {
     }
 
     /// Stops the loop (viewers are closed, the encoder and capture threads end) and waits.
-    pub fn stop(mut self) {
+    pub fn stop(mut self) -> Result<(), String> {
         let _ = self.stop.try_send(());
-        self.join();
+        self.join()
     }
 
-    /// Waits for the loop to end by itself (the encoder died).
-    pub fn join(&mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+    /// Waits until the server stops: Ok after a requested stop, Err when it failed by itself.
+    pub fn join(&mut self) -> Result<(), String> {
+        match self.thread.take() {
+            Some(t) => t.join().unwrap_or_else(|_| Err("the event loop panicked".into())),
+            None => Ok(()),
         }
     }
 
@@ -180,7 +181,7 @@ pub fn spawn(config: Config) -> Result<Server, StartError> {
     })
 }
 
-fn run_loop(listener: TcpListener, routes: Rc<Routes>, event_loop: EventLoop) {
+fn run_loop(listener: TcpListener, routes: Rc<Routes>, event_loop: EventLoop) -> Result<(), String> {
     let executor = Rc::new(smol::LocalExecutor::new());
     let serve = {
         let executor = executor.clone();
@@ -198,7 +199,7 @@ fn run_loop(listener: TcpListener, routes: Rc<Routes>, event_loop: EventLoop) {
         }
     };
     executor.spawn(serve).detach();
-    smol::block_on(executor.run(event_loop.run()));
+    smol::block_on(executor.run(event_loop.run()))
 }
 
 fn open_source(config: &Config) -> Result<Box<dyn FrameSource>, StartError> {
