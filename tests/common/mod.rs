@@ -1,0 +1,33 @@
+//! Shared by the integration tests: start a real rtcam on loopback.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use rtcam::config::{Config, SourceSpec};
+use rtcam::runtime::{self, Server};
+
+/// Generous: the test machine is shared and slow at times.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// A small, fast stream on loopback with ports picked by the OS.
+pub fn config() -> Config {
+    let mut c = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        rtc_port: 0,
+        source: SourceSpec::Test,
+        ..Config::default()
+    };
+    c.encoder.width = 320;
+    c.encoder.height = 240;
+    c.encoder.bitrate_kbps = 400;
+    c
+}
+
+pub fn start(config: Config) -> Server {
+    let _ = env_logger::builder().is_test(true).try_init();
+    runtime::spawn(config).expect("rtcam starts")
+}
+
+pub fn whep_url(server: &Server) -> String {
+    format!("http://{}/whep", server.http_addr)
+}

@@ -1,0 +1,329 @@
+//! The real server on loopback, driven by the in-repo WHEP client: frames, stamps, the control
+//! channel, every signaling error, several viewers, DELETE.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rtcam::client::http::{self, HttpResponse, Url};
+use rtcam::client::{ClientError, ClientEvent, ClientOptions, WhepClient};
+use serde_json::{Value, json};
+use str0m::RtcConfig;
+use str0m::media::{Direction, MediaKind};
+
+use common::{WAIT, config, start, whep_url};
+
+fn connect(url: &str) -> WhepClient {
+    WhepClient::connect(url, ClientOptions::default()).expect("offer accepted")
+}
+
+/// Polls until `n` pictures decoded; returns them in arrival order.
+fn decoded_frames(client: &mut WhepClient, n: usize) -> Vec<rtcam::client::Picture> {
+    let mut pictures = Vec::new();
+    client
+        .poll_until(WAIT, |e| {
+            if let ClientEvent::Frame(f) = e
+                && let Some(p) = &f.picture
+            {
+                pictures.push(p.clone());
+            }
+            pictures.len() >= n
+        })
+        .expect("frames arrive");
+    pictures
+}
+
+fn open_control(client: &mut WhepClient) {
+    client
+        .poll_until(WAIT, |e| *e == ClientEvent::ControlOpen)
+        .expect("control channel opens");
+}
+
+fn post(server_url: &str, content_type: &str, body: &[u8]) -> HttpResponse {
+    let url = Url::parse(server_url).unwrap();
+    http::request(&url, "POST", &[("Content-Type", content_type)], body).unwrap()
+}
+
+fn get(server: &rtcam::runtime::Server, method: &str, path: &str) -> HttpResponse {
+    let url = Url::parse(&format!("http://{}{path}", server.http_addr)).unwrap();
+    http::request(&url, method, &[], &[]).unwrap()
+}
+
+fn offer_sdp(config: RtcConfig, video: Option<Direction>) -> String {
+    let mut rtc = config.build(std::time::Instant::now());
+    let mut change = rtc.sdp_api();
+    if let Some(dir) = video {
+        change.add_media(MediaKind::Video, dir, None, None, None);
+    }
+    change.add_channel("control".into());
+    change.apply().unwrap().0.to_sdp_string()
+}
+
+#[test]
+fn a_viewer_decodes_stamped_frames_in_order() {
+    let server = start(config());
+    let mut client = connect(&whep_url(&server));
+    let pictures = decoded_frames(&mut client, 60);
+
+    let stamps: Vec<_> = pictures.iter().map(|p| p.stamp).collect();
+    assert!(stamps.iter().all(Option::is_some), "every picture carries a readable stamp");
+    let seqs: Vec<u32> = stamps.iter().map(|s| s.unwrap().seq).collect();
+    assert!(seqs.windows(2).all(|w| w[1] > w[0]), "sequence numbers increase: {seqs:?}");
+    assert!(pictures.iter().all(|p| (p.width, p.height) == (320, 240)));
+
+    // The capture time is wall-clock microseconds, so it is close to our own clock.
+    let now_us = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64;
+    let last = stamps.last().unwrap().unwrap().capture_us;
+    assert!(now_us.abs_diff(last) < 10_000_000, "capture time {last} vs now {now_us}");
+    assert_eq!(client.decode_errors, 0);
+    server.stop().unwrap();
+}
+
+#[test]
+fn the_first_frame_a_viewer_gets_is_an_idr() {
+    let server = start(config());
+    let mut client = WhepClient::connect(
+        &whep_url(&server),
+        ClientOptions {
+            decode: false,
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    let events = client
+        .poll_until(WAIT, |e| matches!(e, ClientEvent::Frame(_)))
+        .unwrap();
+    let Some(ClientEvent::Frame(first)) = events.last() else {
+        unreachable!()
+    };
+    assert!(first.keyframe);
+    server.stop().unwrap();
+}
+
+#[test]
+fn ping_status_and_keyframe_over_the_control_channel() {
+    let server = start(config());
+    let mut client = connect(&whep_url(&server));
+    open_control(&mut client);
+
+    let pong = client.command("ping", json!({"t": 1234.5}), WAIT).unwrap();
+    assert_eq!(pong["ok"], json!(true));
+    assert_eq!(pong["result"], json!({"t": 1234.5}));
+
+    decoded_frames(&mut client, 5);
+    let status = client.command("status", Value::Null, WAIT).unwrap();
+    let r = &status["result"];
+    assert_eq!(status["ok"], json!(true), "{status}");
+    assert_eq!((r["width"].clone(), r["height"].clone()), (json!(320), json!(240)));
+    assert_eq!(r["source"], json!("test"));
+    assert_eq!(r["viewers"], json!(1));
+    assert!(r["frames_encoded"].as_u64().unwrap() >= 5, "{r}");
+    for field in ["fps", "bitrate_kbps", "uptime_s", "frames_dropped", "max_viewers"] {
+        assert!(r.get(field).is_some(), "status has {field}: {r}");
+    }
+
+    let keyframe = client.command("keyframe", Value::Null, WAIT).unwrap();
+    assert_eq!(keyframe["ok"], json!(true));
+    client
+        .poll_until(WAIT, |e| matches!(e, ClientEvent::Frame(f) if f.keyframe))
+        .expect("an IDR follows the keyframe command");
+    server.stop().unwrap();
+}
+
+#[test]
+fn bad_control_messages_get_errors_and_the_channel_stays_open() {
+    let server = start(config());
+    let mut client = connect(&whep_url(&server));
+    open_control(&mut client);
+
+    client.send_control("this is not json").unwrap();
+    let r = client.await_response(None, WAIT).unwrap();
+    assert_eq!(r["ok"], json!(false));
+    assert_eq!(r["error"]["code"], json!("bad_json"));
+
+    let r = client.command("launch_rockets", Value::Null, WAIT).unwrap();
+    assert_eq!(r["error"]["code"], json!("unknown_command"));
+    assert!(r["error"]["message"].as_str().unwrap().contains("launch_rockets"));
+
+    client.send_control(r#"{"id": 77}"#).unwrap();
+    let r = client.await_response(Some(77), WAIT).unwrap();
+    assert_eq!(r["error"]["code"], json!("bad_request"));
+
+    let big = format!(r#"{{"id": 78, "cmd": "ping", "pad": "{}"}}"#, "x".repeat(20_000));
+    client.send_control(&big).unwrap();
+    let r = client.await_response(None, WAIT).unwrap();
+    assert_eq!(r["error"]["code"], json!("too_large"));
+
+    let r = client.command("ping", Value::Null, WAIT).unwrap();
+    assert_eq!(r["ok"], json!(true), "the channel still works");
+    server.stop().unwrap();
+}
+
+#[test]
+fn signaling_errors_have_the_documented_statuses() {
+    let mut cfg = config();
+    cfg.max_viewers = 1;
+    let server = start(cfg);
+    let url = whep_url(&server);
+    let good = offer_sdp(RtcConfig::new().clear_codecs().enable_h264(true), Some(Direction::RecvOnly));
+
+    let r = post(&url, "text/plain", good.as_bytes());
+    assert_eq!(r.status, 415);
+
+    let r = post(&url, "application/sdp", b"v=0\r\nthis is not sdp\r\n");
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("SDP"), "{}", r.text());
+    assert_eq!(r.text().trim().lines().count(), 1, "one-line reason");
+
+    let vp8 = offer_sdp(RtcConfig::new().clear_codecs().enable_vp8(true), Some(Direction::RecvOnly));
+    let r = post(&url, "application/sdp", vp8.as_bytes());
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("H.264"), "{}", r.text());
+
+    let sendonly = offer_sdp(RtcConfig::new(), Some(Direction::SendOnly));
+    assert_eq!(post(&url, "application/sdp", sendonly.as_bytes()).status, 400);
+    let no_video = offer_sdp(RtcConfig::new(), None);
+    assert_eq!(post(&url, "application/sdp", no_video.as_bytes()).status, 400);
+
+    let huge = vec![b'a'; 70 * 1024];
+    assert_eq!(post(&url, "application/sdp", &huge).status, 413);
+
+    let r = get(&server, "PUT", "/whep");
+    assert_eq!(r.status, 405);
+    assert!(r.header("allow").unwrap().contains("POST"));
+    assert_eq!(get(&server, "GET", "/whep").status, 405);
+    assert_eq!(get(&server, "PATCH", "/whep/0123456789abcdef0123456789abcdef").status, 405);
+    assert_eq!(get(&server, "DELETE", "/whep/0123456789abcdef0123456789abcdef").status, 404);
+    assert_eq!(get(&server, "DELETE", "/whep/not-an-id").status, 404);
+    assert_eq!(get(&server, "GET", "/nothing-here").status, 404);
+
+    // The one slot: taken by a good offer, then 503 for the next.
+    let first = post(&url, "application/sdp", good.as_bytes());
+    assert_eq!(first.status, 201);
+    assert_eq!(first.header("content-type"), Some("application/sdp"));
+    let location = first.header("location").unwrap().to_string();
+    assert!(location.starts_with("/whep/"), "{location}");
+    assert!(first.text().contains("a=candidate:"), "the answer carries host candidates");
+    let r = post(&url, "application/sdp", good.as_bytes());
+    assert_eq!(r.status, 503);
+
+    assert_eq!(get(&server, "DELETE", &location).status, 200);
+    assert_eq!(get(&server, "DELETE", &location).status, 404);
+    assert_eq!(post(&url, "application/sdp", good.as_bytes()).status, 201);
+    server.stop().unwrap();
+}
+
+#[test]
+fn two_viewers_at_once_both_get_frames() {
+    let server = start(config());
+    let url = whep_url(&server);
+    let mut a = connect(&url);
+    let mut b = connect(&url);
+    let pa = decoded_frames(&mut a, 30);
+    let pb = decoded_frames(&mut b, 30);
+    assert!(pa.iter().chain(&pb).all(|p| p.stamp.is_some()));
+
+    let status: Value = serde_json::from_slice(&get(&server, "GET", "/api/status").body).unwrap();
+    assert_eq!(status["viewers"], json!(2));
+    assert_eq!(status["viewers_connected"], json!(2));
+    server.stop().unwrap();
+}
+
+#[test]
+fn delete_frees_the_slot_and_stops_the_stream() {
+    let mut cfg = config();
+    cfg.max_viewers = 1;
+    let server = start(cfg);
+    let url = whep_url(&server);
+
+    let mut a = connect(&url);
+    decoded_frames(&mut a, 5);
+    match WhepClient::connect(&url, ClientOptions::default()) {
+        Err(ClientError::Refused(503, _)) => {}
+        other => panic!("expected 503, got {:?}", other.map(|_| ())),
+    }
+    assert_eq!(a.delete().unwrap(), 200);
+
+    let mut b = connect(&url);
+    decoded_frames(&mut b, 5);
+
+    // `a` is gone: after whatever was in flight, nothing more arrives.
+    let _ = a.poll(Duration::from_millis(500));
+    let late = a
+        .poll_until(Duration::from_secs(2), |e| matches!(e, ClientEvent::Frame(_)))
+        .ok();
+    assert!(late.is_none(), "a deleted viewer gets no more frames");
+    server.stop().unwrap();
+}
+
+#[test]
+fn status_health_and_page_over_http() {
+    let server = start(config());
+    let status = get(&server, "GET", "/api/status");
+    assert_eq!(status.status, 200);
+    assert_eq!(status.header("content-type"), Some("application/json"));
+    let v: Value = serde_json::from_slice(&status.body).unwrap();
+    assert_eq!(v["width"], json!(320));
+    assert_eq!(v["viewers"], json!(0));
+
+    let mut healthy = false;
+    for _ in 0..50 {
+        if get(&server, "GET", "/healthz").status == 200 {
+            healthy = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(healthy, "/healthz turns 200 once frames flow");
+
+    let page = get(&server, "GET", "/");
+    assert_eq!(page.status, 200);
+    assert!(page.header("content-type").unwrap().starts_with("text/html"));
+    assert!(page.text().contains("<video"));
+    server.stop().unwrap();
+}
+
+#[test]
+fn cors_is_off_by_default_and_on_when_asked() {
+    let server = start(config());
+    let r = get(&server, "OPTIONS", "/whep");
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    assert!(r.header("accept-post").unwrap().contains("application/sdp"));
+    server.stop().unwrap();
+
+    let mut cfg = config();
+    cfg.cors_origin = Some("https://player.example".into());
+    let server = start(cfg);
+    let r = get(&server, "OPTIONS", "/whep");
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("access-control-allow-origin"), Some("https://player.example"));
+    assert!(r.header("access-control-allow-methods").unwrap().contains("POST"));
+    assert!(r.header("access-control-allow-headers").unwrap().contains("Content-Type"));
+    let r = get(&server, "GET", "/api/status");
+    assert!(r.header("access-control-expose-headers").unwrap().contains("Location"));
+    server.stop().unwrap();
+}
+
+#[test]
+fn a_stalled_http_client_does_not_disturb_viewers() {
+    let server = start(config());
+    // Half a request, then silence.
+    let mut stalled = TcpStream::connect(server.http_addr).unwrap();
+    stalled.write_all(b"POST /whep HTTP/1.1\r\nContent-Type: application/sdp\r\nContent-Le").unwrap();
+    // A garbage request too.
+    let mut garbage = TcpStream::connect(server.http_addr).unwrap();
+    garbage.write_all(b"\x00\x01\x02 nonsense \r\n\r\n").unwrap();
+    let mut reply = Vec::new();
+    garbage.set_read_timeout(Some(WAIT)).unwrap();
+    let _ = garbage.read_to_end(&mut reply);
+    assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 400"));
+
+    let mut client = connect(&whep_url(&server));
+    let pictures = decoded_frames(&mut client, 20);
+    assert!(pictures.iter().all(|p| p.stamp.is_some()));
+    drop(stalled);
+    server.stop().unwrap();
+}
