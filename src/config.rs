@@ -95,7 +95,7 @@ impl FromStr for Size {
         if size.width < 64 || size.height < 64 || size.width > 3840 || size.height > 2160 {
             return Err(format!("{s:?}: size must be from 64x64 to 3840x2160"));
         }
-        if size.width % 2 != 0 || size.height % 2 != 0 {
+        if !size.width.is_multiple_of(2) || !size.height.is_multiple_of(2) {
             return Err(format!("{s:?}: width and height must be even"));
         }
         Ok(size)

@@ -11,7 +11,9 @@ use rtcam::runtime;
 
 fn main() -> ExitCode {
     let config = Cli::parse().into_config();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
 
     // Registered before anything starts, so an early Ctrl-C still stops cleanly.
     let mut signals = match Signals::new([Signal::Int, Signal::Term]) {

@@ -15,7 +15,13 @@ fn help_lists_the_options() {
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
     for opt in [
-        "--listen", "--rtc-port", "--source", "--size", "--fps", "--bitrate", "--max-viewers",
+        "--listen",
+        "--rtc-port",
+        "--source",
+        "--size",
+        "--fps",
+        "--bitrate",
+        "--max-viewers",
     ] {
         assert!(help.contains(opt), "--help mentions {opt}");
     }
@@ -23,15 +29,28 @@ fn help_lists_the_options() {
 
 #[test]
 fn bad_options_fail_with_a_message() {
-    let out = Command::new(BIN).args(["--size", "123x45"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["--size", "123x45"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("123x45"));
 
     let out = Command::new(BIN)
-        .args(["--source", "/dev/video9", "--listen", "127.0.0.1:0", "--rtc-port", "0"])
+        .args([
+            "--source",
+            "/dev/video9",
+            "--listen",
+            "127.0.0.1:0",
+            "--rtc-port",
+            "0",
+        ])
         .output()
         .unwrap();
-    assert!(!out.status.success(), "an unusable source is an error, not a silent fallback");
+    assert!(
+        !out.status.success(),
+        "an unusable source is an error, not a silent fallback"
+    );
 }
 
 /// Starts the binary and returns it with the page URL it logged.
@@ -55,7 +74,11 @@ fn run(args: &[&str]) -> (Child, String, mpsc::Receiver<String>) {
             .recv_timeout(Duration::from_secs(30))
             .expect("rtcam logs the URL to open");
         if let Some(at) = line.find("open http://") {
-            let url = line[at + 5..].split_whitespace().next().unwrap().to_string();
+            let url = line[at + 5..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
             break url;
         }
     };
@@ -65,7 +88,14 @@ fn run(args: &[&str]) -> (Child, String, mpsc::Receiver<String>) {
 #[test]
 fn runs_serves_the_page_and_stops_cleanly_on_sigterm() {
     let (mut child, url, logs) = run(&[
-        "--listen", "127.0.0.1:0", "--rtc-port", "0", "--source", "test", "--size", "320x240",
+        "--listen",
+        "127.0.0.1:0",
+        "--rtc-port",
+        "0",
+        "--source",
+        "test",
+        "--size",
+        "320x240",
     ]);
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let page = http::request(&Url::parse(&url).unwrap(), "GET", &[], &[]).unwrap();

@@ -68,15 +68,27 @@ fn a_viewer_decodes_stamped_frames_in_order() {
     let pictures = decoded_frames(&mut client, 60);
 
     let stamps: Vec<_> = pictures.iter().map(|p| p.stamp).collect();
-    assert!(stamps.iter().all(Option::is_some), "every picture carries a readable stamp");
+    assert!(
+        stamps.iter().all(Option::is_some),
+        "every picture carries a readable stamp"
+    );
     let seqs: Vec<u32> = stamps.iter().map(|s| s.unwrap().seq).collect();
-    assert!(seqs.windows(2).all(|w| w[1] > w[0]), "sequence numbers increase: {seqs:?}");
+    assert!(
+        seqs.windows(2).all(|w| w[1] > w[0]),
+        "sequence numbers increase: {seqs:?}"
+    );
     assert!(pictures.iter().all(|p| (p.width, p.height) == (320, 240)));
 
     // The capture time is wall-clock microseconds, so it is close to our own clock.
-    let now_us = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64;
+    let now_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
     let last = stamps.last().unwrap().unwrap().capture_us;
-    assert!(now_us.abs_diff(last) < 10_000_000, "capture time {last} vs now {now_us}");
+    assert!(
+        now_us.abs_diff(last) < 10_000_000,
+        "capture time {last} vs now {now_us}"
+    );
     assert_eq!(client.decode_errors, 0);
     server.stop().unwrap();
 }
@@ -116,11 +128,20 @@ fn ping_status_and_keyframe_over_the_control_channel() {
     let status = client.command("status", Value::Null, WAIT).unwrap();
     let r = &status["result"];
     assert_eq!(status["ok"], json!(true), "{status}");
-    assert_eq!((r["width"].clone(), r["height"].clone()), (json!(320), json!(240)));
+    assert_eq!(
+        (r["width"].clone(), r["height"].clone()),
+        (json!(320), json!(240))
+    );
     assert_eq!(r["source"], json!("test"));
     assert_eq!(r["viewers"], json!(1));
     assert!(r["frames_encoded"].as_u64().unwrap() >= 5, "{r}");
-    for field in ["fps", "bitrate_kbps", "uptime_s", "frames_dropped", "max_viewers"] {
+    for field in [
+        "fps",
+        "bitrate_kbps",
+        "uptime_s",
+        "frames_dropped",
+        "max_viewers",
+    ] {
         assert!(r.get(field).is_some(), "status has {field}: {r}");
     }
 
@@ -145,13 +166,21 @@ fn bad_control_messages_get_errors_and_the_channel_stays_open() {
 
     let r = client.command("launch_rockets", Value::Null, WAIT).unwrap();
     assert_eq!(r["error"]["code"], json!("unknown_command"));
-    assert!(r["error"]["message"].as_str().unwrap().contains("launch_rockets"));
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("launch_rockets")
+    );
 
     client.send_control(r#"{"id": 77}"#).unwrap();
     let r = client.await_response(Some(77), WAIT).unwrap();
     assert_eq!(r["error"]["code"], json!("bad_request"));
 
-    let big = format!(r#"{{"id": 78, "cmd": "ping", "pad": "{}"}}"#, "x".repeat(20_000));
+    let big = format!(
+        r#"{{"id": 78, "cmd": "ping", "pad": "{}"}}"#,
+        "x".repeat(20_000)
+    );
     client.send_control(&big).unwrap();
     let r = client.await_response(None, WAIT).unwrap();
     assert_eq!(r["error"]["code"], json!("too_large"));
@@ -167,7 +196,10 @@ fn signaling_errors_have_the_documented_statuses() {
     cfg.max_viewers = 1;
     let server = start(cfg);
     let url = whep_url(&server);
-    let good = offer_sdp(RtcConfig::new().clear_codecs().enable_h264(true), Some(Direction::RecvOnly));
+    let good = offer_sdp(
+        RtcConfig::new().clear_codecs().enable_h264(true),
+        Some(Direction::RecvOnly),
+    );
 
     let r = post(&url, "text/plain", good.as_bytes());
     assert_eq!(r.status, 415);
@@ -177,15 +209,24 @@ fn signaling_errors_have_the_documented_statuses() {
     assert!(r.text().contains("SDP"), "{}", r.text());
     assert_eq!(r.text().trim().lines().count(), 1, "one-line reason");
 
-    let vp8 = offer_sdp(RtcConfig::new().clear_codecs().enable_vp8(true), Some(Direction::RecvOnly));
+    let vp8 = offer_sdp(
+        RtcConfig::new().clear_codecs().enable_vp8(true),
+        Some(Direction::RecvOnly),
+    );
     let r = post(&url, "application/sdp", vp8.as_bytes());
     assert_eq!(r.status, 400);
     assert!(r.text().contains("H.264"), "{}", r.text());
 
     let sendonly = offer_sdp(RtcConfig::new(), Some(Direction::SendOnly));
-    assert_eq!(post(&url, "application/sdp", sendonly.as_bytes()).status, 400);
+    assert_eq!(
+        post(&url, "application/sdp", sendonly.as_bytes()).status,
+        400
+    );
     let no_video = offer_sdp(RtcConfig::new(), None);
-    assert_eq!(post(&url, "application/sdp", no_video.as_bytes()).status, 400);
+    assert_eq!(
+        post(&url, "application/sdp", no_video.as_bytes()).status,
+        400
+    );
 
     let huge = vec![b'a'; 70 * 1024];
     assert_eq!(post(&url, "application/sdp", &huge).status, 413);
@@ -194,8 +235,14 @@ fn signaling_errors_have_the_documented_statuses() {
     assert_eq!(r.status, 405);
     assert!(r.header("allow").unwrap().contains("POST"));
     assert_eq!(get(&server, "GET", "/whep").status, 405);
-    assert_eq!(get(&server, "PATCH", "/whep/0123456789abcdef0123456789abcdef").status, 405);
-    assert_eq!(get(&server, "DELETE", "/whep/0123456789abcdef0123456789abcdef").status, 404);
+    assert_eq!(
+        get(&server, "PATCH", "/whep/0123456789abcdef0123456789abcdef").status,
+        405
+    );
+    assert_eq!(
+        get(&server, "DELETE", "/whep/0123456789abcdef0123456789abcdef").status,
+        404
+    );
     assert_eq!(get(&server, "DELETE", "/whep/not-an-id").status, 404);
     assert_eq!(get(&server, "GET", "/nothing-here").status, 404);
 
@@ -205,7 +252,10 @@ fn signaling_errors_have_the_documented_statuses() {
     assert_eq!(first.header("content-type"), Some("application/sdp"));
     let location = first.header("location").unwrap().to_string();
     assert!(location.starts_with("/whep/"), "{location}");
-    assert!(first.text().contains("a=candidate:"), "the answer carries host candidates");
+    assert!(
+        first.text().contains("a=candidate:"),
+        "the answer carries host candidates"
+    );
     let r = post(&url, "application/sdp", good.as_bytes());
     assert_eq!(r.status, 503);
 
@@ -252,7 +302,9 @@ fn delete_frees_the_slot_and_stops_the_stream() {
     // `a` is gone: after whatever was in flight, nothing more arrives.
     let _ = a.poll(Duration::from_millis(500));
     let late = a
-        .poll_until(Duration::from_secs(2), |e| matches!(e, ClientEvent::Frame(_)))
+        .poll_until(Duration::from_secs(2), |e| {
+            matches!(e, ClientEvent::Frame(_))
+        })
         .ok();
     assert!(late.is_none(), "a deleted viewer gets no more frames");
     server.stop().unwrap();
@@ -280,7 +332,11 @@ fn status_health_and_page_over_http() {
 
     let page = get(&server, "GET", "/");
     assert_eq!(page.status, 200);
-    assert!(page.header("content-type").unwrap().starts_with("text/html"));
+    assert!(
+        page.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
     assert!(page.text().contains("<video"));
     server.stop().unwrap();
 }
@@ -299,11 +355,26 @@ fn cors_is_off_by_default_and_on_when_asked() {
     let server = start(cfg);
     let r = get(&server, "OPTIONS", "/whep");
     assert_eq!(r.status, 204);
-    assert_eq!(r.header("access-control-allow-origin"), Some("https://player.example"));
-    assert!(r.header("access-control-allow-methods").unwrap().contains("POST"));
-    assert!(r.header("access-control-allow-headers").unwrap().contains("Content-Type"));
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://player.example")
+    );
+    assert!(
+        r.header("access-control-allow-methods")
+            .unwrap()
+            .contains("POST")
+    );
+    assert!(
+        r.header("access-control-allow-headers")
+            .unwrap()
+            .contains("Content-Type")
+    );
     let r = get(&server, "GET", "/api/status");
-    assert!(r.header("access-control-expose-headers").unwrap().contains("Location"));
+    assert!(
+        r.header("access-control-expose-headers")
+            .unwrap()
+            .contains("Location")
+    );
     server.stop().unwrap();
 }
 
@@ -312,10 +383,14 @@ fn a_stalled_http_client_does_not_disturb_viewers() {
     let server = start(config());
     // Half a request, then silence.
     let mut stalled = TcpStream::connect(server.http_addr).unwrap();
-    stalled.write_all(b"POST /whep HTTP/1.1\r\nContent-Type: application/sdp\r\nContent-Le").unwrap();
+    stalled
+        .write_all(b"POST /whep HTTP/1.1\r\nContent-Type: application/sdp\r\nContent-Le")
+        .unwrap();
     // A garbage request too.
     let mut garbage = TcpStream::connect(server.http_addr).unwrap();
-    garbage.write_all(b"\x00\x01\x02 nonsense \r\n\r\n").unwrap();
+    garbage
+        .write_all(b"\x00\x01\x02 nonsense \r\n\r\n")
+        .unwrap();
     let mut reply = Vec::new();
     garbage.set_read_timeout(Some(WAIT)).unwrap();
     let _ = garbage.read_to_end(&mut reply);

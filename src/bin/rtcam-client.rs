@@ -37,11 +37,17 @@ fn main() -> ExitCode {
         .collect();
     let mut ok = true;
     for h in handles {
-        let report = h.join().unwrap_or_else(|_| json!({"error": "viewer thread panicked"}));
+        let report = h
+            .join()
+            .unwrap_or_else(|_| json!({"error": "viewer thread panicked"}));
         ok &= report["frames"].as_u64().unwrap_or(0) > 0;
         println!("{report}");
     }
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn watch(index: usize, url: &str, decode: bool, duration: Duration) -> serde_json::Value {
@@ -54,7 +60,8 @@ fn watch(index: usize, url: &str, decode: bool, duration: Duration) -> serde_jso
         Ok(c) => c,
         Err(e) => return json!({"viewer": index, "error": e.to_string()}),
     };
-    let (mut frames, mut keyframes, mut decoded, mut stamped, mut bytes) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut frames, mut keyframes, mut decoded, mut stamped, mut bytes) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut first_frame_ms = None;
     let mut latencies_ms = Vec::new();
     let end = posted + duration;

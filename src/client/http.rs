@@ -92,7 +92,10 @@ pub fn request(
     } else {
         format!("{}:{}", url.host, url.port)
     };
-    let mut head = format!("{method} {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n", url.path);
+    let mut head = format!(
+        "{method} {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n",
+        url.path
+    );
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -154,11 +157,17 @@ mod tests {
     #[test]
     fn urls_parse() {
         let u = Url::parse("http://127.0.0.1:8080/whep").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("127.0.0.1", 8080, "/whep"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("127.0.0.1", 8080, "/whep")
+        );
         let u = Url::parse("http://[::1]:9/").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("::1", 9));
         let u = Url::parse("http://cam.local").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("cam.local", 80, "/"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("cam.local", 80, "/")
+        );
         assert!(Url::parse("https://x/").is_err());
         assert!(Url::parse("http://:80/").is_err());
         assert_eq!(u.join("/whep/ab").unwrap().path, "/whep/ab");

@@ -131,10 +131,7 @@ impl WhepClient {
         let local = socket.local_addr()?;
 
         let now = Instant::now();
-        let mut rtc = RtcConfig::new()
-            .clear_codecs()
-            .enable_h264(true)
-            .build(now);
+        let mut rtc = RtcConfig::new().clear_codecs().enable_h264(true).build(now);
         let candidate = Candidate::host(local, "udp")
             .map_err(|e| ClientError::Protocol(format!("local candidate: {e}")))?;
         rtc.add_local_candidate(candidate);
@@ -148,8 +145,18 @@ impl WhepClient {
             .ok_or_else(|| ClientError::Protocol("nothing to offer".into()))?;
 
         let mut headers: Vec<(&str, &str)> = vec![("Content-Type", "application/sdp")];
-        headers.extend(options.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let response = http::request(&endpoint, "POST", &headers, offer.to_sdp_string().as_bytes())?;
+        headers.extend(
+            options
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        let response = http::request(
+            &endpoint,
+            "POST",
+            &headers,
+            offer.to_sdp_string().as_bytes(),
+        )?;
         let resource = accept_answer(&mut rtc, pending, &endpoint, &response)?;
 
         Ok(WhepClient {
@@ -209,7 +216,12 @@ impl WhepClient {
                     );
                     self.rtc.handle_input(input)?;
                 }
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     self.rtc.handle_input(Input::Timeout(Instant::now()))?;
                 }
                 Err(e) => return Err(e.into()),
@@ -256,7 +268,12 @@ impl WhepClient {
 
     /// Sends `{"id": n, "cmd": cmd, ...args}` and waits for the response with that id.
     /// Other events that arrive meanwhile are kept for later `poll`s.
-    pub fn command(&mut self, cmd: &str, args: Value, timeout: Duration) -> Result<Value, ClientError> {
+    pub fn command(
+        &mut self,
+        cmd: &str,
+        args: Value,
+        timeout: Duration,
+    ) -> Result<Value, ClientError> {
         let id = self.next_request_id;
         self.next_request_id += 1;
         let mut request = match args {
@@ -271,7 +288,11 @@ impl WhepClient {
     }
 
     /// Waits for a control response whose `id` is `id` (None: a response with a null id).
-    pub fn await_response(&mut self, id: Option<u32>, timeout: Duration) -> Result<Value, ClientError> {
+    pub fn await_response(
+        &mut self,
+        id: Option<u32>,
+        timeout: Duration,
+    ) -> Result<Value, ClientError> {
         let want = id.map_or(Value::Null, Value::from);
         let mut kept = Vec::new();
         let mut found = None;

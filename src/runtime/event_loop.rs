@@ -59,7 +59,10 @@ impl EventLoop {
                 Wake::EncoderGone => break Err("the encoder stopped".to_string()),
             }
         };
-        log::info!("stopping: closing {} viewer(s)", self.hub.counters().viewers);
+        log::info!(
+            "stopping: closing {} viewer(s)",
+            self.hub.counters().viewers
+        );
         self.hub.remove_all();
         self.flush().await;
         self.pipeline.stop();

@@ -94,7 +94,9 @@ impl Server {
     /// Waits until the server stops: Ok after a requested stop, Err when it failed by itself.
     pub fn join(&mut self) -> Result<(), String> {
         match self.thread.take() {
-            Some(t) => t.join().unwrap_or_else(|_| Err("the event loop panicked".into())),
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err("the event loop panicked".into())),
             None => Ok(()),
         }
     }
@@ -181,7 +183,11 @@ pub fn spawn(config: Config) -> Result<Server, StartError> {
     })
 }
 
-fn run_loop(listener: TcpListener, routes: Rc<Routes>, event_loop: EventLoop) -> Result<(), String> {
+fn run_loop(
+    listener: TcpListener,
+    routes: Rc<Routes>,
+    event_loop: EventLoop,
+) -> Result<(), String> {
     let executor = Rc::new(smol::LocalExecutor::new());
     let serve = {
         let executor = executor.clone();

@@ -108,7 +108,7 @@ fn scenery(x: usize, y: usize, width: usize, height: usize) -> [u8; 3] {
         } else {
             [40, 40, 40]
         }
-    } else if ((x + y) / 6).is_multiple_of(2) {
+    } else if ((x + y) / 16).is_multiple_of(2) {
         // Fine diagonal stripes: detail that motion search has to track.
         [220, 200, 60]
     } else {
