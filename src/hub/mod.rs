@@ -274,24 +274,24 @@ impl Hub {
             }
         };
         self.events = events;
-        self.reap();
+        self.reap(now);
         answer
     }
 
     /// WHEP DELETE: the viewer is gone at once. False if there is no such viewer.
-    pub fn remove(&mut self, id: ViewerId) -> bool {
+    pub fn remove(&mut self, now: Instant, id: ViewerId) -> bool {
         let Some(index) = self.index_of(id) else {
             return false;
         };
-        self.drop_viewer(index, LeaveReason::Deleted);
-        self.reap();
+        self.drop_viewer(now, index, LeaveReason::Deleted);
+        self.reap(now);
         true
     }
 
-    /// Drops every viewer (shutdown).
-    pub fn remove_all(&mut self) {
+    /// Closes every viewer (shutdown); their goodbye packets are in the output.
+    pub fn remove_all(&mut self, now: Instant) {
         while !self.viewers.is_empty() {
-            self.drop_viewer(0, LeaveReason::Shutdown);
+            self.drop_viewer(now, 0, LeaveReason::Shutdown);
         }
     }
 
@@ -317,7 +317,7 @@ impl Hub {
         let sent = self.viewers[index].send_control(now, text, &mut events);
         self.apply_events(index, now, &mut events);
         self.events = events;
-        self.reap();
+        self.reap(now);
         sent
     }
 
@@ -393,7 +393,7 @@ impl Hub {
         self.viewers[index].receive(now, receive, &mut events);
         self.apply_events(index, now, &mut events);
         self.events = events;
-        self.reap();
+        self.reap(now);
     }
 
     fn write_frame(&mut self, now: Instant, frame: &EncodedFrame) {
@@ -418,7 +418,7 @@ impl Hub {
             self.apply_events(index, now, &mut events);
         }
         self.events = events;
-        self.reap();
+        self.reap(now);
     }
 
     fn timeout(&mut self, now: Instant) {
@@ -441,7 +441,7 @@ impl Hub {
             .any(|v| v.connected && v.awaiting_keyframe && !v.failed);
         self.keyframes.handle_timeout(now, waiting);
         self.collect_keyframe_request();
-        self.reap();
+        self.reap(now);
     }
 
     fn apply_events(&mut self, index: usize, now: Instant, events: &mut Vec<ViewerEvent>) {
@@ -499,7 +499,7 @@ impl Hub {
         }
     }
 
-    fn reap(&mut self) {
+    fn reap(&mut self, now: Instant) {
         let mut index = 0;
         while index < self.viewers.len() {
             if self.viewers[index].failed {
@@ -507,16 +507,24 @@ impl Hub {
                     .leave_reason
                     .clone()
                     .unwrap_or(LeaveReason::Failed("unknown".into()));
-                self.drop_viewer(index, reason);
+                self.drop_viewer(now, index, reason);
             } else {
                 index += 1;
             }
         }
     }
 
-    fn drop_viewer(&mut self, index: usize, reason: LeaveReason) {
+    fn drop_viewer(&mut self, now: Instant, index: usize, reason: LeaveReason) {
         let mut viewer = self.viewers.remove(index);
-        viewer.disconnect();
+        let mut events = std::mem::take(&mut self.events);
+        viewer.close(now, &mut events);
+        // Only its goodbye packets matter now; its other events die with it.
+        for event in events.drain(..) {
+            if let ViewerEvent::Transmit(t) = event {
+                self.outputs.push_back(Output::Transmit(t));
+            }
+        }
+        self.events = events;
         self.keyframes.on_viewer_left(viewer.id);
         log::info!(
             "viewer {} left: {reason} ({} viewers)",

@@ -363,9 +363,13 @@ fn delete_removes_the_viewer_at_once_and_frees_its_slot() {
         Err(OfferError::Full { max: 1 })
     );
 
-    assert!(w.hub.remove(id));
-    assert!(!w.hub.remove(id), "second delete finds nothing");
+    assert!(w.hub.remove(w.now, id));
+    assert!(!w.hub.remove(w.now, id), "second delete finds nothing");
     w.pump();
+    assert!(
+        !w.peer(id).rtc.is_alive(),
+        "the viewer was told: its session closed at once"
+    );
     assert_eq!(w.left(id), Some(LeaveReason::Deleted));
     assert_eq!(w.hub.counters().viewers, 0);
 

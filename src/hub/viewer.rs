@@ -214,7 +214,13 @@ impl Viewer {
         sent
     }
 
-    pub fn disconnect(&mut self) {
+    /// Closes the session the polite way (RTCP BYE, SCTP shutdown, DTLS close_notify), so the
+    /// viewer learns at once instead of after its ICE timeout. The packets come out as events.
+    pub fn close(&mut self, now: Instant, events: &mut Vec<ViewerEvent>) {
+        if !self.failed {
+            self.guarded(events, |rtc| rtc.close());
+            self.drive(now, events);
+        }
         self.rtc.disconnect();
     }
 

@@ -63,7 +63,7 @@ impl EventLoop {
             "stopping: closing {} viewer(s)",
             self.hub.counters().viewers
         );
-        self.hub.remove_all();
+        self.hub.remove_all(Instant::now());
         self.flush().await;
         self.pipeline.stop();
         outcome
@@ -147,7 +147,7 @@ impl EventLoop {
                 let _ = reply.try_send(result);
             }
             Signal::Delete { id, reply } => {
-                let _ = reply.try_send(self.hub.remove(id));
+                let _ = reply.try_send(self.hub.remove(now, id));
             }
             Signal::Status { reply } => {
                 let _ = reply.try_send(self.status(now));
