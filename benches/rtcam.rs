@@ -1,0 +1,300 @@
+//! `cargo bench`: the numbers in the README, measured on this machine.
+//!
+//! Encode cost per frame; then the release binary streaming 1280x720 at 30 fps and
+//! 1500 kbit/s on loopback: capture-to-wire, fan-out CPU (1 vs 8 viewers, viewers in another
+//! process), peak memory with 4 viewers, and in headless Chromium the time to first frame and
+//! glass-to-glass latency. Timings are reported, never asserted.
+//!
+//! RTCAM_BENCH_SECONDS shortens or lengthens the fan-out runs (default 30 s each).
+//! RTCAM_SKIP_BROWSER=1 leaves out the Chromium part.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rtcam::client::http::{self, Url};
+use rtcam::encode::bench::bench_encode;
+use serde_json::{Value, json};
+
+const RTCAM: &str = env!("CARGO_BIN_EXE_rtcam");
+const CLIENT: &str = env!("CARGO_BIN_EXE_rtcam-client");
+const STREAM: [&str; 6] = ["--size", "1280x720", "--fps", "30", "--bitrate", "1500"];
+
+fn main() {
+    // `cargo bench` passes --bench; a filter argument is not supported (there is one suite).
+    let mut results = serde_json::Map::new();
+    machine(&mut results);
+
+    println!("== encode cost per frame (OpenH264, 1 thread, moving test pattern, 1500 kbit/s)");
+    let mut encode = serde_json::Map::new();
+    for (w, h) in [(640, 480), (1280, 720), (1920, 1080)] {
+        match bench_encode(w, h, 300) {
+            Ok(b) => {
+                println!("{w}x{h}: {b:?}");
+                encode.insert(format!("{w}x{h}"), json!(format!("{b:?}")));
+            }
+            Err(e) => println!("{w}x{h}: failed: {e}"),
+        }
+    }
+    results.insert("encode".into(), Value::Object(encode));
+
+    println!("\n== capture-to-wire (1 viewer, 10 s)");
+    let server = Rtcam::start(&STREAM);
+    run_client(&server.whep(), 1, 10.0);
+    let status = server.status();
+    let wire = status["capture_to_wire_ms_p50"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    let enc = status["encode_ms_p50"].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "handed to encoder -> last packet sent, p50: {wire:.2} ms (encode p50 {enc:.2} ms, \
+         so {:.2} ms beyond encoding)",
+        wire - enc
+    );
+    results.insert(
+        "capture_to_wire".into(),
+        json!({"p50_ms": wire, "encode_p50_ms": enc, "beyond_encode_ms": wire - enc}),
+    );
+    drop(server);
+
+    let seconds: f64 = std::env::var("RTCAM_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30.0);
+    println!("\n== fan-out: rtcam CPU with 1 vs 8 viewers ({seconds} s each)");
+    let one = fan_out_cpu(1, seconds);
+    let eight = fan_out_cpu(8, seconds);
+    println!(
+        "1 viewer: {one:.3} CPU-s/s, 8 viewers: {eight:.3} CPU-s/s, ratio {:.3}",
+        eight / one
+    );
+    results.insert(
+        "fan_out".into(),
+        json!({"cpu_1": one, "cpu_8": eight, "ratio": eight / one, "seconds": seconds}),
+    );
+
+    println!("\n== memory: peak RSS with 4 viewers at 1280x720 (20 s)");
+    let server = Rtcam::start(&STREAM);
+    run_client(&server.whep(), 4, 20.0);
+    let hwm = server.proc_status("VmHWM");
+    println!("peak RSS: {:.1} MiB", hwm as f64 / 1024.0);
+    results.insert("peak_rss_mib".into(), json!(hwm as f64 / 1024.0));
+    drop(server);
+
+    if std::env::var("RTCAM_SKIP_BROWSER").is_ok_and(|v| v == "1") {
+        println!("\n(browser benchmarks skipped: RTCAM_SKIP_BROWSER=1)");
+    } else {
+        println!("\n== Chromium: time to first frame (20 joins) and glass-to-glass (20 s)");
+        let server = Rtcam::start(&STREAM);
+        match browser_bench(&server.url) {
+            Ok(v) => {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                results.insert("browser".into(), v);
+            }
+            Err(e) => println!("browser benchmark failed: {e}"),
+        }
+    }
+
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-results.json");
+    let text = serde_json::to_string_pretty(&Value::Object(results)).unwrap_or_default();
+    match std::fs::write(&out, text) {
+        Ok(()) => println!("\nresults: {}", out.display()),
+        Err(e) => println!("\ncannot write {}: {e}", out.display()),
+    }
+}
+
+fn machine(results: &mut serde_json::Map<String, Value>) {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("machine: {cpu}, {cores} cores");
+    results.insert("machine".into(), json!({"cpu": cpu, "cores": cores}));
+}
+
+/// The release binary, stopped (SIGTERM, then kill) when dropped.
+struct Rtcam {
+    child: Child,
+    url: String,
+}
+
+impl Rtcam {
+    fn start(extra: &[&str]) -> Rtcam {
+        let mut child = Command::new(RTCAM)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--rtc-port",
+                "0",
+                "--source",
+                "test",
+            ])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("rtcam starts");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("open http://") {
+                    let url = line[at + 5..].split_whitespace().next().unwrap_or("");
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("rtcam logs its URL");
+        // Let the encoder settle before measuring.
+        std::thread::sleep(Duration::from_secs(1));
+        Rtcam { child, url }
+    }
+
+    fn whep(&self) -> String {
+        format!("{}whep", self.url)
+    }
+
+    fn status(&self) -> Value {
+        let url = Url::parse(&format!("{}api/status", self.url)).expect("status URL");
+        http::request(&url, "GET", &[], &[])
+            .ok()
+            .and_then(|r| serde_json::from_slice(&r.body).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    /// User+system CPU seconds used so far.
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the ")" of the command name: utime and stime are the 12th and 13th.
+        let after = stat.rsplit(')').next().unwrap_or("");
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (ticks(11) + ticks(12)) / clock_ticks_per_second()
+    }
+
+    /// A `/proc/<pid>/status` field in kB.
+    fn proc_status(&self, field: &str) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Rtcam {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Runs `rtcam-client` (a separate process) with `viewers` non-decoding viewers.
+fn spawn_client(whep: &str, viewers: usize, seconds: f64) -> Child {
+    Command::new(CLIENT)
+        .args([whep, "--no-decode", "--viewers", &viewers.to_string()])
+        .args(["--seconds", &seconds.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("rtcam-client starts")
+}
+
+fn run_client(whep: &str, viewers: usize, seconds: f64) {
+    let out = spawn_client(whep, viewers, seconds)
+        .wait_with_output()
+        .expect("rtcam-client runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let frames: Vec<u64> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| v["frames"].as_u64().unwrap_or(0))
+        .collect();
+    println!("  viewers got frames: {frames:?}");
+}
+
+/// rtcam's CPU use (CPU-seconds per second) while `viewers` watch, after they connected.
+fn fan_out_cpu(viewers: usize, seconds: f64) -> f64 {
+    let server = Rtcam::start(&STREAM);
+    let warmup = 3.0;
+    let mut client = spawn_client(&server.whep(), viewers, warmup + seconds + 2.0);
+    std::thread::sleep(Duration::from_secs_f64(warmup));
+    let before = server.cpu_seconds();
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    let used = server.cpu_seconds() - before;
+    let status = server.status();
+    let _ = client.wait();
+    println!(
+        "  {viewers} viewer(s): {used:.2} CPU-s in {seconds} s; connected {}, fps {}",
+        status["viewers_connected"], status["fps_measured"]
+    );
+    used / seconds
+}
+
+fn browser_bench(page: &str) -> Result<Value, String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    if !dir.join("node_modules").exists() {
+        let ok = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .map_err(|e| format!("npm: {e}"))?;
+        if !ok.success() {
+            return Err("npm ci failed".into());
+        }
+    }
+    let out = Command::new("node")
+        .arg(dir.join("bench.mjs"))
+        .args([page, "--joins", "20", "--seconds", "20"])
+        .output()
+        .map_err(|e| format!("node: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "bench.mjs failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| format!("no JSON in bench.mjs output: {text}"))
+}

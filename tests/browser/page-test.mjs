@@ -1,0 +1,151 @@
+// Drives the viewer page in headless Chromium against a running rtcam:
+//   node page-test.mjs http://127.0.0.1:PORT/
+// Prints one JSON line with the results; exits 0 on success, 1 on failure (the reason and the
+// browser console go to stderr). Screenshots go to artifacts/ (desktop and phone viewports).
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { launch, openPage, waitInPage, snapshot } from './lib.mjs';
+
+const url = process.argv[2];
+if (!url) {
+  console.error('usage: node page-test.mjs <url of rtcam>');
+  process.exit(2);
+}
+const ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), 'artifacts');
+const WAIT = 60_000;
+
+const result = { ok: false };
+let page = null;
+let log = [];
+mkdirSync(ARTIFACTS, { recursive: true });
+let browser = null;
+
+function check(cond, what) {
+  if (!cond) throw new Error(what);
+}
+
+try {
+  browser = await launch();
+  ({ page, log } = await openPage(browser.context, url));
+
+  // 1. A connection that plays H.264 and answers pings.
+  await waitInPage(page, 'connected, 30 frames decoded, H.264, a ping answered', () => {
+    const r = window.rtcam;
+    return r && r.connected && r.framesDecoded >= 30 && /h264/i.test(r.codec || '') &&
+      typeof r.pingRtt === 'number' && r.pingsAnswered >= 1 && r.state === 'live';
+  }, null, WAIT);
+  Object.assign(result, await snapshot(page));
+
+  // 2. The RPC helper: a command with a result, an unknown command rejected with its code.
+  const rpc = await page.evaluate(async () => {
+    const status = await window.rtcam.send('status');
+    const pong = await window.rtcam.send('ping', { t: 42 });
+    let unknown = null;
+    try { await window.rtcam.send('no-such-command'); } catch (e) { unknown = e.code; }
+    const keyframe = await window.rtcam.send('keyframe');
+    return { status, pong, unknown, keyframe };
+  });
+  check(rpc.pong.t === 42, `ping did not echo t: ${JSON.stringify(rpc.pong)}`);
+  check(rpc.unknown === 'unknown_command', `unknown command gave ${rpc.unknown}`);
+  check(rpc.status && rpc.status.width > 0, `status result: ${JSON.stringify(rpc.status)}`);
+  result.status = rpc.status;
+
+  // 3. The stamp reader: on a synthetic picture (exact), then on the live video.
+  const synthetic = await page.evaluate(() => {
+    const r = window.rtcam;
+    const make = (w, seq, us, corrupt) => {
+      const c = w >= 480 ? 16 : 8, perRow = Math.floor(w / c), rows = Math.ceil(112 / perRow);
+      const bytes = new Uint8Array(14), dv = new DataView(bytes.buffer);
+      dv.setUint32(0, seq);
+      dv.setUint32(4, Math.floor(us / 4294967296));
+      dv.setUint32(8, us % 4294967296);
+      dv.setUint16(12, r.crc16(bytes, 12));
+      if (corrupt) bytes[5] ^= 0x10;
+      const h = rows * c, data = new Uint8ClampedArray(w * h * 4);
+      for (let i = 0; i < 112; i++) {
+        const v = (bytes[i >> 3] >> (7 - (i & 7))) & 1 ? 235 : 16;
+        const x0 = (i % perRow) * c, y0 = Math.floor(i / perRow) * c;
+        for (let y = y0; y < y0 + c; y++) for (let x = x0; x < x0 + c; x++) {
+          const o = (y * w + x) * 4;
+          data[o] = data[o + 1] = data[o + 2] = v; data[o + 3] = 255;
+        }
+      }
+      return r.decodeStamp({ data, width: w, height: h }, w);
+    };
+    const us = Date.now() * 1000 + 123;
+    return {
+      vga: make(640, 4000000000, us),
+      small: make(320, 7, us),
+      odd: make(1280, 1, 2 ** 52 + 5),
+      corrupt: make(640, 1, us, true),
+      us,
+    };
+  });
+  check(synthetic.vga && synthetic.vga.seq === 4000000000 && synthetic.vga.captureUs === synthetic.us,
+    `synthetic 640 stamp: ${JSON.stringify(synthetic)}`);
+  check(synthetic.small && synthetic.small.seq === 7 && synthetic.small.captureUs === synthetic.us,
+    `synthetic 320 stamp: ${JSON.stringify(synthetic)}`);
+  check(synthetic.odd && synthetic.odd.captureUs === 2 ** 52 + 5, `synthetic 1280 stamp: ${JSON.stringify(synthetic)}`);
+  check(synthetic.corrupt === null, 'a stamp with a wrong CRC was accepted');
+
+  const stamps = await waitInPage(page, 'two readable frame stamps', async () => {
+    const a = window.rtcam.readStamp();
+    await new Promise((r) => setTimeout(r, 300));
+    const b = window.rtcam.readStamp();
+    return a && b && b.seq > a.seq ? { a, b, now: Date.now() } : null;
+  }, null, 20_000);
+  const ageMs = stamps.now - stamps.b.captureUs / 1000;
+  check(Math.abs(ageMs) < 60_000, `stamp capture time is ${ageMs} ms away from the page's clock`);
+  result.stamp = stamps.b;
+  const lat = await page.evaluate(() => window.rtcam.stampLatencies(2000));
+  check(lat.length > 0, 'stampLatencies gave no samples in 2 s');
+  result.stampLatencySamples = lat.length;
+  result.stampLatencyMedianMs = [...lat].sort((x, y) => x - y)[Math.floor(lat.length / 2)];
+
+  // 4. Screenshots: desktop, then a phone in portrait.
+  await page.waitForTimeout(1500); // a couple of stats updates
+  await page.screenshot({ path: join(ARTIFACTS, 'page.png') });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForTimeout(1200);
+  await page.screenshot({ path: join(ARTIFACTS, 'page-phone.png') });
+  await page.setViewportSize({ width: 1280, height: 720 });
+
+  // 5. A fresh connection: the old one is deleted, a new one plays.
+  const before = await snapshot(page);
+  await page.evaluate(() => window.rtcam.reconnect());
+  const after = await waitInPage(page, 'frames on a new connection after reconnect()', (seq) => {
+    const r = window.rtcam;
+    return r.connectionSeq > seq && r.connected && r.framesDecoded >= 10 && r.state === 'live' &&
+      typeof r.pingRtt === 'number' ? { ...r } : null;
+  }, before.connectionSeq, WAIT);
+  check(after.reconnects === before.reconnects + 1, `reconnects went ${before.reconnects} → ${after.reconnects}`);
+  const viewers = await waitInPage(page, 'the server to count one viewer after reconnect()', async () => {
+    const s = await window.rtcam.send('status');
+    return s.viewers === 1 ? s.viewers : null;
+  }, null, 15_000);
+  result.reconnect = {
+    reconnects: after.reconnects,
+    connectionSeq: after.connectionSeq,
+    framesDecoded: after.framesDecoded,
+    firstFrameMs: after.firstFrameMs,
+    viewers,
+  };
+
+  result.ok = true;
+  console.log(JSON.stringify(result));
+} catch (e) {
+  result.ok = false;
+  result.error = String(e && e.message ? e.message : e);
+  if (page) {
+    await page.screenshot({ path: join(ARTIFACTS, 'failure.png') }).catch(() => {});
+    result.page = await snapshot(page).catch(() => null);
+  }
+  console.log(JSON.stringify(result));
+  console.error(`page test FAILED: ${result.error}`);
+  console.error('--- browser console ---');
+  for (const line of log) console.error(line);
+  process.exitCode = 1;
+} finally {
+  if (browser) await browser.close();
+}
