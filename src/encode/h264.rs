@@ -1,8 +1,14 @@
 //! The H.264 encoder: OpenH264 set up for live streaming to browsers.
 //!
 //! Constrained baseline (every browser decodes it, profile-level-id 42e01f compatible), bitrate
-//! rate control with frame skipping (without it the rate control overshoots), low complexity, one
-//! slice, one thread: the lowest latency per frame OpenH264 offers.
+//! rate control with frame skipping, low complexity, one slice, one thread: the lowest latency
+//! per frame OpenH264 offers.
+//!
+//! Rate control runs on the frames' capture timestamps (OpenH264's timestamp mode): it then
+//! spreads an IDR's extra bits over the following frames instead of skipping several frames after
+//! each IDR as its plain bitrate mode does (measured on the test pattern at 1280x720, 1500 kbit/s:
+//! 25 of 300 frames skipped, a visible stall every 2 s, against none, at 1542 instead of
+//! 1435 kbit/s). Frames are still skipped when the bitrate is too low for the picture.
 //!
 //! Every IDR access unit carries SPS and PPS in front of its slice, so any viewer can start
 //! decoding at any IDR without having seen the stream's beginning.
@@ -305,7 +311,7 @@ fn idr_period_frames(settings: &EncoderSettings) -> u32 {
 fn new_openh264(settings: &EncoderSettings) -> Result<Encoder, EncodeError> {
     let config = EncoderConfig::new()
         .usage_type(UsageType::CameraVideoRealTime)
-        .rate_control_mode(RateControlMode::Bitrate)
+        .rate_control_mode(RateControlMode::Timestamp)
         .bitrate(BitRate::from_bps(settings.bitrate_kbps * 1000))
         .skip_frames(true)
         .max_frame_rate(FrameRate::from_hz(settings.fps as f32))
