@@ -258,11 +258,13 @@ impl Hub {
         if self.viewers.iter().any(|v| v.id == id) {
             return Err(OfferError::Rejected("viewer id in use".into()));
         }
+        log::debug!("viewer {id} offer:\n{sdp}");
         let mut events = std::mem::take(&mut self.events);
         let result = Viewer::from_offer(id, now, sdp, &self.candidates, &self.cert, &mut events);
         let answer = match result {
             Ok((viewer, answer)) => {
                 log::info!("viewer {id} answered ({} viewers)", self.viewers.len() + 1);
+                log::debug!("viewer {id} answer:\n{answer}");
                 self.viewers.push(viewer);
                 let index = self.viewers.len() - 1;
                 self.apply_events(index, now, &mut events);

@@ -13,6 +13,7 @@ use str0m::channel::ChannelId;
 use str0m::config::DtlsCert;
 use str0m::media::{MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{Receive, Transmit};
+use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
 use super::{OfferError, ViewerId};
@@ -24,8 +25,9 @@ pub const CONTROL_LABEL: &str = "control";
 /// constrained baseline too. packetization-mode=1 only: IDRs are larger than one packet.
 const H264_PAYLOADS: [(u8, u8, u32); 2] = [(108, 109, 0x42e01f), (127, 121, 0x42001f)];
 
-/// Packets kept per viewer for NACK retransmission: about 2 s at 1.5 Mbit/s.
-const SEND_BUFFER_PACKETS: usize = 300;
+/// Packets kept per viewer for NACK retransmission: about 1 s at 1.5 Mbit/s, many round trips
+/// on a LAN.
+const SEND_BUFFER_PACKETS: usize = 150;
 
 /// Guards against a driving loop that never settles (a str0m bug): a viewer that needs more
 /// rounds than this in one call is dropped rather than stalling everyone.
@@ -77,7 +79,8 @@ impl Viewer {
         let mut config = RtcConfig::new()
             .clear_codecs()
             .set_dtls_cert(cert.clone())
-            .set_send_buffer_video(SEND_BUFFER_PACKETS);
+            .set_send_buffer_video(SEND_BUFFER_PACKETS)
+            .set_extension(5, Extension::PlayoutDelay);
         for (pt, rtx, profile) in H264_PAYLOADS {
             config
                 .codec_config()
@@ -187,7 +190,9 @@ impl Viewer {
         let Some((mid, pt)) = self.video else { return };
         let data = data.clone();
         self.guarded(events, |rtc| match rtc.writer(mid) {
-            Some(w) => w.write(pt, wallclock, rtp_time, data),
+            Some(w) => w
+                .playout_delay(MediaTime::from_hundredths(0), MediaTime::from_hundredths(0))
+                .write(pt, wallclock, rtp_time, data),
             None => Ok(()),
         });
         self.drive(now, events);

@@ -11,8 +11,9 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 use smol::Async;
 
-/// Datagrams read per receive call.
-const BATCH: usize = 16;
+/// Receive calls read up to this many buffers at once. Viewers send little (RTCP, STUN), so a
+/// small batch is enough.
+const BATCH: usize = 8;
 /// Large enough for an IDR burst to every viewer without the kernel dropping it.
 const SOCKET_BUFFER_BYTES: usize = 2 * 1024 * 1024;
 
@@ -39,13 +40,15 @@ impl MediaSocket {
         let _ = state.set_recv_buffer_size((&socket).into(), SOCKET_BUFFER_BYTES);
         let local = socket.local_addr()?;
         let socket = Async::new(socket)?;
-        // With GRO one buffer may hold several datagrams of one flow.
+        // With GRO one buffer may hold several datagrams of one flow. Each buffer is allocated
+        // zeroed on its own (not cloned from one), so its pages stay untouched, and out of the
+        // resident set, until datagrams that large actually arrive.
         let buffer_len = 1500 * state.gro_segments().max(1);
         Ok(MediaSocket {
             socket,
             state,
             local,
-            buffers: vec![vec![0; buffer_len]; BATCH],
+            buffers: (0..BATCH).map(|_| vec![0; buffer_len]).collect(),
             metas: [RecvMeta::default(); BATCH],
         })
     }

@@ -1,6 +1,6 @@
 //! The moving test pattern: a source that needs no camera, for demos, tests and benchmarks.
 //!
-//! Each frame is a window onto a precomputed background twice as wide as the frame (colour bars,
+//! Each frame is a window onto a precomputed background (colour bars,
 //! a grey ramp, checkers, fine stripes, a grid), panning steadily to the right so motion is
 //! visible and the encoder has real work, with the frame stamp drawn on top. Rendering is a copy
 //! plus the stamp, far below a millisecond even at 1280x720.
@@ -127,7 +127,8 @@ impl TestPattern {
             width,
             height,
             fps,
-            background: Background::new(2 * w, h),
+            // As wide as the picture: the window wraps around, so the pan never ends.
+            background: Background::new(w, h),
             window: Window::default(),
             pool: FramePool::new(w * h * 3 / 2),
             clock: FrameClock::new(fps),
