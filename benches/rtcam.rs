@@ -8,15 +8,18 @@
 //! RTCAM_BENCH_SECONDS shortens or lengthens the fan-out runs (default 30 s each).
 //! RTCAM_SKIP_BROWSER=1 leaves out the Chromium part.
 
-use std::io::{BufRead, BufReader};
+#[path = "../tests/common/process.rs"]
+mod process;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use rtcam::client::http::{self, Url};
 use rtcam::encode::bench::bench_encode;
 use serde_json::{Value, json};
+
+use process::RtcamProcess;
 
 const RTCAM: &str = env!("CARGO_BIN_EXE_rtcam");
 const CLIENT: &str = env!("CARGO_BIN_EXE_rtcam-client");
@@ -132,45 +135,21 @@ fn machine(results: &mut serde_json::Map<String, Value>) {
     results.insert("machine".into(), json!({"cpu": cpu, "cores": cores}));
 }
 
-/// The release binary, stopped (SIGTERM, then kill) when dropped.
+/// The release binary at 1280x720, 30 fps, 1500 kbit/s, stopped when dropped.
 struct Rtcam {
-    child: Child,
+    process: RtcamProcess,
     url: String,
 }
 
 impl Rtcam {
     fn start(extra: &[&str]) -> Rtcam {
-        let mut child = Command::new(RTCAM)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--rtc-port",
-                "0",
-                "--source",
-                "test",
-            ])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("rtcam starts");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("open http://") {
-                    let url = line[at + 5..].split_whitespace().next().unwrap_or("");
-                    let _ = tx.send(url.to_string());
-                }
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("rtcam logs its URL");
+        let process = RtcamProcess::start_on_loopback(RTCAM, extra);
         // Let the encoder settle before measuring.
         std::thread::sleep(Duration::from_secs(1));
-        Rtcam { child, url }
+        Rtcam {
+            url: process.url.clone(),
+            process,
+        }
     }
 
     fn whep(&self) -> String {
@@ -188,7 +167,7 @@ impl Rtcam {
     /// User+system CPU seconds used so far, per thread name.
     fn thread_cpu(&self) -> Vec<(String, f64)> {
         let hz = clock_ticks_per_second();
-        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id()));
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.process.pid()));
         let mut out = Vec::new();
         for task in tasks.into_iter().flatten().flatten() {
             let path = task.path();
@@ -210,29 +189,13 @@ impl Rtcam {
 
     /// A `/proc/<pid>/status` field in kB.
     fn proc_status(&self, field: &str) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+        std::fs::read_to_string(format!("/proc/{}/status", self.process.pid()))
             .unwrap_or_default()
             .lines()
             .find(|l| l.starts_with(field))
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
-    }
-}
-
-impl Drop for Rtcam {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        for _ in 0..50 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

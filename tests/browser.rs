@@ -7,18 +7,19 @@
 //! `npm ci` in `tests/browser` itself when `node_modules` is missing. `RTCAM_SKIP_BROWSER=1`
 //! skips it; `CHROMIUM_PATH` points at another Chromium.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use common::process::{RtcamProcess, page_url};
+
 /// Generous: the machine is shared and slow at times.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 const NPM_TIMEOUT: Duration = Duration::from_secs(300);
 /// The page test waits up to 60 s for each of its steps.
 const NODE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -26,7 +27,7 @@ const NODE_TIMEOUT: Duration = Duration::from_secs(300);
 const INSTALL_HINT: &str = "install with `apt-get install chromium nodejs npm`, then \
      `cd tests/browser && npm ci` (or set RTCAM_SKIP_BROWSER=1 to skip this test)";
 
-/// Kills the child when dropped, so no rtcam or node outlives a failed assertion.
+/// Kills the child when dropped, so no node outlives a failed assertion.
 struct KillOnDrop(Child);
 
 impl Drop for KillOnDrop {
@@ -104,63 +105,6 @@ fn ensure_node_modules(dir: &Path) {
     );
 }
 
-/// Starts rtcam on loopback and returns it with its page URL (from its log) and the log.
-fn start_rtcam() -> (KillOnDrop, String, Arc<Mutex<Vec<String>>>) {
-    let mut child = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_rtcam"))
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--rtc-port",
-                "0",
-                "--source",
-                "test",
-                "--size",
-                "640x480",
-            ])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("rtcam starts"),
-    );
-    let stderr = child.0.stderr.take().expect("piped stderr");
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = mpsc::channel();
-    let log_writer = Arc::clone(&log);
-    // Keeps draining the log for as long as rtcam runs: a full pipe would stall it.
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if let Some(url) = page_url(&line) {
-                let _ = tx.send(url);
-            }
-            log_writer.lock().unwrap().push(line);
-        }
-    });
-    let url = match rx.recv_timeout(START_TIMEOUT) {
-        Ok(url) => url,
-        Err(_) => {
-            let status = child.0.try_wait().ok().flatten();
-            panic!(
-                "rtcam did not log its URL within {} s (exit status: {status:?}); its log:\n{}",
-                START_TIMEOUT.as_secs(),
-                log.lock().unwrap().join("\n")
-            );
-        }
-    };
-    (child, url, log)
-}
-
-/// `... streaming: open http://127.0.0.1:PORT/ in a browser` → the URL.
-fn page_url(line: &str) -> Option<String> {
-    let start = line.find("open http")? + "open ".len();
-    let rest = &line[start..];
-    let end = rest.find(" in a browser")?;
-    Some(rest[..end].trim().to_string())
-}
-
 #[test]
 fn log_line_gives_the_page_url() {
     assert_eq!(
@@ -192,7 +136,9 @@ fn page_plays_the_stream_in_headless_chromium() {
     let dir = browser_dir();
     ensure_node_modules(&dir);
 
-    let (_rtcam, url, rtcam_log) = start_rtcam();
+    let rtcam =
+        RtcamProcess::start_on_loopback(env!("CARGO_BIN_EXE_rtcam"), &["--size", "640x480"]);
+    let url = rtcam.url.clone();
 
     let mut node = KillOnDrop(
         Command::new("node")
@@ -234,7 +180,7 @@ fn page_plays_the_stream_in_headless_chromium() {
             "page test stdout:\n{}\npage test stderr:\n{}\nrtcam log:\n{}",
             out.join("\n"),
             err.join("\n"),
-            rtcam_log.lock().unwrap().join("\n")
+            rtcam.log().join("\n")
         )
     };
     let result: Value = out

@@ -245,6 +245,15 @@ impl World {
     }
 }
 
+/// A hub with default settings and no peers around it.
+fn lone_hub(now: Instant) -> Hub {
+    let config = HubConfig {
+        candidates: vec![HUB_ADDR.parse().unwrap()],
+        ..HubConfig::default()
+    };
+    Hub::new(config, now).unwrap()
+}
+
 /// A synthetic access unit: SPS, PPS and an IDR slice, or one P slice. The payload bytes
 /// carry `seq` so a peer can tell frames apart.
 fn encoded(seq: u64, keyframe: bool, now: Instant) -> EncodedFrame {
@@ -474,14 +483,7 @@ fn oversized_control_messages_are_not_delivered() {
 #[test]
 fn bad_offers_are_refused_with_a_reason() {
     let now = Instant::now();
-    let mut hub = Hub::new(
-        HubConfig {
-            candidates: vec![HUB_ADDR.parse().unwrap()],
-            ..HubConfig::default()
-        },
-        now,
-    )
-    .unwrap();
+    let mut hub = lone_hub(now);
 
     for garbage in [
         "",
@@ -561,4 +563,20 @@ fn garbage_datagrams_are_ignored() {
     w.pump();
     w.frame(1, true);
     assert_eq!(w.peer(id).frames.len(), 1, "the viewer still gets frames");
+}
+
+#[test]
+fn offers_with_mdns_or_odd_candidates_are_still_answered() {
+    // Browsers hide host addresses behind mDNS names; other players send IPv6 or TCP
+    // candidates. None of that may make the offer fail: ICE learns the viewer's address from
+    // its checks anyway.
+    let now = Instant::now();
+    let mut hub = lone_hub(now);
+    let (_, offer, _) = Peer::h264(1, now);
+    let extra = "a=candidate:1 1 udp 2122260223 6b1f2c3d-0e4f-4a5b-8c9d-0123456789ab.local 54321 typ host generation 0\r\n\
+                 a=candidate:2 1 tcp 1518280447 192.0.2.9 9 typ host tcptype active\r\n\
+                 a=candidate:3 1 udp 2122262783 2001:db8::7 40000 typ host\r\n";
+    let munged = offer.replacen("a=mid:", &format!("{extra}a=mid:"), 1);
+    assert_ne!(munged, offer);
+    assert!(hub.offer(now, ViewerId(1), &munged).is_ok());
 }

@@ -8,27 +8,20 @@ use smol::Timer;
 use smol::channel::Receiver;
 use smol::future::FutureExt;
 
-use super::meter::{LatencyWindow, StreamMeter};
+use super::stream::Stream;
 use crate::control::{self, Device, Status};
-use crate::encode::{EncodedFrame, EncoderSettings, Pipeline};
+use crate::encode::EncodedFrame;
 use crate::hub::{Hub, HubEvent, Input, Output, ViewerId};
 use crate::net::udp::MediaSocket;
 use crate::net::whep::Signal;
-use crate::source::SourceInfo;
 
 pub struct EventLoop {
     pub hub: Hub,
     pub socket: MediaSocket,
-    pub pipeline: Pipeline,
+    pub stream: Stream,
     pub frames: Receiver<EncodedFrame>,
     pub signals: Receiver<Signal>,
     pub stop: Receiver<()>,
-    pub settings: EncoderSettings,
-    pub source: SourceInfo,
-    pub max_viewers: usize,
-    pub started: Instant,
-    pub meter: StreamMeter,
-    pub wire: LatencyWindow,
 }
 
 enum Wake {
@@ -39,9 +32,6 @@ enum Wake {
     Stop,
     EncoderGone,
 }
-
-/// The source or the encoder are considered stuck after this long without a frame.
-const STALL: Duration = Duration::from_secs(3);
 
 impl EventLoop {
     /// Runs until stopped (Ok) or until the encoder ends by itself (Err).
@@ -65,7 +55,7 @@ impl EventLoop {
         );
         self.hub.remove_all(Instant::now());
         self.flush().await;
-        self.pipeline.stop();
+        self.stream.pipeline.stop();
         outcome
     }
 
@@ -102,14 +92,13 @@ impl EventLoop {
     }
 
     async fn on_frame(&mut self, now: Instant, frame: EncodedFrame) {
-        self.meter.record(now, frame.data.len());
+        self.stream.frame_sent(now, frame.data.len());
         self.hub.handle_input(Input::Frame { now, frame: &frame });
         // Send this frame's packets right away and time it: handed to the encoder → last
         // packet on the socket.
         let (_, sent) = self.flush_counting().await;
         if sent > 0 {
-            self.wire
-                .record(Instant::now().saturating_duration_since(frame.handed));
+            self.stream.frame_on_wire(frame.handed, Instant::now());
         }
     }
 
@@ -150,10 +139,10 @@ impl EventLoop {
                 let _ = reply.try_send(self.hub.remove(now, id));
             }
             Signal::Status { reply } => {
-                let _ = reply.try_send(self.status(now));
+                let _ = reply.try_send(self.stream.status(self.hub.counters(), now));
             }
             Signal::Health { reply } => {
-                let _ = reply.try_send(self.health(now));
+                let _ = reply.try_send(self.stream.health(now));
             }
         }
     }
@@ -173,7 +162,7 @@ impl EventLoop {
                         Err(e) => log::debug!("send to {}: {e}", t.destination),
                     }
                 }
-                Output::KeyframeNeeded => self.pipeline.request_keyframe(),
+                Output::KeyframeNeeded => self.stream.pipeline.request_keyframe(),
                 Output::Event(event) => self.on_hub_event(event),
                 Output::Timeout(at) => return (at, sent),
             }
@@ -186,16 +175,8 @@ impl EventLoop {
             HubEvent::ControlMessage { viewer, data } => {
                 let mut device = LoopDevice {
                     hub: &mut self.hub,
+                    stream: &mut self.stream,
                     now,
-                    status: StatusParts {
-                        pipeline: &self.pipeline,
-                        meter: &mut self.meter,
-                        wire: &self.wire,
-                        settings: &self.settings,
-                        source: &self.source,
-                        max_viewers: self.max_viewers,
-                        started: self.started,
-                    },
                 };
                 (viewer, control::dispatch(viewer, &data, &mut device))
             }
@@ -208,87 +189,18 @@ impl EventLoop {
             log::debug!("viewer {viewer}: control reply not sent (channel closed)");
         }
     }
-
-    fn status(&mut self, now: Instant) -> Status {
-        StatusParts {
-            pipeline: &self.pipeline,
-            meter: &mut self.meter,
-            wire: &self.wire,
-            settings: &self.settings,
-            source: &self.source,
-            max_viewers: self.max_viewers,
-            started: self.started,
-        }
-        .build(&self.hub, now)
-    }
-
-    fn health(&self, now: Instant) -> Result<(), String> {
-        let p = self.pipeline.stats();
-        let stale = |last: Option<Instant>| {
-            let since = last.unwrap_or(self.started);
-            now.saturating_duration_since(since) > STALL
-        };
-        if stale(p.last_capture) {
-            return Err("no frame from the source for over 3 s".into());
-        }
-        if stale(p.last_encode) {
-            return Err("no frame from the encoder for over 3 s".into());
-        }
-        Ok(())
-    }
-}
-
-/// Everything `status` reports, apart from the hub.
-struct StatusParts<'a> {
-    pipeline: &'a Pipeline,
-    meter: &'a mut StreamMeter,
-    wire: &'a LatencyWindow,
-    settings: &'a EncoderSettings,
-    source: &'a SourceInfo,
-    max_viewers: usize,
-    started: Instant,
-}
-
-impl StatusParts<'_> {
-    fn build(&mut self, hub: &Hub, now: Instant) -> Status {
-        let p = self.pipeline.stats();
-        let h = hub.counters();
-        let (fps_measured, bitrate_measured_kbps) = self.meter.rates(now);
-        let uptime = now.saturating_duration_since(self.started).as_secs_f64();
-        Status {
-            source: self.source.kind.to_string(),
-            source_name: self.source.name.clone(),
-            width: self.settings.width,
-            height: self.settings.height,
-            fps: self.settings.fps,
-            fps_measured,
-            bitrate_kbps: self.settings.bitrate_kbps,
-            bitrate_measured_kbps,
-            viewers: h.viewers,
-            viewers_connected: h.connected,
-            max_viewers: self.max_viewers,
-            uptime_s: (uptime * 10.0).round() / 10.0,
-            frames_captured: p.frames_captured,
-            frames_encoded: p.frames_encoded,
-            frames_dropped: p.frames_dropped,
-            frames_skipped: p.frames_skipped,
-            keyframes: p.keyframes,
-            encode_ms_p50: p.encode_us_p50.map_or(0.0, |us| us as f64 / 1000.0),
-            capture_to_wire_ms_p50: self.wire.median_ms(),
-        }
-    }
 }
 
 /// What control commands act on, for the duration of one command.
 struct LoopDevice<'a> {
     hub: &'a mut Hub,
+    stream: &'a mut Stream,
     now: Instant,
-    status: StatusParts<'a>,
 }
 
 impl Device for LoopDevice<'_> {
     fn status(&mut self) -> Status {
-        self.status.build(self.hub, self.now)
+        self.stream.status(self.hub.counters(), self.now)
     }
 
     fn request_keyframe(&mut self, viewer: ViewerId) {

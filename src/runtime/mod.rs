@@ -9,13 +9,14 @@
 
 mod event_loop;
 pub mod meter;
+mod stream;
 
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use smol::channel::{Sender, bounded};
 
@@ -29,7 +30,7 @@ use crate::net::whep::Routes;
 use crate::source::FrameSource;
 use crate::source::pattern::TestPattern;
 use event_loop::EventLoop;
-use meter::{LatencyWindow, StreamMeter};
+use stream::Stream;
 
 /// Encoded frames waiting for the event loop. A few frames: the loop normally takes each at
 /// once; if it stalls longer than this, frames drop (and the encoder makes an IDR) rather than
@@ -148,7 +149,6 @@ pub fn spawn(config: Config) -> Result<Server, StartError> {
     .map_err(|e| StartError::Hub(e.to_string()))?;
 
     let source = open_source(&config)?;
-    let source_info = source.info();
     let (frames_tx, frames) = bounded(FRAME_QUEUE);
     let pipeline = Pipeline::start(source, config.encoder.clone(), frames_tx)
         .map_err(|e| StartError::Encoder(e.to_string()))?;
@@ -158,16 +158,10 @@ pub fn spawn(config: Config) -> Result<Server, StartError> {
     let event_loop = EventLoop {
         hub,
         socket,
-        pipeline,
+        stream: Stream::new(pipeline, config.max_viewers, started),
         frames,
         signals,
         stop,
-        settings: config.encoder.clone(),
-        source: source_info,
-        max_viewers: config.max_viewers,
-        started,
-        meter: StreamMeter::new(Duration::from_secs(2)),
-        wire: LatencyWindow::new(120),
     };
     let cors_origin = config.cors_origin.clone();
     let thread = std::thread::Builder::new()

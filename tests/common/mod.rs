@@ -1,5 +1,7 @@
-//! Shared by the integration tests: start a real rtcam on loopback.
+//! Shared by the integration tests: a real rtcam on loopback, in this process or as the binary.
 #![allow(dead_code)]
+
+pub mod process;
 
 use std::time::Duration;
 
