@@ -218,6 +218,8 @@ pub struct Hub {
     events: Vec<ViewerEvent>,
     /// RTP media time counts from here.
     epoch: Instant,
+    /// The latest time any input brought; "nothing scheduled" is measured from it.
+    last_now: Instant,
     datagrams_unclaimed: u64,
 }
 
@@ -244,12 +246,14 @@ impl Hub {
             outputs: VecDeque::new(),
             events: Vec::new(),
             epoch: now,
+            last_now: now,
             datagrams_unclaimed: 0,
         })
     }
 
     /// A WHEP offer: creates the viewer and returns the SDP answer.
     pub fn offer(&mut self, now: Instant, id: ViewerId, sdp: &str) -> Result<String, OfferError> {
+        self.tick(now);
         if self.viewers.len() >= self.config.max_viewers {
             return Err(OfferError::Full {
                 max: self.config.max_viewers,
@@ -282,6 +286,7 @@ impl Hub {
 
     /// WHEP DELETE: the viewer is gone at once. False if there is no such viewer.
     pub fn remove(&mut self, now: Instant, id: ViewerId) -> bool {
+        self.tick(now);
         let Some(index) = self.index_of(id) else {
             return false;
         };
@@ -298,6 +303,10 @@ impl Hub {
     }
 
     pub fn handle_input(&mut self, input: Input) {
+        let now = match input {
+            Input::Receive { now, .. } | Input::Frame { now, .. } | Input::Timeout(now) => now,
+        };
+        self.tick(now);
         match input {
             Input::Receive {
                 now,
@@ -312,6 +321,7 @@ impl Hub {
 
     /// A reply or event on a viewer's control channel. False if it has no open channel.
     pub fn send_control(&mut self, now: Instant, id: ViewerId, text: &str) -> bool {
+        self.tick(now);
         let Some(index) = self.index_of(id) else {
             return false;
         };
@@ -343,8 +353,8 @@ impl Hub {
             }
         });
         let next = viewers.chain(self.keyframes.poll_timeout()).min();
-        // With nothing scheduled, an hour is "never" in practice and keeps the type simple.
-        Output::Timeout(next.unwrap_or_else(|| self.epoch_far_future()))
+        // With nothing scheduled, an hour from the latest input is "never" in practice.
+        Output::Timeout(next.unwrap_or(self.last_now + Duration::from_secs(3600)))
     }
 
     pub fn counters(&self) -> HubCounters {
@@ -360,9 +370,8 @@ impl Hub {
         self.viewers.iter().map(|v| v.id).collect()
     }
 
-    fn epoch_far_future(&self) -> Instant {
-        let latest = self.viewers.iter().map(|v| v.timeout).max();
-        latest.unwrap_or(self.epoch).max(self.epoch) + Duration::from_secs(3600)
+    fn tick(&mut self, now: Instant) {
+        self.last_now = self.last_now.max(now);
     }
 
     fn receive(

@@ -580,3 +580,18 @@ fn offers_with_mdns_or_odd_candidates_are_still_answered() {
     assert_ne!(munged, offer);
     assert!(hub.offer(now, ViewerId(1), &munged).is_ok());
 }
+
+#[test]
+fn an_idle_hub_never_asks_for_a_timeout_in_the_past() {
+    // The event loop sleeps until the hub's timeout: one in the past would make it spin.
+    let t0 = Instant::now();
+    let mut hub = lone_hub(t0);
+    for hours in [1, 2, 30] {
+        let now = t0 + Duration::from_secs(3600 * hours);
+        hub.handle_input(Input::Timeout(now));
+        match hub.poll_output() {
+            Output::Timeout(at) => assert!(at > now, "after {hours} h idle"),
+            other => panic!("unexpected output {other:?}"),
+        }
+    }
+}

@@ -270,7 +270,13 @@ impl Viewer {
                     self.guarded(events, |rtc| rtc.handle_input(Input::Timeout(now)));
                 }
                 Output::Timeout(at) => {
-                    self.timeout = at;
+                    // Still due after being fed `now`: nothing more happens before time moves
+                    // on, so ask again a moment later rather than at once (no busy loop).
+                    self.timeout = if at <= now {
+                        now + Duration::from_millis(1)
+                    } else {
+                        at
+                    };
                     if !self.rtc.is_alive() {
                         // The viewer closed the connection (DTLS close): no need to wait for ICE.
                         self.failed = true;
