@@ -152,6 +152,8 @@ mod tests {
             let mut socket = MediaSocket::bind("0.0.0.0:0".parse().unwrap()).unwrap();
             let port = socket.local_addr().port();
             let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+            peer.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .unwrap();
             peer.send_to(b"hello", ("127.0.0.1", port)).unwrap();
             peer.send_to(b"world", ("127.0.0.1", port)).unwrap();
 
@@ -177,6 +179,42 @@ mod tests {
             let mut buf = [0u8; 16];
             let (n, from) = peer.recv_from(&mut buf).unwrap();
             assert_eq!((&buf[..n], from), (&b"reply"[..], expect_dst));
+        });
+    }
+
+    #[test]
+    fn a_dual_stack_socket_serves_ipv4_and_ipv6_peers() {
+        smol::block_on(async {
+            let Ok(mut socket) = MediaSocket::bind("[::]:0".parse().unwrap()) else {
+                eprintln!("no IPv6 on this machine: dual-stack not tested");
+                return;
+            };
+            let port = socket.local_addr().port();
+            for (peer_bind, server) in [("127.0.0.1:0", "127.0.0.1"), ("[::1]:0", "::1")] {
+                let Ok(peer) = UdpSocket::bind(peer_bind) else {
+                    continue;
+                };
+                peer.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                    .unwrap();
+                let server: SocketAddr = SocketAddr::new(server.parse().unwrap(), port);
+                peer.send_to(b"hi", server).unwrap();
+                let mut got = None;
+                while got.is_none() {
+                    socket.readable().await.unwrap();
+                    socket
+                        .recv_batch(|d| got = Some((d.source, d.destination)))
+                        .unwrap();
+                }
+                // Plain IPv4 addresses for IPv4 peers, as str0m's candidates are.
+                assert_eq!(got, Some((peer.local_addr().unwrap(), server)));
+                socket
+                    .send(server, peer.local_addr().unwrap(), b"ok")
+                    .await
+                    .unwrap();
+                let mut buf = [0u8; 4];
+                let (n, from) = peer.recv_from(&mut buf).unwrap();
+                assert_eq!((&buf[..n], from), (&b"ok"[..], server));
+            }
         });
     }
 
