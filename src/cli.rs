@@ -1,56 +1,73 @@
-//! Command-line options (`rtcam --help`).
+//! Command-line options (`rtcam --help`), and how they become the configuration.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
 use clap::Parser;
+use toml::{Table, Value};
 
-use crate::config::{Config, Size, SourceSpec, parse_seconds};
+use crate::boards;
+use crate::config::{
+    self, Config, ConfigError, DEFAULT_CONFIG_PATH, Layer, Size, SourceSpec, parse_seconds,
+};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "rtcam",
     version,
     about = "Low-latency camera streamer: H.264 over WebRTC (WHEP) to any number of browsers",
-    after_help = "Open http://<device>:8080/ in a browser to watch. WHEP players can POST an \
+    after_help = "Settings come from the built-in defaults, then --board, then the config file, \
+                  then these options; --print-config shows the result.\n\
+                  Open http://<device>:8080/ in a browser to watch. WHEP players can POST an \
                   SDP offer to http://<device>:8080/whep.\n\
                   Logging: RUST_LOG=debug (or e.g. RUST_LOG=rtcam=debug,str0m=info)."
 )]
 pub struct Cli {
-    /// HTTP address for the page, WHEP signaling and status.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:8080")]
-    pub listen: SocketAddr,
+    /// Config file [default: /etc/rtcam/rtcam.toml, if it exists].
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
 
-    /// The one UDP port for all WebRTC media (0 = any free port).
-    #[arg(long, value_name = "PORT", default_value_t = 8555)]
-    pub rtc_port: u16,
+    /// Start from a board preset (see the boards/ folder).
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(boards::NAMES))]
+    pub board: Option<String>,
 
-    /// Frame source: auto (first camera, else the test pattern), test, or a device path.
-    #[arg(long, value_name = "auto|test|DEVICE", default_value = "auto")]
-    pub source: SourceSpec,
+    /// Print the effective configuration (board, then file, then options) and exit.
+    #[arg(long)]
+    pub print_config: bool,
 
-    /// Picture size.
-    #[arg(long, value_name = "WxH", default_value = "1280x720")]
-    pub size: Size,
+    /// HTTP address for the page, WHEP signaling and status [default: 0.0.0.0:8080].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
 
-    /// Frames per second.
-    #[arg(long, value_name = "N", default_value_t = 30,
-          value_parser = clap::value_parser!(u32).range(1..=120))]
-    pub fps: u32,
+    /// The one UDP port for all WebRTC media, 0 = any free port [default: 8555].
+    #[arg(long, value_name = "PORT")]
+    pub rtc_port: Option<u16>,
 
-    /// Target video bitrate in kbit/s.
-    #[arg(long, value_name = "KBPS", default_value_t = 1500,
-          value_parser = clap::value_parser!(u32).range(50..=50_000))]
-    pub bitrate: u32,
+    /// Frame source: auto (first camera, else the test pattern), test, or a device path
+    /// [default: auto].
+    #[arg(long, value_name = "auto|test|DEVICE")]
+    pub source: Option<SourceSpec>,
 
-    /// Seconds between periodic IDR frames (viewers also get one on join and on request).
-    #[arg(long, value_name = "SECS", default_value = "2", value_parser = parse_seconds)]
-    pub idr_interval: Duration,
+    /// Picture size [default: 1280x720].
+    #[arg(long, value_name = "WxH")]
+    pub size: Option<Size>,
 
-    /// Most viewers at once; more get 503.
-    #[arg(long, value_name = "N", default_value_t = 16,
-          value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub max_viewers: u32,
+    /// Frames per second [default: 30].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=120))]
+    pub fps: Option<u32>,
+
+    /// Target video bitrate in kbit/s [default: 1500].
+    #[arg(long, value_name = "KBPS", value_parser = clap::value_parser!(u32).range(50..=50_000))]
+    pub bitrate: Option<u32>,
+
+    /// Seconds between periodic IDR frames; viewers also get one on join and on request
+    /// [default: 2].
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub idr_interval: Option<f64>,
+
+    /// Most viewers at once; more get 503 [default: 16].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub max_viewers: Option<u32>,
 
     /// Turn CORS on for cross-origin WHEP players, allowing this origin (or '*').
     #[arg(long, value_name = "ORIGIN")]
@@ -58,21 +75,90 @@ pub struct Cli {
 }
 
 impl Cli {
-    pub fn into_config(self) -> Config {
-        let mut config = Config {
-            listen: self.listen,
-            rtc_port: self.rtc_port,
-            source: self.source,
-            max_viewers: self.max_viewers as usize,
-            cors_origin: self.cors_origin,
-            ..Config::default()
+    /// Board preset, then the config file, then these options.
+    pub fn load_config(&self) -> Result<Config, ConfigError> {
+        let mut layers = Vec::new();
+        if let Some(name) = &self.board {
+            let text = boards::preset(name).ok_or_else(|| ConfigError {
+                origin: "--board".into(),
+                line: None,
+                key: None,
+                message: format!(
+                    "no board preset {name:?} (known: {})",
+                    boards::NAMES.join(", ")
+                ),
+            })?;
+            layers.push(Layer::parse(format!("board {name}"), text)?);
+        }
+        match &self.config {
+            Some(path) => layers.push(Layer::from_file(path)?),
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
+                layers.push(Layer::from_file(Path::new(DEFAULT_CONFIG_PATH))?)
+            }
+            None => {}
+        }
+        layers.push(Layer::from_table("command line", self.as_table()));
+        config::load(&layers)
+    }
+
+    /// The options that were given, in the shape of a config file.
+    fn as_table(&self) -> Table {
+        let mut server = Table::new();
+        let mut video = Table::new();
+        let set = |t: &mut Table, key: &str, v: Option<Value>| {
+            if let Some(v) = v {
+                t.insert(key.into(), v);
+            }
         };
-        config.encoder.width = self.size.width;
-        config.encoder.height = self.size.height;
-        config.encoder.fps = self.fps;
-        config.encoder.bitrate_kbps = self.bitrate;
-        config.encoder.idr_interval = self.idr_interval;
-        config
+        let string = |v: &dyn ToString| Value::String(v.to_string());
+        set(
+            &mut server,
+            "listen",
+            self.listen.as_ref().map(|v| string(v)),
+        );
+        set(
+            &mut server,
+            "rtc_port",
+            self.rtc_port.map(|v| Value::Integer(v.into())),
+        );
+        set(
+            &mut server,
+            "max_viewers",
+            self.max_viewers.map(|v| Value::Integer(v.into())),
+        );
+        set(
+            &mut server,
+            "cors_origin",
+            self.cors_origin.as_ref().map(|v| string(v)),
+        );
+        set(
+            &mut video,
+            "source",
+            self.source.as_ref().map(|v| string(v)),
+        );
+        set(&mut video, "size", self.size.as_ref().map(|v| string(v)));
+        set(
+            &mut video,
+            "fps",
+            self.fps.map(|v| Value::Integer(v.into())),
+        );
+        set(
+            &mut video,
+            "bitrate_kbps",
+            self.bitrate.map(|v| Value::Integer(v.into())),
+        );
+        set(
+            &mut video,
+            "idr_interval_s",
+            self.idr_interval.map(Value::Float),
+        );
+        let mut table = Table::new();
+        for (name, section) in [("server", server), ("video", video)] {
+            if !section.is_empty() {
+                table.insert(name.into(), Value::Table(section));
+            }
+        }
+        table
     }
 }
 
@@ -80,19 +166,26 @@ impl Cli {
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+    fn parse(args: &[&str]) -> Result<Config, String> {
         let argv = std::iter::once("rtcam").chain(args.iter().copied());
-        Cli::try_parse_from(argv).map(Cli::into_config)
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        cli.load_config().map_err(|e| e.to_string())
     }
 
     #[test]
     fn defaults_match_the_documented_ones() {
-        assert_eq!(parse(&[]).unwrap(), Config::default());
+        // (No /etc/rtcam/rtcam.toml on a test machine; --config /dev/null makes sure.)
+        assert_eq!(
+            parse(&["--config", "/dev/null"]).unwrap(),
+            Config::default()
+        );
     }
 
     #[test]
     fn options_reach_the_config() {
         let c = parse(&[
+            "--config",
+            "/dev/null",
             "--listen",
             "127.0.0.1:9000",
             "--rtc-port",
@@ -113,15 +206,29 @@ mod tests {
             "*",
         ])
         .unwrap();
-        assert_eq!(c.listen, "127.0.0.1:9000".parse().unwrap());
-        assert_eq!(c.rtc_port, 0);
-        assert_eq!(c.source, SourceSpec::Test);
-        assert_eq!((c.encoder.width, c.encoder.height), (640, 480));
-        assert_eq!(c.encoder.fps, 15);
-        assert_eq!(c.encoder.bitrate_kbps, 800);
-        assert_eq!(c.encoder.idr_interval, Duration::from_millis(1500));
-        assert_eq!(c.max_viewers, 4);
-        assert_eq!(c.cors_origin.as_deref(), Some("*"));
+        assert_eq!(c.server.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(c.server.rtc_port, 0);
+        assert_eq!(c.video.source, SourceSpec::Test);
+        assert_eq!(c.video.size.to_string(), "640x480");
+        assert_eq!(c.video.fps, 15);
+        assert_eq!(c.video.bitrate_kbps, 800);
+        assert_eq!(c.video.idr_interval_s, 1.5);
+        assert_eq!(c.server.max_viewers, 4);
+        assert_eq!(c.server.cors_origin.as_deref(), Some("*"));
+    }
+
+    #[test]
+    fn options_override_the_file_and_the_board() {
+        let dir = std::env::temp_dir().join(format!("rtcam-cli-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("rtcam.toml");
+        std::fs::write(&file, "[video]\nfps = 20\nbitrate_kbps = 700\n").unwrap();
+        let path = file.to_str().unwrap();
+        let board = boards::NAMES[0];
+        let c = parse(&["--board", board, "--config", path, "--bitrate", "900"]).unwrap();
+        assert_eq!(c.video.fps, 20, "file over board");
+        assert_eq!(c.video.bitrate_kbps, 900, "option over file");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -134,6 +241,8 @@ mod tests {
             &["--bitrate", "1"],
             &["--max-viewers", "0"],
             &["--source", ""],
+            &["--board", "toaster"],
+            &["--config", "/nonexistent/rtcam.toml"],
             &["--no-such-flag"],
         ] {
             assert!(parse(args).is_err(), "{args:?} was accepted");

@@ -1,36 +1,131 @@
-//! The effective configuration: defaults, then what the user asked for on the command line.
+//! The effective configuration: built-in defaults < board preset < config file < command line.
+//!
+//! Every layer is TOML of the same shape (the command line is turned into a layer too), so a
+//! key means the same thing wherever it is set and `--print-config` shows the result in the
+//! form a config file takes. Each layer is checked on its own first, so an unknown key or a
+//! value of the wrong type is reported with the file and line it came from.
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use toml::Table;
+
 use crate::encode::EncoderSettings;
 
-#[derive(Debug, Clone, PartialEq)]
+/// Where the config file is looked for when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/rtcam/rtcam.toml";
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
+    pub server: ServerConfig,
+    pub video: VideoConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
     /// HTTP listen address (page, WHEP, status).
     pub listen: SocketAddr,
     /// The one UDP port for all media; 0 picks a free one.
     pub rtc_port: u16,
-    pub source: SourceSpec,
-    pub encoder: EncoderSettings,
     pub max_viewers: usize,
-    /// `Access-Control-Allow-Origin` for cross-origin WHEP players; None = CORS off.
+    /// `Access-Control-Allow-Origin` for cross-origin WHEP players; absent = CORS off.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cors_origin: Option<String>,
 }
 
-impl Default for Config {
+impl Default for ServerConfig {
     fn default() -> Self {
-        Config {
+        ServerConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             rtc_port: 8555,
-            source: SourceSpec::Auto,
-            encoder: EncoderSettings::default(),
             max_viewers: 16,
             cors_origin: None,
         }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VideoConfig {
+    pub source: SourceSpec,
+    pub size: Size,
+    pub fps: u32,
+    pub bitrate_kbps: u32,
+    /// Seconds between periodic IDRs.
+    pub idr_interval_s: f64,
+}
+
+impl Default for VideoConfig {
+    fn default() -> Self {
+        let e = EncoderSettings::default();
+        VideoConfig {
+            source: SourceSpec::Auto,
+            size: Size {
+                width: e.width,
+                height: e.height,
+            },
+            fps: e.fps,
+            bitrate_kbps: e.bitrate_kbps,
+            idr_interval_s: e.idr_interval.as_secs_f64(),
+        }
+    }
+}
+
+impl Config {
+    pub fn encoder_settings(&self) -> EncoderSettings {
+        EncoderSettings {
+            width: self.video.size.width,
+            height: self.video.size.height,
+            fps: self.video.fps,
+            bitrate_kbps: self.video.bitrate_kbps,
+            idr_interval: Duration::from_secs_f64(self.video.idr_interval_s),
+        }
+    }
+
+    /// Ranges and relations that types alone do not express. The error names the key.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        let in_range = |key, ok: bool, what: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err((key, what.to_string()))
+            }
+        };
+        let v = &self.video;
+        in_range(
+            "video.fps",
+            (1..=120).contains(&v.fps),
+            "must be from 1 to 120",
+        )?;
+        in_range(
+            "video.bitrate_kbps",
+            (50..=50_000).contains(&v.bitrate_kbps),
+            "must be from 50 to 50000",
+        )?;
+        in_range(
+            "video.idr_interval_s",
+            (0.1..=3600.0).contains(&v.idr_interval_s),
+            "must be from 0.1 to 3600 seconds",
+        )?;
+        in_range(
+            "server.max_viewers",
+            (1..=256).contains(&self.server.max_viewers),
+            "must be from 1 to 256",
+        )?;
+        if let Some(origin) = &self.server.cors_origin {
+            in_range(
+                "server.cors_origin",
+                !origin.trim().is_empty() && !origin.contains(['\r', '\n']),
+                "must be '*' or an origin such as https://player.example",
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -68,8 +163,7 @@ impl fmt::Display for SourceSpec {
     }
 }
 
-/// A picture size, `WxH`. Even numbers (I420 halves both), within what H.264 level 5.1 and
-/// OpenH264 handle.
+/// A picture size, `WxH`. Even numbers (I420 halves both), within what OpenH264 encodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Size {
     pub width: u32,
@@ -108,20 +202,283 @@ impl fmt::Display for Size {
     }
 }
 
+/// Types that are written as one string in TOML (`"1280x720"`, `"/dev/video0"`).
+macro_rules! serde_as_string {
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+serde_as_string!(Size);
+serde_as_string!(SourceSpec);
+
 /// Parses a duration in seconds, fractions allowed (`2`, `0.5`).
-pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+pub fn parse_seconds(s: &str) -> Result<f64, String> {
     let secs: f64 = s
         .parse()
         .map_err(|_| format!("{s:?} is not a number of seconds"))?;
     if !(0.1..=3600.0).contains(&secs) {
         return Err(format!("{s:?}: must be from 0.1 to 3600 seconds"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(secs)
 }
+
+/// One source of settings, lowest precedence first when loading.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    /// Where it came from, for errors: a path, `board rpi4`, `command line`.
+    pub origin: String,
+    pub table: Table,
+    /// The TOML text, when there is one, to find line numbers in.
+    text: Option<String>,
+}
+
+impl Layer {
+    /// A layer from TOML text. Syntax errors, unknown keys and values of the wrong type are
+    /// reported here, with their line.
+    pub fn parse(origin: impl Into<String>, text: &str) -> Result<Layer, ConfigError> {
+        let origin = origin.into();
+        let fail = |e: toml::de::Error| ConfigError {
+            origin: origin.clone(),
+            line: e.span().map(|s| line_of(text, s.start)),
+            key: None,
+            message: e.message().trim().to_string(),
+        };
+        let table: Table = toml::from_str(text).map_err(fail)?;
+        // The shape check: same text into the real type (missing keys are fine, defaults fill
+        // them; unknown ones are not).
+        toml::from_str::<Config>(text).map_err(fail)?;
+        Ok(Layer {
+            origin,
+            table,
+            text: Some(text.to_string()),
+        })
+    }
+
+    /// A layer built in code (the command line), already of the right shape.
+    pub fn from_table(origin: impl Into<String>, table: Table) -> Layer {
+        Layer {
+            origin: origin.into(),
+            table,
+            text: None,
+        }
+    }
+
+    /// The config file at `path`.
+    pub fn from_file(path: &Path) -> Result<Layer, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: path.display().to_string(),
+            line: None,
+            key: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Layer::parse(path.display().to_string(), &text)
+    }
+
+    fn has_key(&self, dotted: &str) -> bool {
+        let mut table = &self.table;
+        let mut parts = dotted.split('.').peekable();
+        while let Some(part) = parts.next() {
+            match table.get(part) {
+                Some(toml::Value::Table(t)) if parts.peek().is_some() => table = t,
+                Some(_) => return parts.peek().is_none(),
+                None => return false,
+            }
+        }
+        false
+    }
+
+    /// The line where `dotted` (`section.key`) is set, found by reading the text.
+    fn line_of_key(&self, dotted: &str) -> Option<usize> {
+        let text = self.text.as_deref()?;
+        let (section, key) = dotted.rsplit_once('.')?;
+        let mut current = String::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                current = name.trim().to_string();
+            } else if current == section
+                && line
+                    .strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            {
+                return Some(n + 1);
+            }
+        }
+        None
+    }
+}
+
+/// Merges the layers (later ones win, key by key) over the defaults and checks the result.
+pub fn load(layers: &[Layer]) -> Result<Config, ConfigError> {
+    let mut merged = Table::new();
+    for layer in layers {
+        merge(&mut merged, &layer.table);
+    }
+    let config: Config = toml::Value::Table(merged)
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigError {
+            origin: "configuration".into(),
+            line: None,
+            key: None,
+            message: e.message().trim().to_string(),
+        })?;
+    config.check().map_err(|(key, message)| {
+        // Blame the layer that set the key last (or the defaults, which are valid).
+        let layer = layers.iter().rev().find(|l| l.has_key(key));
+        ConfigError {
+            origin: layer.map_or("defaults".into(), |l| l.origin.clone()),
+            line: layer.and_then(|l| l.line_of_key(key)),
+            key: Some(key.to_string()),
+            message,
+        }
+    })?;
+    Ok(config)
+}
+
+fn merge(base: &mut Table, over: &Table) {
+    for (key, value) in over {
+        match (base.get_mut(key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            _ => {
+                base.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The effective configuration as a config file would say it.
+pub fn to_toml(config: &Config) -> String {
+    toml::to_string_pretty(config).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub origin: String,
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.origin)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        write!(f, ": ")?;
+        if let Some(key) = &self.key {
+            write!(f, "{key}: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn layer(origin: &str, text: &str) -> Layer {
+        Layer::parse(origin, text).unwrap()
+    }
+
+    #[test]
+    fn later_layers_win_key_by_key() {
+        let board = layer(
+            "board b",
+            "[video]\nsize = \"640x480\"\nfps = 15\nbitrate_kbps = 600\n",
+        );
+        let file = layer(
+            "rtcam.toml",
+            "[video]\nfps = 25\n[server]\nmax_viewers = 4\n",
+        );
+        let mut cli = Table::new();
+        let mut video = Table::new();
+        video.insert("bitrate_kbps".into(), 900.into());
+        cli.insert("video".into(), video.into());
+        let c = load(&[board, file, Layer::from_table("command line", cli)]).unwrap();
+        assert_eq!(c.video.size.to_string(), "640x480", "from the board");
+        assert_eq!(c.video.fps, 25, "the file overrides the board");
+        assert_eq!(c.video.bitrate_kbps, 900, "the command line overrides both");
+        assert_eq!(c.server.max_viewers, 4);
+        assert_eq!(
+            c.server.listen,
+            ServerConfig::default().listen,
+            "untouched keys keep defaults"
+        );
+    }
+
+    #[test]
+    fn no_layers_means_the_defaults() {
+        assert_eq!(load(&[]).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn printed_config_reads_back_the_same() {
+        let mut c = Config::default();
+        c.video.source = SourceSpec::Device("/dev/video2".into());
+        c.server.cors_origin = Some("*".into());
+        let text = to_toml(&c);
+        assert_eq!(load(&[layer("printed", &text)]).unwrap(), c);
+    }
+
+    #[test]
+    fn errors_name_the_file_line_and_key() {
+        let cases = [
+            ("[video]\nfps = 30\nfsp = 30\n", Some(3), "fsp"),
+            ("[server]\nmax_viewers = \"many\"\n", Some(2), "string"),
+            ("[video]\nsize = \"641x480\"\n", Some(2), "even"),
+            ("[nonsense]\n", Some(1), "nonsense"),
+            ("[video\n", Some(1), ""),
+        ];
+        for (text, line, words) in cases {
+            let err = Layer::parse("rtcam.toml", text).unwrap_err();
+            assert_eq!(err.line, line, "{text:?}: {err}");
+            assert!(err.to_string().contains(words), "{text:?}: {err}");
+            assert!(err.to_string().starts_with("rtcam.toml:"), "{err}");
+        }
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_key_and_where_it_was_set() {
+        let file = layer(
+            "rtcam.toml",
+            "[server]\nlisten = \"127.0.0.1:1\"\n\n[video]\nfps = 500\n",
+        );
+        let err = load(&[file]).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("video.fps"));
+        assert_eq!(err.line, Some(5));
+        assert_eq!(
+            err.to_string(),
+            "rtcam.toml:5: video.fps: must be from 1 to 120"
+        );
+
+        let board = layer("board x", "[video]\nbitrate_kbps = 10\n");
+        let err = load(&[board]).unwrap_err();
+        assert_eq!(err.origin, "board x");
+        assert_eq!(err.key.as_deref(), Some("video.bitrate_kbps"));
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error_that_says_so() {
+        let err = Layer::from_file(Path::new("/nonexistent/rtcam.toml")).unwrap_err();
+        assert!(err.to_string().contains("cannot read"), "{err}");
+    }
 
     #[test]
     fn sizes_parse_and_bad_ones_say_why() {
@@ -161,8 +518,8 @@ mod tests {
 
     #[test]
     fn seconds_parse_within_bounds() {
-        assert_eq!(parse_seconds("2"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_seconds("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_seconds("2"), Ok(2.0));
+        assert_eq!(parse_seconds("0.5"), Ok(0.5));
         assert!(parse_seconds("0").is_err());
         assert!(parse_seconds("abc").is_err());
         assert!(parse_seconds("1e9").is_err());

@@ -10,10 +10,21 @@ use rtcam::cli::Cli;
 use rtcam::runtime;
 
 fn main() -> ExitCode {
-    let config = Cli::parse().into_config();
+    let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp_millis()
         .init();
+    let config = match cli.load_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rtcam: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.print_config {
+        print!("{}", rtcam::config::to_toml(&config));
+        return ExitCode::SUCCESS;
+    }
 
     // Registered before anything starts, so an early Ctrl-C still stops cleanly.
     let mut signals = match Signals::new([Signal::Int, Signal::Term]) {

@@ -66,3 +66,49 @@ fn runs_serves_the_page_and_stops_cleanly_on_sigterm() {
     let log = rtcam.log();
     assert!(log.iter().any(|l| l.contains("stopped")), "{log:?}");
 }
+
+#[test]
+fn print_config_shows_the_effective_settings() {
+    let out = Command::new(BIN)
+        .args([
+            "--config",
+            "/dev/null",
+            "--board",
+            "generic-usb",
+            "--fps",
+            "12",
+            "--print-config",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("[video]") && text.contains("fps = 12"),
+        "{text}"
+    );
+    assert!(text.contains("listen = \"0.0.0.0:8080\""), "{text}");
+}
+
+#[test]
+fn a_bad_config_file_stops_rtcam_with_the_line_and_key() {
+    let dir = std::env::temp_dir().join(format!("rtcam-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rtcam.toml");
+    std::fs::write(
+        &path,
+        "[server]\nmax_viewers = 4\n\n[video]\nframerate = 30\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["--config", path.to_str().unwrap(), "--print-config"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("rtcam.toml:5") && err.contains("framerate"),
+        "{err}"
+    );
+}

@@ -193,7 +193,7 @@ fn bad_control_messages_get_errors_and_the_channel_stays_open() {
 #[test]
 fn signaling_errors_have_the_documented_statuses() {
     let mut cfg = config();
-    cfg.max_viewers = 1;
+    cfg.server.max_viewers = 1;
     let server = start(cfg);
     let url = whep_url(&server);
     let good = offer_sdp(
@@ -284,7 +284,7 @@ fn two_viewers_at_once_both_get_frames() {
 #[test]
 fn delete_frees_the_slot_and_stops_the_stream() {
     let mut cfg = config();
-    cfg.max_viewers = 1;
+    cfg.server.max_viewers = 1;
     let server = start(cfg);
     let url = whep_url(&server);
 
@@ -351,7 +351,7 @@ fn cors_is_off_by_default_and_on_when_asked() {
     server.stop().unwrap();
 
     let mut cfg = config();
-    cfg.cors_origin = Some("https://player.example".into());
+    cfg.server.cors_origin = Some("https://player.example".into());
     let server = start(cfg);
     let r = get(&server, "OPTIONS", "/whep");
     assert_eq!(r.status, 204);

@@ -491,17 +491,19 @@ mod tests {
     #[test]
     fn bitrate_changes_at_runtime_in_both_directions() {
         let mut pattern = TestPattern::new(320, 240, 30).expect("pattern");
+        // Both rates below what this small picture would take at best quality (~200 kbit/s),
+        // so the rate control, not the content, sets them.
         let mut encoder = H264Encoder::new(&EncoderSettings {
-            bitrate_kbps: 2000,
+            bitrate_kbps: 160,
             ..settings(320, 240, NEVER)
         })
         .expect("encoder");
-        // Two seconds each at 2000, 100 and again 2000 kbit/s.
+        // Two seconds each at 160, 50 and again 160 kbit/s.
         let mut bytes = [0usize; 3];
         for frame in frames(&mut pattern, 180) {
             match frame.seq {
-                60 => encoder.set_bitrate(100).expect("lowering"),
-                120 => encoder.set_bitrate(2000).expect("raising"),
+                60 => encoder.set_bitrate(50).expect("lowering"),
+                120 => encoder.set_bitrate(160).expect("raising"),
                 _ => {}
             }
             if let Some(unit) = encoder.encode(&frame, false).expect("encodes") {
@@ -512,12 +514,12 @@ mod tests {
             }
         }
         let kbps = bytes.map(|b| b as f64 * 8.0 / 1.5 / 1000.0);
-        assert!(kbps[1] < 150.0, "asked for 100 kbit/s, got {kbps:?}");
+        assert!(kbps[1] < 80.0, "asked for 50 kbit/s, got {kbps:?}");
         assert!(
             kbps[0] > 2.0 * kbps[1] && kbps[2] > 2.0 * kbps[1],
             "{kbps:?}"
         );
-        assert_eq!(encoder.settings().bitrate_kbps, 2000);
+        assert_eq!(encoder.settings().bitrate_kbps, 160);
     }
 
     #[test]

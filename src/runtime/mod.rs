@@ -118,12 +118,12 @@ fn url_for(addr: SocketAddr) -> String {
 /// Starts rtcam with `config`. Sockets are bound before this returns, so a busy port is an
 /// error here, not later.
 pub fn spawn(config: Config) -> Result<Server, StartError> {
-    let listener =
-        TcpListener::bind(config.listen).map_err(|e| StartError::Http(config.listen, e))?;
+    let listen = config.server.listen;
+    let listener = TcpListener::bind(listen).map_err(|e| StartError::Http(listen, e))?;
     let http_addr = listener
         .local_addr()
-        .map_err(|e| StartError::Http(config.listen, e))?;
-    let media_bind = SocketAddr::new(config.listen.ip(), config.rtc_port);
+        .map_err(|e| StartError::Http(listen, e))?;
+    let media_bind = SocketAddr::new(listen.ip(), config.server.rtc_port);
     let socket = MediaSocket::bind(media_bind).map_err(|e| StartError::Media(media_bind, e))?;
     let media_addr = socket.local_addr();
 
@@ -140,7 +140,7 @@ pub fn spawn(config: Config) -> Result<Server, StartError> {
     );
     let hub = Hub::new(
         HubConfig {
-            max_viewers: config.max_viewers,
+            max_viewers: config.server.max_viewers,
             candidates,
             ..HubConfig::default()
         },
@@ -150,7 +150,7 @@ pub fn spawn(config: Config) -> Result<Server, StartError> {
 
     let source = open_source(&config)?;
     let (frames_tx, frames) = bounded(FRAME_QUEUE);
-    let pipeline = Pipeline::start(source, config.encoder.clone(), frames_tx)
+    let pipeline = Pipeline::start(source, config.encoder_settings(), frames_tx)
         .map_err(|e| StartError::Encoder(e.to_string()))?;
 
     let (stop_tx, stop) = bounded(1);
@@ -158,12 +158,12 @@ pub fn spawn(config: Config) -> Result<Server, StartError> {
     let event_loop = EventLoop {
         hub,
         socket,
-        stream: Stream::new(pipeline, config.max_viewers, started),
+        stream: Stream::new(pipeline, config.server.max_viewers, started),
         frames,
         signals,
         stop,
     };
-    let cors_origin = config.cors_origin.clone();
+    let cors_origin = config.server.cors_origin.clone();
     let thread = std::thread::Builder::new()
         .name("rtcam-loop".into())
         .spawn(move || run_loop(listener, Routes::new(signals_tx, cors_origin), event_loop))
@@ -203,13 +203,13 @@ fn run_loop(
 }
 
 fn open_source(config: &Config) -> Result<Box<dyn FrameSource>, StartError> {
-    let e = &config.encoder;
+    let v = &config.video;
     let pattern = || {
-        TestPattern::new(e.width, e.height, e.fps)
+        TestPattern::new(v.size.width, v.size.height, v.fps)
             .map(|p| Box::new(p) as Box<dyn FrameSource>)
             .map_err(|err| StartError::Source(err.to_string()))
     };
-    match &config.source {
+    match &config.video.source {
         SourceSpec::Test => pattern(),
         SourceSpec::Auto => {
             log::info!("source auto: camera capture is not built yet, using the test pattern");

@@ -13,15 +13,12 @@ pub const WAIT: Duration = Duration::from_secs(30);
 
 /// A small, fast stream on loopback with ports picked by the OS.
 pub fn config() -> Config {
-    let mut c = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        rtc_port: 0,
-        source: SourceSpec::Test,
-        ..Config::default()
-    };
-    c.encoder.width = 320;
-    c.encoder.height = 240;
-    c.encoder.bitrate_kbps = 400;
+    let mut c = Config::default();
+    c.server.listen = "127.0.0.1:0".parse().unwrap();
+    c.server.rtc_port = 0;
+    c.video.source = SourceSpec::Test;
+    c.video.size = "320x240".parse().unwrap();
+    c.video.bitrate_kbps = 400;
     c
 }
 
