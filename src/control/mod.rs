@@ -6,6 +6,7 @@
 
 pub mod dispatch;
 pub mod protocol;
+pub mod ptz;
 pub mod status;
 
 pub use dispatch::{Device, dispatch};

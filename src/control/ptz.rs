@@ -157,7 +157,8 @@ impl Ptz {
     }
 
     pub fn is_moving(&self) -> bool {
-        AXES.iter().any(|&a| self.velocity.get(a).is_some_and(|v| v != 0.0))
+        AXES.iter()
+            .any(|&a| self.velocity.get(a).is_some_and(|v| v != 0.0))
     }
 
     /// Continuous move: velocities in -1..1 (clamped), 0 stops an axis. Axes the actuator
@@ -166,7 +167,11 @@ impl Ptz {
         self.advance(now);
         for a in AXES {
             if let (Some(v), Some(_)) = (velocity.get(a), self.limits.axis(a)) {
-                let v = if v.is_finite() { v.clamp(-1.0, 1.0) } else { 0.0 };
+                let v = if v.is_finite() {
+                    v.clamp(-1.0, 1.0)
+                } else {
+                    0.0
+                };
                 self.velocity.set(a, (v != 0.0).then_some(v));
             }
         }
@@ -254,9 +259,11 @@ impl Ptz {
             return;
         }
         for a in AXES {
-            if let (Some(v), Some(l), Some(p)) =
-                (self.velocity.get(a), self.limits.axis(a), self.position.get(a))
-            {
+            if let (Some(v), Some(l), Some(p)) = (
+                self.velocity.get(a),
+                self.limits.axis(a),
+                self.position.get(a),
+            ) {
                 let next = l.clamp(p + v * l.max_speed * dt);
                 if next != p {
                     self.position.set(a, Some(next));
@@ -309,14 +316,29 @@ mod tests {
     fn a_continuous_move_integrates_within_the_speed_limit() {
         let t0 = Instant::now();
         let mut p = Ptz::new(limits(), ms(500));
-        p.start_move(t0, PerAxis { pan: Some(0.5), ..PerAxis::default() });
+        p.start_move(
+            t0,
+            PerAxis {
+                pan: Some(0.5),
+                ..PerAxis::default()
+            },
+        );
         // Keep the dead-man satisfied for one second.
         for i in 1..=4 {
             run(&mut p, t0, t0 + ms(250 * i));
-            p.start_move(t0 + ms(250 * i), PerAxis { pan: Some(0.5), ..PerAxis::default() });
+            p.start_move(
+                t0 + ms(250 * i),
+                PerAxis {
+                    pan: Some(0.5),
+                    ..PerAxis::default()
+                },
+            );
         }
         let pan = p.position().pan.unwrap();
-        assert!((pan - 30.0).abs() < 0.01, "half of 60 deg/s for 1 s, got {pan}");
+        assert!(
+            (pan - 30.0).abs() < 0.01,
+            "half of 60 deg/s for 1 s, got {pan}"
+        );
         assert_eq!(p.position().tilt, Some(0.0));
     }
 
@@ -324,12 +346,21 @@ mod tests {
     fn silence_stops_a_move_after_the_deadman_interval() {
         let t0 = Instant::now();
         let mut p = Ptz::new(limits(), ms(500));
-        p.start_move(t0, PerAxis { pan: Some(1.0), ..PerAxis::default() });
+        p.start_move(
+            t0,
+            PerAxis {
+                pan: Some(1.0),
+                ..PerAxis::default()
+            },
+        );
         run(&mut p, t0, t0 + ms(5000));
         assert!(!p.is_moving());
         assert_eq!(p.poll_stopped(), Some(StopReason::Deadman));
         let pan = p.position().pan.unwrap();
-        assert!((pan - 30.0).abs() < 0.01, "moved exactly 500 ms at 60 deg/s, got {pan}");
+        assert!(
+            (pan - 30.0).abs() < 0.01,
+            "moved exactly 500 ms at 60 deg/s, got {pan}"
+        );
         assert_eq!(p.poll_timeout(), None, "no more ticks once stopped");
     }
 
@@ -339,18 +370,38 @@ mod tests {
         let mut p = Ptz::new(limits(), ms(500));
         for i in 0..100 {
             let now = t0 + ms(100 * i);
-            p.start_move(now, PerAxis { pan: Some(1.0), tilt: Some(-1.0), zoom: Some(1.0) });
+            p.start_move(
+                now,
+                PerAxis {
+                    pan: Some(1.0),
+                    tilt: Some(-1.0),
+                    zoom: Some(1.0),
+                },
+            );
             run(&mut p, now, now + ms(100));
         }
         assert_eq!(p.position().pan, Some(90.0));
         assert_eq!(p.position().tilt, Some(-30.0));
         assert_eq!(p.position().zoom, None, "no zoom axis, nothing invented");
 
-        p.goto(t0, PerAxis { pan: Some(1e9), tilt: Some(f64::NAN), zoom: None });
+        p.goto(
+            t0,
+            PerAxis {
+                pan: Some(1e9),
+                tilt: Some(f64::NAN),
+                zoom: None,
+            },
+        );
         assert_eq!(p.position().pan, Some(90.0));
         assert_eq!(p.position().tilt, Some(-30.0), "NaN is ignored");
 
-        p.start_move(t0, PerAxis { pan: Some(-7.0), ..PerAxis::default() });
+        p.start_move(
+            t0,
+            PerAxis {
+                pan: Some(-7.0),
+                ..PerAxis::default()
+            },
+        );
         assert_eq!(p.velocity().pan, Some(-1.0), "velocity clamped to -1..1");
     }
 
@@ -358,17 +409,36 @@ mod tests {
     fn goto_home_and_stop() {
         let t0 = Instant::now();
         let mut p = Ptz::new(limits(), ms(500));
-        p.goto(t0, PerAxis { pan: Some(-45.0), tilt: Some(10.0), zoom: None });
-        assert_eq!(p.poll_position().map(|x| (x.pan, x.tilt)), Some((Some(-45.0), Some(10.0))));
+        p.goto(
+            t0,
+            PerAxis {
+                pan: Some(-45.0),
+                tilt: Some(10.0),
+                zoom: None,
+            },
+        );
+        assert_eq!(
+            p.poll_position().map(|x| (x.pan, x.tilt)),
+            Some((Some(-45.0), Some(10.0)))
+        );
         assert_eq!(p.poll_position(), None, "each change is applied once");
 
-        p.start_move(t0, PerAxis { tilt: Some(1.0), ..PerAxis::default() });
+        p.start_move(
+            t0,
+            PerAxis {
+                tilt: Some(1.0),
+                ..PerAxis::default()
+            },
+        );
         run(&mut p, t0, t0 + ms(200));
         p.stop(t0 + ms(200), StopReason::ControllerGone);
         assert!(!p.is_moving());
         assert_eq!(p.poll_stopped(), Some(StopReason::ControllerGone));
         let tilt = p.position().tilt.unwrap();
-        assert!((tilt - 16.0).abs() < 0.01, "200 ms at 30 deg/s from 10, got {tilt}");
+        assert!(
+            (tilt - 16.0).abs() < 0.01,
+            "200 ms at 30 deg/s from 10, got {tilt}"
+        );
 
         p.home(t0 + ms(300));
         assert_eq!(p.position().pan, Some(0.0));

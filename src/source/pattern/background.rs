@@ -99,8 +99,8 @@ impl Background {
         // The part of the background seen, centred where the unzoomed window is centred.
         let seen_w = out_width * 100 / zoom;
         let seen_h = out_height * 100 / zoom;
-        let left = (x + out_width / 2 + self.width - seen_w / 2) % self.width & !1;
-        let top = (y + out_height / 2 + self.height - seen_h / 2) % self.height & !1;
+        let left = ((x + out_width / 2 + self.width - seen_w / 2) % self.width) & !1;
+        let top = ((y + out_height / 2 + self.height - seen_h / 2) % self.height) & !1;
         let map = |start: usize, seen: usize, out: usize, wrap: usize| -> Vec<usize> {
             (0..out).map(|i| (start + i * seen / out) % wrap).collect()
         };
