@@ -192,6 +192,15 @@ impl Ptz {
         }
     }
 
+    /// The actuator was moved on this axis by other means (a camera control set directly):
+    /// take its position as ours, without moving again.
+    pub fn sync(&mut self, now: Instant, axis: AxisName, value: f64) {
+        self.advance(now);
+        if let Some(l) = self.limits.axis(axis) {
+            self.position.set(axis, Some(l.clamp(value)));
+        }
+    }
+
     pub fn home(&mut self, now: Instant) {
         let mut home = PerAxis::default();
         for a in AXES {
