@@ -1,5 +1,5 @@
 // Browser-side latency benchmark against a running rtcam:
-//   node bench.mjs http://127.0.0.1:PORT/ [--joins 20] [--seconds 20]
+//   node bench.mjs http://127.0.0.1:PORT/ [--joins 20] [--seconds 20] [--commands 200]
 // Prints one JSON object:
 //   ttff_ms            time to first frame: POST sent → first frame presented, over `joins`
 //                      fresh connections (new RTCPeerConnection + POST each; the previous one is
@@ -8,19 +8,24 @@
 //   glass_to_glass_ms  display time − capture time from the frame stamps, for every frame
 //                      presented during `seconds` on one connection (same host clock).
 //   decoded_fps        frames decoded per second over that window (getStats).
+//   command_rtt_ms     control command round trip: the page sends a command on the `control`
+//                      data channel and its answer arrives (page → device → ack), over
+//                      `commands` commands one after another, paced under the device's rate
+//                      limit. The command is `ptz.get` (`ping` on a device without pan/tilt/zoom).
 import { launch, openPage, waitInPage, snapshot, summary } from './lib.mjs';
 
 function parseArgs(argv) {
-  const opts = { url: null, joins: 20, seconds: 20 };
+  const opts = { url: null, joins: 20, seconds: 20, commands: 200 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--joins') opts.joins = Number(argv[++i]);
     else if (a === '--seconds') opts.seconds = Number(argv[++i]);
+    else if (a === '--commands') opts.commands = Number(argv[++i]);
     else if (!a.startsWith('--') && !opts.url) opts.url = a;
     else throw new Error(`unknown argument ${a}`);
   }
-  if (!opts.url || !(opts.joins >= 0) || !(opts.seconds > 0)) {
-    throw new Error('usage: node bench.mjs <url> [--joins 20] [--seconds 20]');
+  if (!opts.url || !(opts.joins >= 0) || !(opts.seconds > 0) || !(opts.commands >= 0)) {
+    throw new Error('usage: node bench.mjs <url> [--joins 20] [--seconds 20] [--commands 200]');
   }
   return opts;
 }
@@ -35,6 +40,9 @@ try {
 
 const JOIN_TIMEOUT = 30_000;
 const SETTLE_MS = 500; // let each connection play a moment before the next join
+// Commands are paced: the device allows 20 per second per viewer (and the page pings once a
+// second), so one every 60 ms stays clear of `rate_limited`.
+const COMMAND_GAP_MS = 60;
 
 let browser = null, page = null, log = [];
 try {
@@ -76,6 +84,26 @@ try {
     ? (after.frames - before.frames) / ((after.t - before.t) / 1000)
     : null;
 
+  // Command round trips, one after another on the live connection.
+  const commands = await page.evaluate(async ([n, gap]) => {
+    const r = window.rtcam;
+    const cmd = r.ptz ? 'ptz.get' : 'ping';
+    const samples = [], errors = {};
+    for (let i = 0; i < n; i++) {
+      const t = performance.now();
+      try {
+        await r.send(cmd, cmd === 'ping' ? { t } : {});
+        samples.push(performance.now() - t);
+      } catch (e) {
+        errors[e.code] = (errors[e.code] || 0) + 1;
+      }
+      await new Promise((res) => setTimeout(res, gap));
+    }
+    return { cmd, samples, errors };
+  }, [opts.commands, COMMAND_GAP_MS]);
+  process.stderr.write(`command round trips: ${commands.samples.length} ${commands.cmd}` +
+    (Object.keys(commands.errors).length ? `, errors ${JSON.stringify(commands.errors)}` : '') + '\n');
+
   const server = await page.evaluate(async () => {
     try { return await (await fetch('/api/status', { cache: 'no-store' })).json(); } catch (e) { return null; }
   });
@@ -84,6 +112,11 @@ try {
     ttff_ms: summary(ttff),
     glass_to_glass_ms: summary(g2g.samples),
     decoded_fps: decodedFps == null ? null : Math.round(decodedFps * 10) / 10,
+    command_rtt_ms: {
+      ...summary(commands.samples),
+      command: commands.cmd,
+      errors: commands.errors,
+    },
     codec: snap.codec,
     resolution: snap.width ? `${snap.width}x${snap.height}` : null,
     first_load_ttff_ms: firstLoad,
