@@ -146,17 +146,30 @@ impl ControlPlane {
         );
     }
 
-    pub fn channel_opened(&mut self, now: Instant, viewer: ViewerId) {
+    pub fn channel_opened(&mut self, now: Instant, viewer: ViewerId, device: &mut dyn Device) {
         let Some(s) = self.sessions.get_mut(&viewer) else {
             return;
         };
         s.channel_open = true;
-        // Where things stand, so the page can show it before anything changes.
+        let you = json!({"role": s.role, "label": format!("viewer {}", s.label)});
+        // Where things stand, so the page can draw everything before anything changes.
+        let status = device.status();
+        let camera = device
+            .camera_controls()
+            .and_then(|c| c.list().ok())
+            .map_or(Value::Null, |list| json!(list));
         let hello = json!({
             "event": "control",
-            "you": {"role": s.role, "label": format!("viewer {}", s.label)},
+            "you": you,
             "controller": self.controller_for(viewer),
             "ptz": self.ptz_state(),
+            "stream": {
+                "width": status.width,
+                "height": status.height,
+                "fps": status.fps,
+                "bitrate_kbps": status.bitrate_kbps,
+            },
+            "camera": {"controls": camera},
         });
         self.send(viewer, hello.to_string());
         self.next_status_event.get_or_insert(now);

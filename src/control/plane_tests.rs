@@ -67,12 +67,14 @@ fn limits() -> PtzLimits {
             max: 90.0,
             home: 0.0,
             max_speed: 60.0,
+            unit: "degrees",
         }),
         tilt: Some(AxisLimits {
             min: -30.0,
             max: 30.0,
             home: 0.0,
             max_speed: 30.0,
+            unit: "degrees",
         }),
         zoom: None,
     }
@@ -96,6 +98,7 @@ impl Rig {
 
     fn with(config: ControlConfig, ptz: Option<PtzLimits>) -> Rig {
         let mut plane = ControlPlane::new(config, ptz, false);
+        let mut device = FakeDevice::default();
         let now = Instant::now();
         for (id, role) in [
             (CTRL, Role::Control),
@@ -103,11 +106,11 @@ impl Rig {
             (VIEWER, Role::View),
         ] {
             plane.viewer_joined(id, role);
-            plane.channel_opened(now, id);
+            plane.channel_opened(now, id, &mut device);
         }
         let mut rig = Rig {
             plane,
-            device: FakeDevice::default(),
+            device,
             now,
             next_id: 1,
             inbox: Vec::new(),
@@ -464,6 +467,23 @@ fn status_events_go_out_once_a_second_to_open_channels() {
         .unwrap();
     assert_eq!(e["viewers"], json!(3));
     assert!(e.get("cpu_load").is_some() && e.get("soc_temp_c").is_some());
+}
+
+#[test]
+fn the_greeting_tells_a_new_channel_everything_it_needs() {
+    let r = Rig::new();
+    let hello = r
+        .events_for(VIEWER)
+        .into_iter()
+        .find(|e| e.get("you").is_some())
+        .cloned()
+        .unwrap();
+    assert_eq!(hello["you"]["role"], json!("view"));
+    assert_eq!(hello["controller"]["held"], json!(false));
+    assert_eq!(hello["ptz"]["limits"]["pan"]["unit"], json!("degrees"));
+    assert_eq!(hello["stream"]["width"], json!(1280));
+    let controls = hello["camera"]["controls"].as_array().unwrap();
+    assert!(controls.iter().any(|c| c["name"] == json!("brightness")));
 }
 
 #[test]

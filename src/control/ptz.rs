@@ -44,6 +44,9 @@ pub struct AxisLimits {
     pub home: f64,
     /// Units per second at full velocity (1.0).
     pub max_speed: f64,
+    /// What the numbers are: `arcsec` (UVC pan/tilt), `degrees` (servos), or `camera` (a
+    /// driver-defined scale, e.g. UVC zoom).
+    pub unit: &'static str,
 }
 
 impl AxisLimits {
@@ -299,12 +302,14 @@ mod tests {
                 max: 90.0,
                 home: 0.0,
                 max_speed: 60.0,
+                unit: "degrees",
             }),
             tilt: Some(AxisLimits {
                 min: -30.0,
                 max: 45.0,
                 home: 0.0,
                 max_speed: 30.0,
+                unit: "degrees",
             }),
             zoom: None,
         }

@@ -216,7 +216,14 @@ impl EventLoop {
     fn on_hub_event(&mut self, event: HubEvent) {
         let now = Instant::now();
         match event {
-            HubEvent::ControlOpened(viewer) => self.plane.channel_opened(now, viewer),
+            HubEvent::ControlOpened(viewer) => {
+                let mut device = LoopDevice {
+                    hub: &mut self.hub,
+                    stream: &mut self.stream,
+                    now,
+                };
+                self.plane.channel_opened(now, viewer, &mut device);
+            }
             HubEvent::ControlClosed(viewer) => self.plane.channel_closed(now, viewer),
             HubEvent::ViewerLeft { viewer, .. } => self.plane.viewer_left(now, viewer),
             HubEvent::ControlMessage { viewer, data } => {

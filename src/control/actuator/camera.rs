@@ -42,6 +42,12 @@ impl CameraActuator {
                 max: c.max as f64,
                 home: c.default as f64,
                 max_speed: (c.max - c.min) as f64 / full_sweep.as_secs_f64().max(0.1),
+                // UVC defines pan and tilt in arc-seconds; zoom's scale is the camera's own.
+                unit: if a == AxisName::Zoom {
+                    "camera"
+                } else {
+                    "arcsec"
+                },
             };
             match a {
                 AxisName::Pan => limits.pan = Some(axis),

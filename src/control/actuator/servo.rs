@@ -109,6 +109,7 @@ impl Channel {
             max: self.axis.max_angle,
             home: self.axis.home,
             max_speed: self.axis.max_speed_dps,
+            unit: "degrees",
         }
     }
 }
