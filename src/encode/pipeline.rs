@@ -25,7 +25,7 @@ use super::h264::{EncodeError, H264Encoder};
 use super::mailbox::Mailbox;
 use super::stats::Counters;
 use super::{EncodedFrame, EncoderSettings, PipelineStats};
-use crate::source::{Frame, FrameSource, SourceError, SourceInfo};
+use crate::source::{CameraControls, Frame, FrameSource, SourceError, SourceInfo};
 
 /// Pause before asking a failing source again.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
@@ -66,6 +66,7 @@ struct Shared {
 pub struct Pipeline {
     shared: Arc<Shared>,
     source_info: SourceInfo,
+    controls: Option<Arc<dyn CameraControls>>,
     settings: EncoderSettings,
     threads: Vec<JoinHandle<()>>,
 }
@@ -94,6 +95,7 @@ impl Pipeline {
         });
         let mut pipeline = Pipeline {
             shared: Arc::clone(&shared),
+            controls: source.controls(),
             source_info,
             settings,
             threads: Vec::with_capacity(2),
@@ -142,6 +144,11 @@ impl Pipeline {
 
     pub fn source_info(&self) -> &SourceInfo {
         &self.source_info
+    }
+
+    /// The source's camera controls, if it has any (see `FrameSource::controls`).
+    pub fn controls(&self) -> Option<Arc<dyn CameraControls>> {
+        self.controls.clone()
     }
 
     /// The settings the encoder started with (size and frame rate from the source).

@@ -3,14 +3,17 @@
 //! A source is pulled from its own thread (`FrameSource::next_frame` blocks until the next
 //! picture is due), so a camera, a file or the test pattern all look the same to the encoder.
 
+pub mod controls;
 pub mod frame_clock;
 pub mod i420;
 pub mod pattern;
 pub mod pool;
 pub mod stamp;
 
+use std::sync::Arc;
 use std::time::Instant;
 
+pub use controls::{CameraControls, ControlError, ControlInfo, ControlKind};
 pub use pool::{FrameBuf, FramePool};
 
 /// One raw picture in I420 (planar Y, then U, then V; chroma subsampled 2×2), tightly packed:
@@ -83,4 +86,10 @@ pub trait FrameSource: Send {
 
     /// Blocks until the next frame is due and returns it.
     fn next_frame(&mut self) -> Result<Frame, SourceError>;
+
+    /// The camera's controls, usable from any thread while frames are pulled. None for
+    /// sources without any (the test pattern).
+    fn controls(&self) -> Option<Arc<dyn CameraControls>> {
+        None
+    }
 }
