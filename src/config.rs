@@ -24,6 +24,146 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/rtcam/rtcam.toml";
 pub struct Config {
     pub server: ServerConfig,
     pub video: VideoConfig,
+    pub auth: AuthConfig,
+    pub control: ControlSection,
+    pub ptz: PtzConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Lets anyone watch without a token. Control always needs the control token.
+    pub view_open: bool,
+    /// The token viewers present when viewing is not open (`Authorization: Bearer ...`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub view_token: Option<String>,
+    /// The token that allows steering. Unset: generated at first start and kept in
+    /// `state_dir/control-token` (mode 0600); the control URL is printed once then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control_token: Option<String>,
+    /// Where rtcam keeps state. Unset: $STATE_DIRECTORY (systemd's StateDirectory=), else
+    /// /var/lib/rtcam when run as root, else $XDG_STATE_HOME/rtcam or ~/.local/state/rtcam.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            view_open: true,
+            view_token: None,
+            control_token: None,
+            state_dir: None,
+        }
+    }
+}
+
+/// The `control` data channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ControlSection {
+    /// Commands a viewer may send per second, steadily and in a burst.
+    pub commands_per_s: f64,
+    pub burst: u32,
+}
+
+impl Default for ControlSection {
+    fn default() -> Self {
+        ControlSection {
+            commands_per_s: 20.0,
+            burst: 40,
+        }
+    }
+}
+
+/// Which actuator moves the camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActuatorKind {
+    /// The camera's pan/tilt/zoom controls when it has them (the test pattern does), else none.
+    Auto,
+    /// The camera's `pan_absolute`/`tilt_absolute`/`zoom_absolute` controls; an error if absent.
+    Camera,
+    /// Hobby servos on sysfs PWM, as `[ptz.servo]` says.
+    Servo,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PtzConfig {
+    pub actuator: ActuatorKind,
+    /// A continuous move stops when no `ptz.move` has come for this long.
+    pub deadman_ms: u64,
+    /// Camera actuator: seconds a full-speed move takes from one end of an axis to the other.
+    pub full_sweep_s: f64,
+    pub servo: ServoConfig,
+}
+
+impl Default for PtzConfig {
+    fn default() -> Self {
+        PtzConfig {
+            actuator: ActuatorKind::Auto,
+            deadman_ms: 500,
+            full_sweep_s: 4.0,
+            servo: ServoConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServoConfig {
+    /// The sysfs PWM class directory (a different root is useful for tests).
+    pub sysfs_root: PathBuf,
+    /// `pwmchipN`.
+    pub chip: u32,
+    /// 20 ms: the standard hobby-servo frame.
+    pub period_ns: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pan: Option<ServoAxisConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tilt: Option<ServoAxisConfig>,
+}
+
+impl Default for ServoConfig {
+    fn default() -> Self {
+        ServoConfig {
+            sysfs_root: PathBuf::from("/sys/class/pwm"),
+            chip: 0,
+            period_ns: 20_000_000,
+            pan: None,
+            tilt: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServoAxisConfig {
+    /// `pwmM` on the chip.
+    pub channel: u32,
+    pub min_pulse_us: f64,
+    pub max_pulse_us: f64,
+    pub min_angle: f64,
+    pub max_angle: f64,
+    pub home: f64,
+    /// Degrees per second at full speed.
+    pub max_speed_dps: f64,
+}
+
+impl Default for ServoAxisConfig {
+    fn default() -> Self {
+        ServoAxisConfig {
+            channel: 0,
+            min_pulse_us: 500.0,
+            max_pulse_us: 2500.0,
+            min_angle: -90.0,
+            max_angle: 90.0,
+            home: 0.0,
+            max_speed_dps: 90.0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,6 +199,8 @@ pub struct VideoConfig {
     pub bitrate_kbps: u32,
     /// Seconds between periodic IDRs.
     pub idr_interval_s: f64,
+    /// The test pattern drifts by itself; false: it moves only when panned, tilted or zoomed.
+    pub test_pattern_drift: bool,
 }
 
 impl Default for VideoConfig {
@@ -73,6 +215,7 @@ impl Default for VideoConfig {
             fps: e.fps,
             bitrate_kbps: e.bitrate_kbps,
             idr_interval_s: e.idr_interval.as_secs_f64(),
+            test_pattern_drift: true,
         }
     }
 }
@@ -118,6 +261,38 @@ impl Config {
             (1..=256).contains(&self.server.max_viewers),
             "must be from 1 to 256",
         )?;
+        in_range(
+            "control.commands_per_s",
+            (1.0..=1000.0).contains(&self.control.commands_per_s),
+            "must be from 1 to 1000",
+        )?;
+        in_range(
+            "control.burst",
+            (1..=1000).contains(&self.control.burst),
+            "must be from 1 to 1000",
+        )?;
+        in_range(
+            "ptz.deadman_ms",
+            (50..=10_000).contains(&self.ptz.deadman_ms),
+            "must be from 50 to 10000",
+        )?;
+        in_range(
+            "ptz.full_sweep_s",
+            (0.1..=60.0).contains(&self.ptz.full_sweep_s),
+            "must be from 0.1 to 60 seconds",
+        )?;
+        for (key, token) in [
+            ("auth.control_token", &self.auth.control_token),
+            ("auth.view_token", &self.auth.view_token),
+        ] {
+            if let Some(t) = token {
+                in_range(
+                    key,
+                    t.len() >= 16 && t.bytes().all(|b| b.is_ascii_graphic()),
+                    "must be at least 16 printable characters without spaces",
+                )?;
+            }
+        }
         if let Some(origin) = &self.server.cors_origin {
             in_range(
                 "server.cors_origin",

@@ -43,6 +43,11 @@ fn main() -> ExitCode {
         }
     };
     log::info!("streaming: open {} in a browser", server.url());
+    if let Some(url) = &server.control_url {
+        // Shown once, when the control token was made; it is kept in the state directory.
+        println!("control URL (keep it private; shown only now): {url}");
+        log::info!("a control token was generated; its URL was printed on standard output");
+    }
     log::info!("WHEP endpoint: {}whep", server.url());
 
     let stopper = server.stopper();

@@ -37,7 +37,9 @@ fn bad_options_fail_with_a_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("123x45"));
 
+    let state = std::env::temp_dir().join(format!("rtcam-cli-state-{}", std::process::id()));
     let out = Command::new(BIN)
+        .env("STATE_DIRECTORY", &state)
         .args([
             "--source",
             "/dev/video9",
@@ -48,6 +50,7 @@ fn bad_options_fail_with_a_message() {
         ])
         .output()
         .unwrap();
+    let _ = std::fs::remove_dir_all(&state);
     assert!(
         !out.status.success(),
         "an unusable source is an error, not a silent fallback"

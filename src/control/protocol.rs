@@ -5,6 +5,10 @@
 //! Failure:  `{"id": <same or null>, "ok": false, "error": {"code": "<snake_case>", "message": "..."}}`
 //!
 //! `id` is null in a failure only when the request had no usable id (malformed JSON).
+//!
+//! Events from the device carry `"event"` instead of `"id"`: `{"event": "status", ...}` once
+//! a second and `{"event": "control", ...}` when control, pan/tilt/zoom, a camera control or
+//! the stream settings change. The full reference is `src/control/PROTOCOL.md`.
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -31,6 +35,26 @@ pub enum ErrorCode {
     BadArgs,
     /// The message is larger than the device accepts.
     TooLarge,
+    /// Too many commands from this viewer; slow down.
+    RateLimited,
+    /// The viewer's role does not allow this command (it joined without the control token).
+    Forbidden,
+    /// A steering command from a viewer that does not hold control (`control.claim` first).
+    NotController,
+    /// `control.claim` while another viewer holds control (`force: true` takes it).
+    Busy,
+    /// The device cannot do this (no pan/tilt/zoom, no camera controls, a control type).
+    Unsupported,
+    /// No camera control by that name.
+    UnknownControl,
+    /// A value outside the control's range, step or menu.
+    OutOfRange,
+    /// The control is read-only, or inactive right now.
+    ReadOnly,
+    /// The camera is not there right now (unplugged, reopening).
+    Unavailable,
+    /// The camera driver refused or failed.
+    DeviceError,
     /// The device failed to carry out a valid command.
     Internal,
 }

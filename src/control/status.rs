@@ -31,4 +31,10 @@ pub struct Status {
     pub encode_ms_p50: f64,
     /// Median time from a frame entering the encoder to its last packet leaving the socket.
     pub capture_to_wire_ms_p50: f64,
+    /// The 1-minute load average per CPU (1.0 = every core busy), where the OS tells.
+    pub cpu_load: Option<f64>,
+    /// The SoC temperature from /sys/class/thermal, where present.
+    pub soc_temp_c: Option<f64>,
+    /// Requests refused for a missing or wrong token since start.
+    pub auth_failures: u64,
 }

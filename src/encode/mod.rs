@@ -11,6 +11,7 @@ pub mod mailbox;
 pub mod nal;
 mod parameter_sets;
 pub mod pipeline;
+pub mod snapshot;
 #[cfg(test)]
 mod stamp_through_h264;
 pub mod stats;

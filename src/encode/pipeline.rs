@@ -13,8 +13,8 @@
 //! ending on its own (source closed, output channel closed) closes the mailbox too, so the other
 //! follows, and the encoder drops the channel's sender, which tells the receiver.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,7 @@ use smol::channel::{Sender, TrySendError};
 
 use super::h264::{EncodeError, H264Encoder};
 use super::mailbox::Mailbox;
+use super::snapshot::Picture;
 use super::stats::Counters;
 use super::{EncodedFrame, EncoderSettings, PipelineStats};
 use crate::source::{CameraControls, Frame, FrameSource, SourceError, SourceInfo};
@@ -61,6 +62,8 @@ struct Shared {
     keyframe_requested: AtomicBool,
     /// A new bitrate in kbit/s for the encoder to apply; 0 when there is none.
     bitrate_requested: AtomicU32,
+    /// Snapshot requests, served a copy of the next frame the encoder takes.
+    snapshot_waiters: Mutex<Vec<Sender<Picture>>>,
 }
 
 pub struct Pipeline {
@@ -92,6 +95,7 @@ impl Pipeline {
             counters: Counters::new(),
             keyframe_requested: AtomicBool::new(false),
             bitrate_requested: AtomicU32::new(0),
+            snapshot_waiters: Mutex::new(Vec::new()),
         });
         let mut pipeline = Pipeline {
             shared: Arc::clone(&shared),
@@ -132,10 +136,11 @@ impl Pipeline {
 
     /// Changes the target bitrate from the next frame on. Any thread; a rejected value is
     /// logged by the encoder thread and otherwise ignored.
-    pub fn set_bitrate(&self, kbps: u32) {
+    pub fn set_bitrate(&mut self, kbps: u32) {
         self.shared
             .bitrate_requested
             .store(kbps.max(1), Ordering::Release);
+        self.settings.bitrate_kbps = kbps;
     }
 
     pub fn stats(&self) -> PipelineStats {
@@ -144,6 +149,13 @@ impl Pipeline {
 
     pub fn source_info(&self) -> &SourceInfo {
         &self.source_info
+    }
+
+    /// Sends a copy of the next frame to `reply` (for a JPEG snapshot).
+    pub fn request_snapshot(&self, reply: Sender<Picture>) {
+        if let Ok(mut waiters) = self.shared.snapshot_waiters.lock() {
+            waiters.push(reply);
+        }
     }
 
     /// The source's camera controls, if it has any (see `FrameSource::controls`).
@@ -210,6 +222,7 @@ fn encode_loop(mut encoder: H264Encoder, shared: &Shared, out: Sender<EncodedFra
     let mut failing = false;
     while let Some(frame) = shared.mailbox.take() {
         let handed = Instant::now();
+        serve_snapshots(&frame, shared);
         apply_bitrate_request(&mut encoder, shared);
         let force_idr = shared.keyframe_requested.swap(false, Ordering::AcqRel) || repair_with_idr;
         let unit = match encoder.encode(&frame, force_idr) {
@@ -272,6 +285,19 @@ fn apply_bitrate_request(encoder: &mut H264Encoder, shared: &Shared) {
     match encoder.set_bitrate(kbps) {
         Ok(()) => info!("bitrate now {kbps} kbit/s"),
         Err(err) => warn!("bitrate change to {kbps} kbit/s refused: {err}"),
+    }
+}
+
+fn serve_snapshots(frame: &Frame, shared: &Shared) {
+    let Ok(mut waiters) = shared.snapshot_waiters.lock() else {
+        return;
+    };
+    if waiters.is_empty() {
+        return;
+    }
+    let picture = Picture::of(frame);
+    for waiter in waiters.drain(..) {
+        let _ = waiter.try_send(picture.clone());
     }
 }
 

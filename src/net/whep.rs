@@ -5,11 +5,15 @@
 //! the hub, and the reply comes back on a one-shot channel.
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use smol::channel::{Sender, bounded};
+use smol::future::FutureExt;
 
 use super::http::{Request, Response};
-use crate::control::Status;
+use crate::control::auth::AuthError;
+use crate::control::{Role, Status, Tokens};
+use crate::encode::snapshot::Picture;
 use crate::hub::{OfferError, ViewerId};
 
 /// The page, compiled in: no CDN, no build step.
@@ -22,8 +26,15 @@ const JSON: &str = "application/json";
 pub enum Signal {
     Offer {
         sdp: String,
+        role: Role,
         reply: Sender<Result<(ViewerId, String), OfferError>>,
     },
+    /// A copy of the next frame, for a snapshot.
+    Snapshot {
+        reply: Sender<Picture>,
+    },
+    /// A request came with a missing or wrong token (counted in `status`).
+    AuthFailed,
     Delete {
         id: ViewerId,
         reply: Sender<bool>,
@@ -36,16 +47,21 @@ pub enum Signal {
     },
 }
 
+/// JPEG quality of snapshots.
+const SNAPSHOT_QUALITY: u8 = 85;
+
 pub struct Routes {
     loop_tx: Sender<Signal>,
     cors_origin: Option<String>,
+    tokens: Tokens,
 }
 
 impl Routes {
-    pub fn new(loop_tx: Sender<Signal>, cors_origin: Option<String>) -> Rc<Routes> {
+    pub fn new(loop_tx: Sender<Signal>, cors_origin: Option<String>, tokens: Tokens) -> Rc<Routes> {
         Rc::new(Routes {
             loop_tx,
             cors_origin,
+            tokens,
         })
     }
 
@@ -73,10 +89,19 @@ impl Routes {
                 _ => not_allowed("GET, HEAD"),
             },
             "/api/status" => match method {
-                "GET" | "HEAD" => match self.ask(|reply| Signal::Status { reply }).await {
-                    Some(status) => json(200, &status),
-                    None => stopping(),
-                },
+                "GET" | "HEAD" => {
+                    if let Err(refused) = self.authorize(req).await {
+                        return refused;
+                    }
+                    match self.ask(|reply| Signal::Status { reply }).await {
+                        Some(status) => json(200, &status),
+                        None => stopping(),
+                    }
+                }
+                _ => not_allowed("GET, HEAD"),
+            },
+            "/snapshot.jpg" => match method {
+                "GET" | "HEAD" => self.snapshot(req).await,
                 _ => not_allowed("GET, HEAD"),
             },
             "/whep" => match method {
@@ -100,10 +125,14 @@ impl Routes {
                 "the offer must be sent as Content-Type: application/sdp",
             );
         }
+        let role = match self.authorize(req).await {
+            Ok(role) => role,
+            Err(refused) => return refused,
+        };
         let Ok(sdp) = String::from_utf8(req.body.clone()) else {
             return Response::text(400, "malformed SDP offer: not UTF-8 text");
         };
-        match self.ask(|reply| Signal::Offer { sdp, reply }).await {
+        match self.ask(|reply| Signal::Offer { sdp, role, reply }).await {
             Some(Ok((id, answer))) => Response::new(201)
                 .header("Location", format!("/whep/{id}"))
                 .header("Cache-Control", "no-store")
@@ -133,6 +162,54 @@ impl Routes {
             // Trickle ICE and ICE restarts (PATCH) are not supported: the answer carries every
             // host candidate, and a viewer that lost its connection posts a new offer.
             _ => not_allowed(allow),
+        }
+    }
+
+    /// The role the request's bearer token grants, or the 401 to answer with.
+    async fn authorize(&self, req: &Request) -> Result<Role, Response> {
+        let refused = match self.tokens.role_for(req.header("authorization")) {
+            Ok(role) => return Ok(role),
+            Err(AuthError::Missing) => "a token is needed: Authorization: Bearer <token>",
+            Err(AuthError::Invalid) => "the token is not valid",
+        };
+        // Never the token itself: it may be a real one with a typo.
+        log::warn!(
+            "refused {} {} from {}: {refused}",
+            req.method,
+            req.path(),
+            req.peer.ip()
+        );
+        let _ = self.loop_tx.send(Signal::AuthFailed).await;
+        Err(Response::text(401, refused).header("WWW-Authenticate", "Bearer"))
+    }
+
+    async fn snapshot(&self, req: &Request) -> Response {
+        if let Err(refused) = self.authorize(req).await {
+            return refused;
+        }
+        let (tx, rx) = bounded(1);
+        if self
+            .loop_tx
+            .send(Signal::Snapshot { reply: tx })
+            .await
+            .is_err()
+        {
+            return stopping();
+        }
+        let picture = async { rx.recv().await.ok() };
+        let timeout = async {
+            smol::Timer::after(Duration::from_secs(3)).await;
+            None
+        };
+        let Some(picture) = picture.or(timeout).await else {
+            return Response::text(503, "no frame to take a snapshot of");
+        };
+        // JPEG encoding takes milliseconds: off the event loop.
+        match smol::unblock(move || picture.to_jpeg(SNAPSHOT_QUALITY)).await {
+            Ok(jpeg) => Response::new(200)
+                .header("Cache-Control", "no-store")
+                .with_body("image/jpeg", jpeg),
+            Err(e) => Response::text(500, &e),
         }
     }
 

@@ -1,25 +1,30 @@
-//! The event loop: one task that owns the hub, the media socket and the timers, and wakes on
-//! whichever comes first — an encoded frame, a datagram, a signaling request, the hub's
-//! timeout, or stop.
+//! The event loop: one task that owns the hub, the control plane, the media socket, the
+//! actuator and the timers, and wakes on whichever comes first — an encoded frame, a datagram,
+//! a signaling request, a timeout, or stop.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use smol::Timer;
 use smol::channel::Receiver;
 use smol::future::FutureExt;
 
+use super::ptz::PtzSetup;
 use super::stream::Stream;
-use crate::control::{self, Device, Status};
+use crate::control::protocol::{ErrorCode, Failure};
+use crate::control::{ControlPlane, Device, PlaneOutput, Status, StreamChange, StreamSettings};
 use crate::encode::EncodedFrame;
 use crate::hub::{Hub, HubEvent, Input, Output, ViewerId};
 use crate::net::udp::MediaSocket;
 use crate::net::whep::Signal;
+use crate::source::CameraControls;
 
 pub struct EventLoop {
     pub hub: Hub,
+    pub plane: ControlPlane,
+    pub ptz: PtzSetup,
     pub socket: MediaSocket,
     pub stream: Stream,
-    pub frames: Receiver<EncodedFrame>,
     pub signals: Receiver<Signal>,
     pub stop: Receiver<()>,
 }
@@ -44,7 +49,7 @@ impl EventLoop {
                 Wake::Frame(frame) => self.on_frame(now, frame).await,
                 Wake::Readable => self.on_readable(now),
                 Wake::Signal(signal) => self.on_signal(now, signal),
-                Wake::Timeout => self.hub.handle_input(Input::Timeout(now)),
+                Wake::Timeout => self.on_timeout(now),
                 Wake::Stop => break Ok(()),
                 Wake::EncoderGone => break Err("the encoder stopped".to_string()),
             }
@@ -66,7 +71,7 @@ impl EventLoop {
             Wake::Stop
         };
         let frame = async {
-            match self.frames.recv().await {
+            match self.stream.frames.recv().await {
                 Ok(f) => Wake::Frame(f),
                 Err(_) => Wake::EncoderGone,
             }
@@ -125,13 +130,24 @@ impl EventLoop {
         }
     }
 
+    fn on_timeout(&mut self, now: Instant) {
+        self.hub.handle_input(Input::Timeout(now));
+        let mut device = LoopDevice {
+            hub: &mut self.hub,
+            stream: &mut self.stream,
+            now,
+        };
+        self.plane.handle_timeout(now, &mut device);
+    }
+
     fn on_signal(&mut self, now: Instant, signal: Signal) {
         match signal {
-            Signal::Offer { sdp, reply } => {
+            Signal::Offer { sdp, role, reply } => {
                 let result = new_viewer_id()
                     .and_then(|id| self.hub.offer(now, id, &sdp).map(|answer| (id, answer)));
-                if let Err(e) = &result {
-                    log::info!("offer refused: {e}");
+                match &result {
+                    Ok((id, _)) => self.plane.viewer_joined(*id, role),
+                    Err(e) => log::info!("offer refused: {e}"),
                 }
                 let _ = reply.try_send(result);
             }
@@ -144,10 +160,13 @@ impl EventLoop {
             Signal::Health { reply } => {
                 let _ = reply.try_send(self.stream.health(now));
             }
+            Signal::Snapshot { reply } => self.stream.pipeline.request_snapshot(reply),
+            Signal::AuthFailed => self.stream.auth_failures += 1,
         }
     }
 
-    /// Carries out everything the hub has to say; returns when it next wants time.
+    /// Carries out everything the hub and the control plane have to say; returns when the
+    /// next of them wants time.
     async fn flush(&mut self) -> Instant {
         self.flush_counting().await.0
     }
@@ -164,29 +183,59 @@ impl EventLoop {
                 }
                 Output::KeyframeNeeded => self.stream.pipeline.request_keyframe(),
                 Output::Event(event) => self.on_hub_event(event),
-                Output::Timeout(at) => return (at, sent),
+                Output::Timeout(hub_at) => {
+                    // Control-plane output may produce hub output (replies): go round again.
+                    if self.drain_plane() {
+                        continue;
+                    }
+                    let at = self.plane.poll_timeout().map_or(hub_at, |p| p.min(hub_at));
+                    return (at, sent);
+                }
             }
         }
     }
 
+    /// Applies the control plane's outputs. True if it handed anything to the hub.
+    fn drain_plane(&mut self) -> bool {
+        let now = Instant::now();
+        let mut to_hub = false;
+        while let Some(output) = self.plane.poll_output() {
+            match output {
+                PlaneOutput::Send { viewer, text } => {
+                    to_hub = true;
+                    if !self.hub.send_control(now, viewer, &text) {
+                        log::debug!("viewer {viewer}: control message not sent (channel closed)");
+                    }
+                }
+                PlaneOutput::MovePtz(position) => self.ptz.move_to(&position),
+            }
+        }
+        to_hub
+    }
+
     fn on_hub_event(&mut self, event: HubEvent) {
         let now = Instant::now();
-        let (viewer, response) = match event {
+        match event {
+            HubEvent::ControlOpened(viewer) => self.plane.channel_opened(now, viewer),
+            HubEvent::ControlClosed(viewer) => self.plane.channel_closed(now, viewer),
+            HubEvent::ViewerLeft { viewer, .. } => self.plane.viewer_left(now, viewer),
             HubEvent::ControlMessage { viewer, data } => {
+                let generation = self.stream.generation;
                 let mut device = LoopDevice {
                     hub: &mut self.hub,
                     stream: &mut self.stream,
                     now,
                 };
-                (viewer, control::dispatch(viewer, &data, &mut device))
+                self.plane.handle_message(now, viewer, &data, &mut device);
+                if self.stream.generation != generation {
+                    // A restarted source may bring new camera controls.
+                    self.ptz.source_restarted(self.stream.pipeline.controls());
+                }
             }
             HubEvent::ControlOversized { viewer, len, max } => {
-                (viewer, control::dispatch::too_large(len, max))
+                self.plane.handle_oversized(viewer, len, max)
             }
-            _ => return,
-        };
-        if !self.hub.send_control(now, viewer, &response.to_json()) {
-            log::debug!("viewer {viewer}: control reply not sent (channel closed)");
+            HubEvent::ViewerConnected(_) => {}
         }
     }
 }
@@ -205,6 +254,16 @@ impl Device for LoopDevice<'_> {
 
     fn request_keyframe(&mut self, viewer: ViewerId) {
         self.hub.request_keyframe(self.now, viewer);
+    }
+
+    fn camera_controls(&mut self) -> Option<Arc<dyn CameraControls>> {
+        self.stream.pipeline.controls()
+    }
+
+    fn change_stream(&mut self, change: &StreamChange) -> Result<StreamSettings, Failure> {
+        self.stream
+            .change(change)
+            .map_err(|e| Failure::new(ErrorCode::DeviceError, e))
     }
 }
 

@@ -3,47 +3,46 @@
 //!
 //! ```text
 //! capture thread ─(raw frame, latest wins)─► encoder thread ─(access unit)─► event loop
-//!                                                                 ▲             │ hub, UDP
-//!                                  HTTP connections (same loop) ──┘ signals     ▼ socket
+//!                                                                 ▲             │ hub, UDP,
+//!                                  HTTP connections (same loop) ──┘ signals     ▼ control plane,
+//!                                                                                 actuator
 //! ```
 
 mod event_loop;
+mod host;
 pub mod meter;
+mod ptz;
 mod stream;
+pub mod tokens;
 
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use smol::channel::{Sender, bounded};
 
-use crate::config::{Config, SourceSpec};
-use crate::encode::Pipeline;
+use crate::config::Config;
+use crate::control::{ControlConfig, ControlPlane};
 use crate::hub::{Hub, HubConfig};
 use crate::net::http::{self, Limits};
 use crate::net::interfaces::host_candidates;
 use crate::net::udp::MediaSocket;
 use crate::net::whep::Routes;
-use crate::source::FrameSource;
-use crate::source::pattern::TestPattern;
 use event_loop::EventLoop;
+use ptz::PtzSetup;
 use stream::Stream;
-
-/// Encoded frames waiting for the event loop. A few frames: the loop normally takes each at
-/// once; if it stalls longer than this, frames drop (and the encoder makes an IDR) rather than
-/// queue up delay.
-const FRAME_QUEUE: usize = 4;
 
 #[derive(Debug)]
 pub enum StartError {
     Http(SocketAddr, io::Error),
     Media(SocketAddr, io::Error),
     Source(String),
-    Encoder(String),
     Hub(String),
+    Auth(String),
+    Ptz(String),
     Thread(io::Error),
 }
 
@@ -52,9 +51,10 @@ impl fmt::Display for StartError {
         match self {
             StartError::Http(a, e) => write!(f, "cannot listen for HTTP on {a}: {e}"),
             StartError::Media(a, e) => write!(f, "cannot bind the UDP media port {a}: {e}"),
-            StartError::Source(e) => write!(f, "cannot open the frame source: {e}"),
-            StartError::Encoder(e) => write!(f, "cannot start the encoder: {e}"),
+            StartError::Source(e) => write!(f, "{e}"),
             StartError::Hub(e) => write!(f, "cannot set up WebRTC: {e}"),
+            StartError::Auth(e) => write!(f, "tokens: {e}"),
+            StartError::Ptz(e) => write!(f, "pan/tilt/zoom: {e}"),
             StartError::Thread(e) => write!(f, "cannot start the event loop thread: {e}"),
         }
     }
@@ -68,6 +68,9 @@ pub struct Server {
     pub media_addr: SocketAddr,
     stop: Sender<()>,
     thread: Option<JoinHandle<Result<(), String>>>,
+    /// The page URL with the control token, when the token was generated at this start (to
+    /// be shown once).
+    pub control_url: Option<String>,
 }
 
 impl Server {
@@ -148,33 +151,52 @@ pub fn spawn(config: Config) -> Result<Server, StartError> {
     )
     .map_err(|e| StartError::Hub(e.to_string()))?;
 
-    let source = open_source(&config)?;
-    let (frames_tx, frames) = bounded(FRAME_QUEUE);
-    let pipeline = Pipeline::start(source, config.encoder_settings(), frames_tx)
-        .map_err(|e| StartError::Encoder(e.to_string()))?;
+    let (tokens, generated_token) = tokens::load(&config.auth).map_err(StartError::Auth)?;
+    let stream = Stream::start(&config, started).map_err(StartError::Source)?;
+    let ptz = PtzSetup::new(&config.ptz, stream.pipeline.controls()).map_err(StartError::Ptz)?;
+    let plane = ControlPlane::new(
+        ControlConfig {
+            commands_per_s: config.control.commands_per_s,
+            burst: config.control.burst as f64,
+            deadman: Duration::from_millis(config.ptz.deadman_ms),
+            ..ControlConfig::default()
+        },
+        ptz.limits(),
+        ptz.on_camera_controls(),
+    );
 
     let (stop_tx, stop) = bounded(1);
     let (signals_tx, signals) = bounded(64);
     let event_loop = EventLoop {
         hub,
+        plane,
+        ptz,
         socket,
-        stream: Stream::new(pipeline, config.server.max_viewers, started),
-        frames,
+        stream,
         signals,
         stop,
     };
     let cors_origin = config.server.cors_origin.clone();
     let thread = std::thread::Builder::new()
         .name("rtcam-loop".into())
-        .spawn(move || run_loop(listener, Routes::new(signals_tx, cors_origin), event_loop))
+        .spawn(move || {
+            run_loop(
+                listener,
+                Routes::new(signals_tx, cors_origin, tokens),
+                event_loop,
+            )
+        })
         .map_err(StartError::Thread)?;
 
-    Ok(Server {
+    let mut server = Server {
         http_addr,
         media_addr,
         stop: stop_tx,
         thread: Some(thread),
-    })
+        control_url: None,
+    };
+    server.control_url = generated_token.map(|t| format!("{}#token={t}", server.url()));
+    Ok(server)
 }
 
 fn run_loop(
@@ -200,24 +222,4 @@ fn run_loop(
     };
     executor.spawn(serve).detach();
     smol::block_on(executor.run(event_loop.run()))
-}
-
-fn open_source(config: &Config) -> Result<Box<dyn FrameSource>, StartError> {
-    let v = &config.video;
-    let pattern = || {
-        TestPattern::new(v.size.width, v.size.height, v.fps)
-            .map(|p| Box::new(p) as Box<dyn FrameSource>)
-            .map_err(|err| StartError::Source(err.to_string()))
-    };
-    match &config.video.source {
-        SourceSpec::Test => pattern(),
-        SourceSpec::Auto => {
-            log::info!("source auto: camera capture is not built yet, using the test pattern");
-            pattern()
-        }
-        SourceSpec::Device(path) => Err(StartError::Source(format!(
-            "{}: camera capture (V4L2) is not supported in this version; use --source test",
-            path.display()
-        ))),
-    }
 }

@@ -1,35 +1,114 @@
-//! The stream being served: the pipeline that makes it and what is measured of it, for
-//! `status`, `/api/status` and `/healthz`.
+//! The stream being served: its source and encoder (the pipeline), the settings it runs with,
+//! and what is measured of it, for `status`, `/api/status` and `/healthz`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use smol::channel::{Receiver, bounded};
+
+use super::host;
 use super::meter::{LatencyWindow, StreamMeter};
-use crate::control::Status;
-use crate::encode::Pipeline;
+use crate::config::{Config, SourceSpec};
+use crate::control::{Status, StreamChange, StreamSettings};
+use crate::encode::{EncodedFrame, Pipeline};
 use crate::hub::HubCounters;
+use crate::source::FrameSource;
+use crate::source::pattern::{SimulatedCamera, TestPattern};
 
 /// The source or the encoder are considered stuck after this long without a frame.
 const STALL: Duration = Duration::from_secs(3);
 
+/// Encoded frames waiting for the event loop. A few frames: the loop normally takes each at
+/// once; if it stalls longer than this, frames drop (and the encoder makes an IDR) rather than
+/// queue up delay.
+const FRAME_QUEUE: usize = 4;
+
 pub struct Stream {
     pub pipeline: Pipeline,
-    max_viewers: usize,
+    pub frames: Receiver<EncodedFrame>,
+    config: Config,
+    /// The test pattern's pan/tilt/zoom controls, kept across restarts at another size.
+    camera: Arc<SimulatedCamera>,
     started: Instant,
     /// Frames and bytes handed to the viewers.
     sent: StreamMeter,
     /// Frame handed to the encoder → its last packet on the socket.
     to_wire: LatencyWindow,
+    /// Counts restarts: a new source may come with new camera controls.
+    pub generation: u64,
+    pub auth_failures: u64,
 }
 
 impl Stream {
-    pub fn new(pipeline: Pipeline, max_viewers: usize, started: Instant) -> Stream {
-        Stream {
+    pub fn start(config: &Config, started: Instant) -> Result<Stream, String> {
+        let camera = Arc::new(SimulatedCamera::default());
+        let (pipeline, frames) = start_pipeline(config, &camera)?;
+        Ok(Stream {
             pipeline,
-            max_viewers,
+            frames,
+            config: config.clone(),
+            camera,
             started,
             sent: StreamMeter::new(Duration::from_secs(2)),
             to_wire: LatencyWindow::new(120),
+            generation: 0,
+            auth_failures: 0,
+        })
+    }
+
+    pub fn settings(&self) -> StreamSettings {
+        let s = self.pipeline.settings();
+        StreamSettings {
+            width: s.width,
+            height: s.height,
+            fps: s.fps,
+            bitrate_kbps: s.bitrate_kbps,
         }
+    }
+
+    /// Applies `stream.set`. A bitrate change goes to the running encoder; a size or rate
+    /// change restarts source and encoder (viewers stay connected; the first new frame is an
+    /// IDR). If the new settings fail, the old ones are restored.
+    pub fn change(&mut self, change: &StreamChange) -> Result<StreamSettings, String> {
+        let mut next = self.config.clone();
+        if let Some(b) = change.bitrate_kbps {
+            next.video.bitrate_kbps = b;
+        }
+        if let Some(f) = change.fps {
+            next.video.fps = f;
+        }
+        if let Some(s) = change.size {
+            next.video.size = s;
+        }
+        let restart =
+            next.video.size != self.config.video.size || next.video.fps != self.config.video.fps;
+        if !restart {
+            self.pipeline.set_bitrate(next.video.bitrate_kbps);
+            self.config = next;
+            return Ok(self.settings());
+        }
+        // The old pipeline lets go of the camera before the new one opens it.
+        self.pipeline.stop();
+        match start_pipeline(&next, &self.camera) {
+            Ok((pipeline, frames)) => {
+                log::info!(
+                    "stream restarted at {} {} fps",
+                    next.video.size,
+                    next.video.fps
+                );
+                (self.pipeline, self.frames) = (pipeline, frames);
+                self.config = next;
+            }
+            Err(e) => {
+                log::warn!("stream change failed ({e}); restoring the previous settings");
+                let (pipeline, frames) = start_pipeline(&self.config, &self.camera)?;
+                (self.pipeline, self.frames) = (pipeline, frames);
+                self.generation += 1;
+                return Err(e);
+            }
+        }
+        self.generation += 1;
+        Ok(self.settings())
     }
 
     pub fn frame_sent(&mut self, now: Instant, bytes: usize) {
@@ -58,7 +137,7 @@ impl Stream {
             bitrate_measured_kbps,
             viewers: viewers.viewers,
             viewers_connected: viewers.connected,
-            max_viewers: self.max_viewers,
+            max_viewers: self.config.server.max_viewers,
             uptime_s: (uptime * 10.0).round() / 10.0,
             frames_captured: p.frames_captured,
             frames_encoded: p.frames_encoded,
@@ -67,6 +146,9 @@ impl Stream {
             keyframes: p.keyframes,
             encode_ms_p50: p.encode_us_p50.map_or(0.0, |us| us as f64 / 1000.0),
             capture_to_wire_ms_p50: self.to_wire.median_ms(),
+            cpu_load: host::cpu_load(),
+            soc_temp_c: host::soc_temp_c(),
+            auth_failures: self.auth_failures,
         }
     }
 
@@ -84,5 +166,45 @@ impl Stream {
             return Err("no frame from the encoder for over 3 s".into());
         }
         Ok(())
+    }
+}
+
+fn start_pipeline(
+    config: &Config,
+    camera: &Arc<SimulatedCamera>,
+) -> Result<(Pipeline, Receiver<EncodedFrame>), String> {
+    let source = open_source(config, camera)?;
+    let (tx, rx) = bounded(FRAME_QUEUE);
+    let pipeline = Pipeline::start(source, config.encoder_settings(), tx)
+        .map_err(|e| format!("cannot start the encoder: {e}"))?;
+    Ok((pipeline, rx))
+}
+
+fn open_source(
+    config: &Config,
+    camera: &Arc<SimulatedCamera>,
+) -> Result<Box<dyn FrameSource>, String> {
+    let v = &config.video;
+    let pattern = || {
+        TestPattern::new(v.size.width, v.size.height, v.fps)
+            .map(|p| {
+                Box::new(
+                    p.with_camera(camera.clone())
+                        .with_drift(v.test_pattern_drift),
+                ) as Box<dyn FrameSource>
+            })
+            .map_err(|err| format!("cannot open the frame source: {err}"))
+    };
+    match &v.source {
+        SourceSpec::Test => pattern(),
+        SourceSpec::Auto => {
+            log::info!("source auto: camera capture is not built yet, using the test pattern");
+            pattern()
+        }
+        SourceSpec::Device(path) => Err(format!(
+            "cannot open the frame source: {}: camera capture (V4L2) is not supported in this \
+             version; use --source test",
+            path.display()
+        )),
     }
 }

@@ -6,15 +6,19 @@
 //! plus the stamp, far below a millisecond even at 1280x720.
 
 mod background;
+pub mod camera;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use background::Background;
+pub use camera::SimulatedCamera;
+use camera::{ARCSEC_PER_TURN, View};
 
 use super::frame_clock::FrameClock;
 use super::i420::I420Mut;
 use super::stamp::{self, Stamp, WallClockAnchor};
-use super::{Frame, FramePool, FrameSource, SourceError, SourceInfo};
+use super::{CameraControls, Frame, FramePool, FrameSource, SourceError, SourceInfo};
 
 pub const MIN_WIDTH: u32 = 64;
 pub const MIN_HEIGHT: u32 = 64;
@@ -94,8 +98,11 @@ pub struct TestPattern {
     height: u32,
     fps: u32,
     background: Background,
-    /// The visible part of the background for the next frame.
+    /// The visible part of the background for the next frame, before pan and tilt.
     pub window: Window,
+    /// Whether the window drifts by itself (the "moving" in moving test pattern).
+    drifting: bool,
+    camera: Arc<SimulatedCamera>,
     pool: FramePool,
     clock: FrameClock,
     anchor: WallClockAnchor,
@@ -130,10 +137,24 @@ impl TestPattern {
             // As wide as the picture: the window wraps around, so the pan never ends.
             background: Background::new(w, h),
             window: Window::default(),
+            drifting: true,
+            camera: Arc::default(),
             pool: FramePool::new(w * h * 3 / 2),
             clock: FrameClock::new(fps),
             anchor: WallClockAnchor::now(),
         })
+    }
+
+    /// Drives the pattern from these controls (kept across restarts at another size).
+    pub fn with_camera(mut self, camera: Arc<SimulatedCamera>) -> TestPattern {
+        self.camera = camera;
+        self
+    }
+
+    /// Off: the picture stands still unless panned, tilted or zoomed.
+    pub fn with_drift(mut self, drifting: bool) -> TestPattern {
+        self.drifting = drifting;
+        self
     }
 
     /// The clock pair this source's stamps convert capture times with.
@@ -147,14 +168,25 @@ impl TestPattern {
         let mut data = self.pool.get();
         let mut planes = I420Mut::packed(&mut data, self.width, self.height)
             .expect("pool buffers are sized for this pattern");
-        self.background
-            .copy_window(self.window.x, self.window.y, &mut planes);
+        let view = self.camera.view();
+        let (x, y) = self.pointed_at(&view);
+        if view.zoom == 100 {
+            self.background.copy_window(x, y, &mut planes);
+        } else {
+            self.background
+                .copy_window_zoomed(x, y, view.zoom as usize, &mut planes);
+        }
+        if view.brightness != 128 {
+            brighten(&mut planes, view.brightness as i32 - 128);
+        }
         let frame_stamp = Stamp {
             seq: seq as u32,
             capture_us: self.anchor.to_epoch_us(captured),
         };
         stamp::write(&mut planes, &frame_stamp).expect("size was checked in new()");
-        self.window.x = (self.window.x + PAN_STEP) % self.background.width();
+        if self.drifting {
+            self.window.x = (self.window.x + PAN_STEP) % self.background.width();
+        }
         Frame {
             width: self.width,
             height: self.height,
@@ -165,11 +197,36 @@ impl TestPattern {
     }
 }
 
+impl TestPattern {
+    /// The window's top-left corner once pan and tilt are applied: a full turn of pan is the
+    /// whole background width, the tilt range (±90°) its height.
+    fn pointed_at(&self, view: &View) -> (usize, usize) {
+        let (bw, bh) = (self.background.width() as i64, self.height as i64);
+        let dx = view.pan * bw / ARCSEC_PER_TURN;
+        let dy = -view.tilt * bh / (ARCSEC_PER_TURN / 2);
+        let x = (self.window.x as i64 + dx).rem_euclid(bw);
+        let y = (self.window.y as i64 + dy).rem_euclid(bh);
+        (x as usize, y as usize)
+    }
+}
+
+/// Shifts luma by `delta`, as a camera's brightness control would.
+fn brighten(planes: &mut I420Mut<'_>, delta: i32) {
+    for row in 0..planes.height() {
+        for p in planes.y_row(row) {
+            *p = (*p as i32 + delta).clamp(16, 235) as u8;
+        }
+    }
+}
+
 impl FrameSource for TestPattern {
     fn info(&self) -> SourceInfo {
         SourceInfo {
             kind: "test",
-            name: format!("moving test pattern {}x{}", self.width, self.height),
+            name: format!(
+                "test pattern {}x{} (simulated pan/tilt/zoom camera)",
+                self.width, self.height
+            ),
             width: self.width,
             height: self.height,
             fps: self.fps,
@@ -183,6 +240,10 @@ impl FrameSource for TestPattern {
             std::thread::sleep(wait);
         }
         Ok(self.render(seq, Instant::now()))
+    }
+
+    fn controls(&self) -> Option<Arc<dyn CameraControls>> {
+        Some(self.camera.clone())
     }
 }
 
@@ -282,5 +343,78 @@ mod tests {
         let b = pattern.next_frame().expect("frame");
         assert!(b.seq > a.seq);
         assert!(b.captured > a.captured);
+    }
+
+    /// A row below the stamp, as a vector.
+    fn luma_row(frame: &Frame, row: usize) -> Vec<u8> {
+        let w = frame.width as usize;
+        frame.y()[row * w..(row + 1) * w].to_vec()
+    }
+
+    #[test]
+    fn without_drift_the_picture_stands_still() {
+        let mut pattern = TestPattern::new(320, 240, 30).unwrap().with_drift(false);
+        let now = Instant::now();
+        let (a, b) = (pattern.render(0, now), pattern.render(1, now));
+        assert_eq!(luma_row(&a, 200), luma_row(&b, 200));
+    }
+
+    #[test]
+    fn panning_the_simulated_camera_shifts_the_picture() {
+        let camera = Arc::new(SimulatedCamera::default());
+        let mut pattern = TestPattern::new(320, 240, 30)
+            .unwrap()
+            .with_drift(false)
+            .with_camera(camera.clone());
+        let now = Instant::now();
+        let before = luma_row(&pattern.render(0, now), 200);
+        // 9 degrees of pan = 320 * 9 / 360 = 8 px to the right.
+        camera.set("pan_absolute", 9 * 3600).unwrap();
+        let after = luma_row(&pattern.render(1, now), 200);
+        assert_ne!(before, after);
+        assert_eq!(&before[8..], &after[..320 - 8]);
+    }
+
+    #[test]
+    fn zoom_and_brightness_change_the_picture_as_a_camera_would() {
+        let camera = Arc::new(SimulatedCamera::default());
+        let mut pattern = TestPattern::new(320, 240, 30)
+            .unwrap()
+            .with_drift(false)
+            .with_camera(camera.clone());
+        let now = Instant::now();
+        let plain = pattern.render(0, now);
+        camera.set("zoom_absolute", 200).unwrap();
+        let zoomed = pattern.render(1, now);
+        // At 2x, the centre pixel stays and the pixel 40 px right of it shows what was 20 px
+        // right of it.
+        let (centre, row) = (160usize, 120usize);
+        let at = |f: &Frame, x: usize| f.y()[row * 320 + x];
+        assert_eq!(at(&zoomed, centre), at(&plain, centre));
+        assert_eq!(at(&zoomed, centre + 40), at(&plain, centre + 20));
+
+        camera.set("zoom_absolute", 100).unwrap();
+        camera.set("brightness", 168).unwrap();
+        let bright = pattern.render(2, now);
+        let mean = |f: &Frame| luma_row(f, 200).iter().map(|&v| v as u32).sum::<u32>() / 320;
+        assert!(
+            mean(&bright) > mean(&plain) + 20,
+            "{} vs {}",
+            mean(&bright),
+            mean(&plain)
+        );
+    }
+
+    #[test]
+    fn the_pattern_offers_its_controls() {
+        let pattern = TestPattern::new(320, 240, 30).unwrap();
+        let controls = pattern.controls().expect("the test pattern has controls");
+        assert!(
+            controls
+                .list()
+                .unwrap()
+                .iter()
+                .any(|c| c.name == "pan_absolute")
+        );
     }
 }

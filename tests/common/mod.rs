@@ -8,6 +8,9 @@ use std::time::Duration;
 use rtcam::config::{Config, SourceSpec};
 use rtcam::runtime::{self, Server};
 
+/// The control token the in-process servers use.
+pub const CONTROL_TOKEN: &str = "test-control-token-0123456789abcdef";
+
 /// Generous: the test machine is shared and slow at times.
 pub const WAIT: Duration = Duration::from_secs(30);
 
@@ -19,6 +22,7 @@ pub fn config() -> Config {
     c.video.source = SourceSpec::Test;
     c.video.size = "320x240".parse().unwrap();
     c.video.bitrate_kbps = 400;
+    c.auth.control_token = Some(CONTROL_TOKEN.into());
     c
 }
 

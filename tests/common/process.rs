@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// Generous: the machine is shared and slow at times.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -18,6 +20,7 @@ pub struct RtcamProcess {
     /// The page URL rtcam logged (`http://host:port/`).
     pub url: String,
     log: Arc<Mutex<Vec<String>>>,
+    state_dir: std::path::PathBuf,
 }
 
 impl RtcamProcess {
@@ -35,11 +38,19 @@ impl RtcamProcess {
         RtcamProcess::start(binary, &args)
     }
 
-    /// Starts `binary` with `args` at RUST_LOG=info and waits for the URL it logs.
+    /// Starts `binary` with `args` at RUST_LOG=info and waits for the URL it logs. Its state
+    /// (the generated control token) goes to a fresh directory of its own.
     pub fn start(binary: &str, args: &[&str]) -> RtcamProcess {
+        let state_dir = std::env::temp_dir().join(format!(
+            "rtcam-test-state-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&state_dir);
         let mut child = Command::new(binary)
             .args(args)
             .env("RUST_LOG", "info")
+            .env("STATE_DIRECTORY", &state_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -64,6 +75,7 @@ impl RtcamProcess {
             child,
             url: String::new(),
             log,
+            state_dir,
         };
         match rx.recv_timeout(START_TIMEOUT) {
             Ok(url) => process.url = url,
@@ -79,6 +91,14 @@ impl RtcamProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The control token it generated at start (kept in its state directory).
+    pub fn control_token(&self) -> String {
+        let path = self.state_dir.join("control-token");
+        std::fs::read_to_string(&path)
+            .map(|t| t.trim().to_string())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
 
     /// Its log so far.
@@ -111,6 +131,7 @@ impl Drop for RtcamProcess {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        let _ = std::fs::remove_dir_all(&self.state_dir);
     }
 }
 

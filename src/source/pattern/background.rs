@@ -83,6 +83,49 @@ impl Background {
     }
 }
 
+impl Background {
+    /// Like `copy_window`, magnified `zoom_percent / 100` times about the window's centre
+    /// (nearest neighbour: a simulated zoom, not a scaler).
+    pub fn copy_window_zoomed(
+        &self,
+        x: usize,
+        y: usize,
+        zoom_percent: usize,
+        out: &mut I420Mut<'_>,
+    ) {
+        let zoom = zoom_percent.max(100);
+        let (out_width, out_height) = (out.width(), out.height());
+        let (x, y) = (x & !1, y & !1);
+        // The part of the background seen, centred where the unzoomed window is centred.
+        let seen_w = out_width * 100 / zoom;
+        let seen_h = out_height * 100 / zoom;
+        let left = ((x + out_width / 2 + self.width - seen_w / 2) % self.width) & !1;
+        let top = ((y + out_height / 2 + self.height - seen_h / 2) % self.height) & !1;
+        let map = |start: usize, seen: usize, out: usize, wrap: usize| -> Vec<usize> {
+            (0..out).map(|i| (start + i * seen / out) % wrap).collect()
+        };
+        let cols = map(left, seen_w, out_width, self.width);
+        let rows = map(top, seen_h, out_height, self.height);
+        for (row, &src_row) in rows.iter().enumerate() {
+            let src = &self.y[src_row * self.width..(src_row + 1) * self.width];
+            for (dst, &col) in out.y_row(row).iter_mut().zip(&cols) {
+                *dst = src[col];
+            }
+        }
+        let chroma_width = self.width / 2;
+        let chroma_cols = map(left / 2, seen_w / 2, out_width / 2, chroma_width);
+        let chroma_rows = map(top / 2, seen_h / 2, out_height / 2, self.height / 2);
+        for (row, &src_row) in chroma_rows.iter().enumerate() {
+            let span = src_row * chroma_width..(src_row + 1) * chroma_width;
+            let (u, v) = out.uv_rows(row);
+            for (i, &col) in chroma_cols.iter().enumerate() {
+                u[i] = self.u[span.start + col];
+                v[i] = self.v[span.start + col];
+            }
+        }
+    }
+}
+
 /// Copies `dst.len()` bytes of the circular row `src` starting at `from`.
 fn copy_wrapped(src: &[u8], from: usize, dst: &mut [u8]) {
     let first = dst.len().min(src.len() - from);

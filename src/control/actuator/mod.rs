@@ -1,0 +1,33 @@
+//! Pan/tilt/zoom actuators behind one interface: the motion core (`control::ptz`) computes
+//! absolute positions in the actuator's units; an actuator applies them.
+//!
+//! - `camera`: the camera's own `pan_absolute`/`tilt_absolute`/`zoom_absolute` controls (UVC
+//!   PTZ webcams, and the test pattern, which simulates them);
+//! - `servo`: hobby servos on Linux sysfs PWM channels.
+
+pub mod camera;
+pub mod servo;
+
+use std::fmt;
+
+use super::ptz::{PerAxis, PtzLimits};
+
+pub trait Actuator: Send {
+    /// The axes it has, in its units, with their speeds.
+    fn limits(&self) -> PtzLimits;
+    /// Moves the axes given (and only those) to these positions, already within the limits.
+    fn move_to(&mut self, position: &PerAxis) -> Result<(), ActuatorError>;
+    /// For logs: what it is.
+    fn describe(&self) -> String;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActuatorError(pub String);
+
+impl fmt::Display for ActuatorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ActuatorError {}
