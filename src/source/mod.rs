@@ -4,6 +4,7 @@
 //! picture is due), so a camera, a file or the test pattern all look the same to the encoder.
 
 pub mod controls;
+pub mod convert;
 pub mod frame_clock;
 pub mod i420;
 pub mod pattern;
