@@ -509,6 +509,49 @@ mod tests {
     }
 
     #[test]
+    fn a_camera_failure_keeps_frames_flowing_and_recovery_starts_with_an_idr() {
+        use crate::source::failing::{FailingSource, FaultSwitch};
+        use crate::source::supervised::{Opener, Supervised};
+        let switch = FaultSwitch::new();
+        let camera = |s: &FaultSwitch| -> Box<dyn FrameSource> {
+            Box::new(FailingSource::new(pattern(30), s.clone()))
+        };
+        let reopen = switch.clone();
+        let opener: Opener = Box::new(move || {
+            if reopen.is_failing() {
+                Err("injected: unplugged".into())
+            } else {
+                Ok(Box::new(FailingSource::new(pattern(30), reopen.clone()))
+                    as Box<dyn FrameSource>)
+            }
+        });
+        let source = Supervised::new(camera(&switch), "test camera", opener);
+        let (tx, rx) = channel::bounded(8);
+        let pipeline = Pipeline::start(Box::new(source), settings(), tx).expect("starts");
+        assert!(recv(&rx).expect("first frame").keyframe);
+        for _ in 0..3 {
+            assert!(!recv(&rx).expect("a frame").keyframe);
+        }
+        switch.fail();
+        // Placeholder frames keep coming (encoded as P-frames: same stream, new picture).
+        for _ in 0..10 {
+            assert!(
+                !recv(&rx)
+                    .expect("a frame while the camera is gone")
+                    .keyframe
+            );
+        }
+        let status = pipeline
+            .camera_status()
+            .expect("a supervised source reports");
+        assert_eq!(status.state(), crate::source::CameraState::Retrying);
+        switch.recover();
+        let idr = (0..40).any(|_| recv(&rx).expect("a frame").keyframe);
+        assert!(idr, "no IDR after the camera came back");
+        assert_eq!(status.state(), crate::source::CameraState::Streaming);
+    }
+
+    #[test]
     fn a_closed_output_channel_ends_the_pipeline() {
         let (tx, rx) = channel::bounded(8);
         let pipeline = Pipeline::start(pattern(60), settings(), tx).expect("starts");

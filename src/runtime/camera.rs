@@ -74,7 +74,7 @@ pub fn open_auto(config: &Config) -> Option<Box<dyn FrameSource>> {
                 source.format_description()
             );
             let status = source.camera_status().unwrap_or_default();
-            let controls = Arc::new(V4l2Controls::new(&path));
+            let controls = source.v4l2_controls();
             let opener = reopener(&path, wanted, status, controls);
             Some(Box::new(Supervised::new(
                 Box::new(source),

@@ -238,3 +238,114 @@ impl FrameSource for Supervised {
         Some(self.status.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::failing::{FailingSource, FaultSwitch};
+    use crate::source::pattern::TestPattern;
+    use crate::source::stamp;
+
+    const PATIENCE: usize = 200;
+
+    fn pattern() -> Box<dyn FrameSource> {
+        Box::new(TestPattern::new(320, 240, 60).expect("valid pattern"))
+    }
+
+    /// A "camera" that fails while the switch is on, and cannot be reopened then either.
+    fn faulty(switch: &FaultSwitch) -> Supervised {
+        let first = Box::new(FailingSource::new(pattern(), switch.clone()));
+        let reopen_switch = switch.clone();
+        let opener: Opener = Box::new(move || {
+            if reopen_switch.is_failing() {
+                Err("injected: no such device".into())
+            } else {
+                Ok(
+                    Box::new(FailingSource::new(pattern(), reopen_switch.clone()))
+                        as Box<dyn FrameSource>,
+                )
+            }
+        });
+        Supervised::new(first, "test camera", opener)
+    }
+
+    fn raw(source: &mut Supervised) -> Frame {
+        match source
+            .next_capture()
+            .expect("a supervised source never fails")
+        {
+            Capture::Raw(frame) => frame,
+            Capture::Encoded(_) => panic!("the pattern is raw"),
+        }
+    }
+
+    fn stamped(frame: &Frame) -> bool {
+        stamp::read(frame.y(), frame.width, frame.height, frame.width as usize).is_some()
+    }
+
+    #[test]
+    fn a_failing_camera_gives_placeholder_frames_then_recovers_with_a_keyframe_request() {
+        let switch = FaultSwitch::new();
+        let mut source = faulty(&switch);
+        let status = source.status();
+        assert!(stamped(&raw(&mut source)));
+        assert_eq!(status.state(), CameraState::Streaming);
+        assert!(!source.take_keyframe_request());
+
+        switch.fail();
+        let mut last_seq = 0;
+        let mut placeholders = 0;
+        for _ in 0..PATIENCE {
+            let frame = raw(&mut source);
+            assert!(frame.seq > last_seq, "seq goes on counting");
+            last_seq = frame.seq;
+            assert_eq!(
+                (frame.width, frame.height),
+                (320, 240),
+                "same size as the stream"
+            );
+            if !stamped(&frame) {
+                placeholders += 1;
+            }
+            if placeholders >= 5 {
+                break;
+            }
+        }
+        assert_eq!(
+            placeholders, 5,
+            "placeholder frames flow while the camera is gone"
+        );
+        assert_eq!(status.state(), CameraState::Retrying);
+        assert!(
+            !source.take_keyframe_request(),
+            "no IDR request while failing"
+        );
+
+        switch.recover();
+        let back = (0..PATIENCE)
+            .map(|_| raw(&mut source))
+            .find(stamped)
+            .expect("camera frames again after recovery");
+        assert!(back.seq > last_seq);
+        assert_eq!(status.state(), CameraState::Streaming);
+        assert!(source.take_keyframe_request(), "recovery asks for an IDR");
+        assert!(!source.take_keyframe_request(), "once");
+    }
+
+    #[test]
+    fn a_camera_that_comes_back_at_another_size_is_refused() {
+        let switch = FaultSwitch::new();
+        let first = Box::new(FailingSource::new(pattern(), switch.clone()));
+        let opener: Opener = Box::new(|| {
+            Ok(Box::new(TestPattern::new(640, 480, 60).expect("valid")) as Box<dyn FrameSource>)
+        });
+        let mut source = Supervised::new(first, "test camera", opener);
+        switch.fail();
+        for _ in 0..20 {
+            let frame = raw(&mut source);
+            assert_eq!((frame.width, frame.height), (320, 240));
+            assert!(!stamped(&frame));
+        }
+        assert_eq!(source.status().state(), CameraState::Retrying);
+    }
+}

@@ -37,6 +37,11 @@ impl V4l2Controls {
         }
     }
 
+    /// Closes the node; the next call opens it again.
+    pub fn close(&self) {
+        *self.open.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
     fn with_device<T>(
         &self,
         f: impl FnOnce(&mut Open) -> Result<T, ControlError>,

@@ -181,6 +181,11 @@ impl V4l2Source {
         self.status.format()
     }
 
+    /// The controls object this source hands out (shared with reopenings).
+    pub fn v4l2_controls(&self) -> Arc<V4l2Controls> {
+        self.controls.clone()
+    }
+
     pub fn pixel_format(&self) -> PixelFormat {
         self.choice.format
     }
@@ -359,6 +364,14 @@ impl FrameSource for V4l2Source {
 
     fn camera_status(&self) -> Option<Arc<CameraStatus>> {
         Some(self.status.clone())
+    }
+}
+
+impl Drop for V4l2Source {
+    fn drop(&mut self) {
+        // Let go of the controls' fd too, so a lost camera's driver can be unloaded and
+        // reloaded (a module stays in use while any of its nodes is open).
+        self.controls.close();
     }
 }
 
