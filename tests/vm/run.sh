@@ -3,7 +3,7 @@
 # the kernel's vivid virtual camera, and checks a static rtcam against it: device listing,
 # capture in YUYV and NV12 (single- and multi-planar), a control set through rtcam, and the
 # camera going away and coming back while a viewer watches. See tests/vm/init.sh for the
-# checks. Needs root (apt-get) and about 1 GB of disk under target/vm.
+# checks. Needs root (apt-get) and about 1 GB of disk under target/vm-image.
 #
 #   bash tests/vm/run.sh          # exits non-zero if any check failed
 #
@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
-work=$root/target/vm
+work=$root/target/vm-image
 mkdir -p "$work"
 
 log() { printf '\n==> vm: %s\n' "$*"; }

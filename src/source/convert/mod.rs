@@ -8,6 +8,7 @@
 //!
 //! Odd capture sizes are cropped to even ones (I420 halves both dimensions).
 
+pub mod bench;
 mod mjpeg;
 mod planar;
 
@@ -26,7 +27,7 @@ pub enum PixelFormat {
     Nv12,
     /// Y plane, then interleaved V/U (`NV21`).
     Nv21,
-    /// Packed 4:2:2 `Y0 U Y1 V` (`YUYV`, most UVC webcams): SIMD repack.
+    /// Packed 4:2:2 `Y0 U Y1 V` (`YUYV`, most UVC webcams): a repack.
     Yuyv,
     /// Packed 4:2:2 `U Y0 V Y1` (`UYVY`).
     Uyvy,
@@ -189,8 +190,6 @@ pub struct Converter {
     /// formats, where the chroma strides follow from the luma one).
     strides: Vec<usize>,
     jpeg: MjpegDecoder,
-    /// Repacked rows for the packed formats when the driver pads them.
-    scratch: Vec<u8>,
 }
 
 impl Converter {
@@ -204,7 +203,6 @@ impl Converter {
             source_height: height as usize,
             strides: strides.iter().map(|&s| s as usize).collect(),
             jpeg: MjpegDecoder::new(),
-            scratch: Vec::new(),
         }
     }
 
@@ -278,7 +276,6 @@ impl Converter {
                 h,
                 (plane(0)?, stride(0, w * 2)),
                 self.format == PixelFormat::Uyvy,
-                &mut self.scratch,
                 out,
             ),
             PixelFormat::Mjpeg => {

@@ -1,9 +1,5 @@
 //! The uncompressed paths: planar and semi-planar 4:2:0 (copies and a de-interleave) and packed
-//! 4:2:2 (yuvutils-rs, SIMD). Each checks its planes against size and stride first.
-
-use yuvutils_rs::{
-    BufferStoreMut, YuvPackedImage, YuvPlanarImageMut, uyvy422_to_yuv420, yuyv422_to_yuv420,
-};
+//! 4:2:2 (a repack). Each checks its planes against size and stride first.
 
 use super::ConvertError;
 
@@ -107,53 +103,40 @@ pub fn from_nv12(
     Ok(())
 }
 
-/// Packed 4:2:2 (YUYV or UYVY) → I420. `scratch` holds a repacked copy when rows are padded.
+/// Packed 4:2:2 (YUYV or UYVY) → I420: luma copied, each chroma sample the average of the two
+/// rows it covers.
+///
+/// A plain loop over pairs of rows, which the compiler vectorises. yuvutils-rs 0.8.3 (the
+/// developers' guide's choice) was tried first: its SSE and AVX2 paths leave the last 16 luma
+/// samples of every row at zero (`packed_422_rows_keep_their_last_pixels` catches it), and its
+/// NEON path on the boards could not be checked, so it is not used.
 pub fn from_packed_422(
     w: usize,
     h: usize,
     src: Plane<'_>,
     uyvy: bool,
-    scratch: &mut Vec<u8>,
     out: &mut [u8],
 ) -> Result<(), ConvertError> {
     check(0, src, w * 2, h)?;
-    let row_len = w * 2;
     let (data, stride) = src;
-    // yuvutils-rs 0.8 takes only tightly packed input (it checks the length against
-    // 2 * width * height whatever the stride), so padded rows are packed first: one memcpy
-    // pass, a small fraction of the conversion.
-    let data = if stride == row_len {
-        &data[..row_len * h]
-    } else {
-        scratch.clear();
-        for row in 0..h {
-            scratch.extend_from_slice(&data[row * stride..row * stride + row_len]);
-        }
-        &scratch[..]
-    };
-    let stride = row_len;
     let (out_y, out_u, out_v) = out_planes(out, w, h);
-    let packed = YuvPackedImage {
-        yuy: data,
-        yuy_stride: stride as u32,
-        width: w as u32,
-        height: h as u32,
-    };
-    let mut planar = YuvPlanarImageMut {
-        y_plane: BufferStoreMut::Borrowed(out_y),
-        y_stride: w as u32,
-        u_plane: BufferStoreMut::Borrowed(out_u),
-        u_stride: (w / 2) as u32,
-        v_plane: BufferStoreMut::Borrowed(out_v),
-        v_stride: (w / 2) as u32,
-        width: w as u32,
-        height: h as u32,
-    };
-    let converted = if uyvy {
-        uyvy422_to_yuv420(&mut planar, &packed)
-    } else {
-        yuyv422_to_yuv420(&mut planar, &packed)
-    };
-    // The sizes were checked above; an error here would be a library disagreement.
-    converted.map_err(|e| ConvertError::Library(format!("packed 4:2:2 conversion: {e}")))
+    let cw = w / 2;
+    // Byte offsets of Y0, U, Y1, V within a 4-byte macropixel.
+    let (y0, u, y1, v) = if uyvy { (1, 0, 3, 2) } else { (0, 1, 2, 3) };
+    for pair in 0..h / 2 {
+        let top = &data[2 * pair * stride..][..w * 2];
+        let bottom = &data[(2 * pair + 1) * stride..][..w * 2];
+        let (y_top, y_bottom) = out_y[2 * pair * w..(2 * pair + 2) * w].split_at_mut(w);
+        let u_row = &mut out_u[pair * cw..(pair + 1) * cw];
+        let v_row = &mut out_v[pair * cw..(pair + 1) * cw];
+        for (i, (a, b)) in top.chunks_exact(4).zip(bottom.chunks_exact(4)).enumerate() {
+            y_top[2 * i] = a[y0];
+            y_top[2 * i + 1] = a[y1];
+            y_bottom[2 * i] = b[y0];
+            y_bottom[2 * i + 1] = b[y1];
+            u_row[i] = ((u16::from(a[u]) + u16::from(b[u]) + 1) / 2) as u8;
+            v_row[i] = ((u16::from(a[v]) + u16::from(b[v]) + 1) / 2) as u8;
+        }
+    }
+    Ok(())
 }

@@ -312,3 +312,30 @@ fn format_names_and_costs() {
     assert!(PixelFormat::Nv12.cost() < PixelFormat::Yuyv.cost());
     assert!(PixelFormat::Yuyv.cost() < PixelFormat::Mjpeg.cost());
 }
+
+/// Wide rows, where SIMD code has a main loop and a tail (yuvutils-rs 0.8.3 got the tail wrong).
+#[test]
+fn packed_422_rows_keep_their_last_pixels() {
+    for w in [16usize, 34, 64, 330, 1280] {
+        let h = 4;
+        let y: Vec<u8> = (0..w * h).map(|i| (i * 7 % 200) as u8 + 16).collect();
+        let mut packed = Vec::new();
+        for row in 0..h {
+            for col in (0..w).step_by(2) {
+                packed.extend([y[row * w + col], 100, y[row * w + col + 1], 150]);
+            }
+        }
+        let mut c = Converter::new(PixelFormat::Yuyv, w as u32, h as u32, &[(w * 2) as u32]);
+        let mut out = vec![0u8; c.output_len()];
+        c.convert(&[&packed], &mut out).unwrap();
+        assert_eq!(&out[..w * h], &y[..], "luma at width {w}");
+        assert!(
+            out[w * h..w * h + w * h / 4].iter().all(|&u| u == 100),
+            "U at width {w}"
+        );
+        assert!(
+            out[w * h + w * h / 4..].iter().all(|&v| v == 150),
+            "V at width {w}"
+        );
+    }
+}
