@@ -134,8 +134,8 @@ pub fn from_packed_422(
             y_top[2 * i + 1] = a[y1];
             y_bottom[2 * i] = b[y0];
             y_bottom[2 * i + 1] = b[y1];
-            u_row[i] = ((u16::from(a[u]) + u16::from(b[u]) + 1) / 2) as u8;
-            v_row[i] = ((u16::from(a[v]) + u16::from(b[v]) + 1) / 2) as u8;
+            u_row[i] = (u16::from(a[u]) + u16::from(b[u])).div_ceil(2) as u8;
+            v_row[i] = (u16::from(a[v]) + u16::from(b[v])).div_ceil(2) as u8;
         }
     }
     Ok(())
