@@ -110,6 +110,7 @@ fn set_control(
             .map_err(|e| format!("{cmd}: {e}"))
     };
     let claimed = call(client, "control.claim", json!({}))?;
+    let original = call(client, "controls.get", json!({"name": name}))?["result"]["value"].as_i64();
     let set = call(
         client,
         "controls.set",
@@ -119,6 +120,14 @@ fn set_control(
     let read_back = got["result"]["value"].as_i64();
     // Pictures after the change, to show its effect (brightness moves the mean luma).
     let after = collect(client, 5, deadline).map(|p| report(&p)).ok();
+    // Put it back, so later checks see the camera's usual picture.
+    if let Some(original) = original {
+        let _ = call(
+            client,
+            "controls.set",
+            json!({"name": name, "value": original}),
+        );
+    }
     let verdict = if read_back == Some(value) {
         Ok(())
     } else {
@@ -128,7 +137,7 @@ fn set_control(
         "control",
         &verdict,
         json!({
-            "claim": claimed["ok"], "set": set, "get": got,
+            "claim": claimed["ok"], "original": original, "set": set, "get": got,
             "mean_luma_before": before.mean_luma,
             "mean_luma_after": after.map(|r| r.mean_luma),
         }),
