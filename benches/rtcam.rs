@@ -7,9 +7,15 @@
 //!
 //! RTCAM_BENCH_SECONDS shortens or lengthens the fan-out runs (default 30 s each).
 //! RTCAM_SKIP_BROWSER=1 leaves out the Chromium part.
+//! Camera formats (conversion per frame, capture+convert+encode CPU per format, with a
+//! synthetic camera since CI has none) run first; RTCAM_BENCH_ONLY=camera runs only those,
+//! RTCAM_BENCH_CAMERA_SECONDS sets their CPU runs' length (default 10 s each).
 
 #[path = "../tests/common/process.rs"]
 mod process;
+
+#[path = "support/camera_formats.rs"]
+mod camera_formats;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -29,6 +35,10 @@ fn main() {
     // `cargo bench` passes --bench; a filter argument is not supported (there is one suite).
     let mut results = serde_json::Map::new();
     machine(&mut results);
+    camera_formats::run(&mut results);
+    if std::env::var("RTCAM_BENCH_ONLY").is_ok_and(|v| v == "camera") {
+        return;
+    }
 
     println!("== encode cost per frame (OpenH264, 1 thread, moving test pattern, 1500 kbit/s)");
     let mut encode = serde_json::Map::new();

@@ -3,12 +3,13 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use toml::{Table, Value};
 
 use crate::boards;
 use crate::config::{
-    self, Config, ConfigError, DEFAULT_CONFIG_PATH, Layer, Size, SourceSpec, parse_seconds,
+    self, Config, ConfigError, DEFAULT_CONFIG_PATH, FormatSpec, Layer, Size, SourceSpec,
+    parse_seconds,
 };
 
 #[derive(Debug, Parser)]
@@ -23,6 +24,10 @@ use crate::config::{
                   Logging: RUST_LOG=debug (or e.g. RUST_LOG=rtcam=debug,str0m=info)."
 )]
 pub struct Cli {
+    /// Instead of streaming: `devices` lists the cameras.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Config file [default: /etc/rtcam/rtcam.toml, if it exists].
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
@@ -48,6 +53,11 @@ pub struct Cli {
     #[arg(long, value_name = "auto|test|DEVICE")]
     pub source: Option<SourceSpec>,
 
+    /// Camera pixel format: auto (the cheapest good one: YU12 > NV12 > YUYV > MJPEG) or a
+    /// fourcc (YUYV, MJPG, NV12, ...); H264 streams the camera's own H.264 [default: auto].
+    #[arg(long, value_name = "auto|FOURCC")]
+    pub format: Option<FormatSpec>,
+
     /// Picture size [default: 1280x720].
     #[arg(long, value_name = "WxH")]
     pub size: Option<Size>,
@@ -72,6 +82,17 @@ pub struct Cli {
     /// Turn CORS on for cross-origin WHEP players, allowing this origin (or '*').
     #[arg(long, value_name = "ORIGIN")]
     pub cors_origin: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the video capture devices: name, driver, bus, formats with sizes and frame
+    /// rates, and controls with their ranges and values.
+    Devices {
+        /// Print JSON (one array of devices) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl Cli {
@@ -137,6 +158,11 @@ impl Cli {
             self.source.as_ref().map(|v| string(v)),
         );
         set(&mut video, "size", self.size.as_ref().map(|v| string(v)));
+        set(
+            &mut video,
+            "format",
+            self.format.as_ref().map(|v| string(v)),
+        );
         set(
             &mut video,
             "fps",

@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use toml::Table;
 
 use crate::encode::EncoderSettings;
+use crate::source::convert::PixelFormat;
 
 /// Where the config file is looked for when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/rtcam/rtcam.toml";
@@ -201,6 +202,9 @@ pub struct VideoConfig {
     pub idr_interval_s: f64,
     /// The test pattern drifts by itself; false: it moves only when panned, tilted or zoomed.
     pub test_pattern_drift: bool,
+    /// Camera pixel format: `auto` (the cheapest good one) or a fourcc such as `YUYV`, `MJPG`,
+    /// `NV12`; `H264` passes the camera's own H.264 through.
+    pub format: FormatSpec,
 }
 
 impl Default for VideoConfig {
@@ -216,6 +220,7 @@ impl Default for VideoConfig {
             bitrate_kbps: e.bitrate_kbps,
             idr_interval_s: e.idr_interval.as_secs_f64(),
             test_pattern_drift: true,
+            format: FormatSpec::Auto,
         }
     }
 }
@@ -338,6 +343,49 @@ impl fmt::Display for SourceSpec {
     }
 }
 
+/// The camera format to use: `auto` or a fourcc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormatSpec {
+    Auto,
+    Fourcc(PixelFormat),
+}
+
+impl FormatSpec {
+    /// The forced format, None for `auto`.
+    pub fn pixel_format(self) -> Option<PixelFormat> {
+        match self {
+            FormatSpec::Auto => None,
+            FormatSpec::Fourcc(format) => Some(format),
+        }
+    }
+}
+
+impl FromStr for FormatSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("auto") {
+            return Ok(FormatSpec::Auto);
+        }
+        PixelFormat::from_name(s)
+            .map(FormatSpec::Fourcc)
+            .ok_or_else(|| {
+                format!(
+                    "{s:?}: expected auto or one of YU12, YV12, NV12, NV21, YUYV, UYVY, MJPG, H264"
+                )
+            })
+    }
+}
+
+impl fmt::Display for FormatSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FormatSpec::Auto => write!(f, "auto"),
+            FormatSpec::Fourcc(format) => write!(f, "{format}"),
+        }
+    }
+}
+
 /// A picture size, `WxH`. Even numbers (I420 halves both), within what OpenH264 encodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Size {
@@ -395,6 +443,7 @@ macro_rules! serde_as_string {
 }
 serde_as_string!(Size);
 serde_as_string!(SourceSpec);
+serde_as_string!(FormatSpec);
 
 /// Parses a duration in seconds, fractions allowed (`2`, `0.5`).
 pub fn parse_seconds(s: &str) -> Result<f64, String> {

@@ -6,11 +6,14 @@ use async_signal::{Signal, Signals};
 use clap::Parser;
 use smol::stream::StreamExt;
 
-use rtcam::cli::Cli;
+use rtcam::cli::{Cli, Command};
 use rtcam::runtime;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Devices { json }) = cli.command {
+        return rtcam::source::v4l2::report::print_devices(json);
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp_millis()
         .init();

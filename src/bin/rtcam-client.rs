@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
+use rtcam::client::expect::{self, Expect, ExpectOptions};
 use rtcam::client::{ClientEvent, ClientOptions, WhepClient};
 use serde_json::json;
 
@@ -23,16 +24,82 @@ struct Args {
     /// Don't decode (cheap viewers for load tests).
     #[arg(long)]
     no_decode: bool,
+    /// Instead of statistics: check that the pictures are camera frames (vivid's colour bars,
+    /// no test-pattern stamp, changing) or rtcam's "no signal" placeholder; exit non-zero if
+    /// not. One viewer; --seconds is the time limit.
+    #[arg(long, value_name = "camera|no-signal")]
+    expect: Option<String>,
+    /// Pictures to judge with --expect.
+    #[arg(long, default_value_t = 12)]
+    pictures: usize,
+    /// With --expect: first wait until /api/status says this camera_state.
+    #[arg(long, value_name = "STATE")]
+    wait_state: Option<String>,
+    /// With --expect: claim control, set this camera control, check it reads back.
+    #[arg(long, value_name = "NAME=VALUE")]
+    set_control: Option<String>,
+    /// Bearer token (a control token for --set-control).
+    #[arg(long)]
+    token: Option<String>,
+    /// Stop watching (and report) as soon as this file exists, for scripts that cannot know
+    /// the duration in advance.
+    #[arg(long, value_name = "PATH")]
+    stop_file: Option<std::path::PathBuf>,
+}
+
+fn expect_mode(args: &Args, expect: &str) -> ExitCode {
+    let expect = match expect {
+        "camera" => Expect::Camera,
+        "no-signal" => Expect::NoSignal,
+        other => {
+            eprintln!("rtcam-client: --expect {other}: expected camera or no-signal");
+            return ExitCode::from(2);
+        }
+    };
+    let set_control = match args.set_control.as_deref().map(|s| s.split_once('=')) {
+        None => None,
+        Some(Some((name, value))) => match value.trim().parse() {
+            Ok(v) => Some((name.trim().to_string(), v)),
+            Err(_) => {
+                eprintln!("rtcam-client: --set-control {name}={value}: not a whole number");
+                return ExitCode::from(2);
+            }
+        },
+        Some(None) => {
+            eprintln!("rtcam-client: --set-control: expected NAME=VALUE");
+            return ExitCode::from(2);
+        }
+    };
+    let options = ExpectOptions {
+        url: args.url.clone(),
+        token: args.token.clone(),
+        expect,
+        pictures: args.pictures,
+        timeout: Duration::from_secs_f64(args.seconds.max(1.0)),
+        wait_state: args.wait_state.clone(),
+        set_control,
+    };
+    match expect::run(&options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            println!("{}", json!({"check": "result", "ok": false, "error": e}));
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(expect) = &args.expect {
+        return expect_mode(&args, expect);
+    }
     let duration = Duration::from_secs_f64(args.seconds.max(0.1));
     let handles: Vec<_> = (0..args.viewers)
         .map(|i| {
             let url = args.url.clone();
             let decode = !args.no_decode;
-            std::thread::spawn(move || watch(i, &url, decode, duration))
+            let stop_file = args.stop_file.clone();
+            std::thread::spawn(move || watch(i, &url, decode, duration, stop_file))
         })
         .collect();
     let mut ok = true;
@@ -50,7 +117,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn watch(index: usize, url: &str, decode: bool, duration: Duration) -> serde_json::Value {
+fn watch(
+    index: usize,
+    url: &str,
+    decode: bool,
+    duration: Duration,
+    stop_file: Option<std::path::PathBuf>,
+) -> serde_json::Value {
     let posted = Instant::now();
     let options = ClientOptions {
         decode,
@@ -66,6 +139,10 @@ fn watch(index: usize, url: &str, decode: bool, duration: Duration) -> serde_jso
     let mut latencies_ms = Vec::new();
     let end = posted + duration;
     while let Some(left) = end.checked_duration_since(Instant::now()) {
+        if stop_file.as_ref().is_some_and(|f| f.exists()) {
+            break;
+        }
+        let left = left.min(Duration::from_millis(500));
         match client.poll(left) {
             Ok(Some(ClientEvent::Frame(f))) => {
                 frames += 1;

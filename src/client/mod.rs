@@ -2,6 +2,8 @@
 //! read back from every picture. The integration tests, the benchmarks and the VM harness
 //! use it as a viewer; it also checks that rtcam keeps to WHEP as a third-party player would.
 
+pub mod camera_check;
+pub mod expect;
 pub mod http;
 
 use std::collections::VecDeque;

@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::source::CameraState;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Status {
     /// Source kind (`test`, later `v4l2`) and a readable description.
@@ -37,4 +39,14 @@ pub struct Status {
     pub soc_temp_c: Option<f64>,
     /// Requests refused for a missing or wrong token since start.
     pub auth_failures: u64,
+    /// The camera: the format it delivers (`YUYV 640x480 @ 30 fps`), `streaming`,
+    /// `no_signal` or `retrying`, and frames it dropped (V4L2 sequence gaps) or delivered
+    /// broken. Absent for the test pattern.
+    pub camera_format: Option<String>,
+    pub camera_state: Option<CameraState>,
+    pub camera_frames_dropped: u64,
+    pub camera_frames_broken: u64,
+    /// With H.264 passthrough (`--format H264`): whether the camera takes IDR requests (else
+    /// viewers wait for its periodic IDRs). Absent when rtcam encodes.
+    pub idr_on_request: Option<bool>,
 }

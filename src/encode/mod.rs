@@ -10,6 +10,7 @@ pub mod h264;
 pub mod mailbox;
 pub mod nal;
 mod parameter_sets;
+mod passthrough;
 pub mod pipeline;
 pub mod snapshot;
 #[cfg(test)]

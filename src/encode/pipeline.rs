@@ -23,10 +23,13 @@ use smol::channel::{Sender, TrySendError};
 
 use super::h264::{EncodeError, H264Encoder};
 use super::mailbox::Mailbox;
+use super::passthrough::Passthrough;
 use super::snapshot::Picture;
 use super::stats::Counters;
 use super::{EncodedFrame, EncoderSettings, PipelineStats};
-use crate::source::{CameraControls, Frame, FrameSource, SourceError, SourceInfo};
+use crate::source::{
+    CameraControls, CameraStatus, Capture, Frame, FrameSource, SourceError, SourceInfo,
+};
 
 /// Pause before asking a failing source again.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
@@ -57,7 +60,7 @@ impl From<EncodeError> for PipelineError {
 
 /// State the threads and the handle share.
 struct Shared {
-    mailbox: Mailbox<Frame>,
+    mailbox: Mailbox<Capture>,
     counters: Counters,
     keyframe_requested: AtomicBool,
     /// A new bitrate in kbit/s for the encoder to apply; 0 when there is none.
@@ -70,6 +73,7 @@ pub struct Pipeline {
     shared: Arc<Shared>,
     source_info: SourceInfo,
     controls: Option<Arc<dyn CameraControls>>,
+    camera: Option<Arc<CameraStatus>>,
     settings: EncoderSettings,
     threads: Vec<JoinHandle<()>>,
 }
@@ -100,14 +104,16 @@ impl Pipeline {
         let mut pipeline = Pipeline {
             shared: Arc::clone(&shared),
             controls: source.controls(),
+            camera: source.camera_status(),
             source_info,
             settings,
             threads: Vec::with_capacity(2),
         };
         let encode_shared = Arc::clone(&shared);
+        let passthrough = Passthrough::new(pipeline.controls.clone());
         let encode_thread = thread::Builder::new()
             .name("rtcam-encode".into())
-            .spawn(move || encode_loop(encoder, &encode_shared, out))
+            .spawn(move || encode_loop(encoder, passthrough, &encode_shared, out))
             .map_err(PipelineError::Spawn)?;
         pipeline.threads.push(encode_thread);
         // On failure `pipeline` is dropped here, which stops the encoder thread again.
@@ -163,6 +169,11 @@ impl Pipeline {
         self.controls.clone()
     }
 
+    /// Live facts about the source's camera (format, state, dropped frames), if it has one.
+    pub fn camera_status(&self) -> Option<Arc<CameraStatus>> {
+        self.camera.clone()
+    }
+
     /// The settings the encoder started with (size and frame rate from the source).
     pub fn settings(&self) -> &EncoderSettings {
         &self.settings
@@ -190,12 +201,15 @@ fn capture_loop(mut source: Box<dyn FrameSource>, shared: &Shared) {
     // The failure being retried, if any: logged when it starts and when it ends, not per retry.
     let mut failing: Option<String> = None;
     while !shared.mailbox.is_closed() {
-        match source.next_frame() {
+        match source.next_capture() {
             Ok(frame) => {
                 if let Some(why) = failing.take() {
                     info!("source recovered (after: {why})");
                 }
-                shared.counters.captured(frame.captured);
+                if source.take_keyframe_request() {
+                    shared.keyframe_requested.store(true, Ordering::Release);
+                }
+                shared.counters.captured(frame.captured());
                 if shared.mailbox.put(frame).is_some() && !shared.mailbox.is_closed() {
                     shared.counters.dropped_in_mailbox();
                 }
@@ -216,49 +230,76 @@ fn capture_loop(mut source: Box<dyn FrameSource>, shared: &Shared) {
     shared.mailbox.close();
 }
 
-fn encode_loop(mut encoder: H264Encoder, shared: &Shared, out: Sender<EncodedFrame>) {
+fn encode_loop(
+    mut encoder: H264Encoder,
+    mut passthrough: Passthrough,
+    shared: &Shared,
+    out: Sender<EncodedFrame>,
+) {
     // An encoded frame was dropped on a full channel: the viewers need an IDR to recover.
     let mut repair_with_idr = false;
     let mut failing = false;
-    while let Some(frame) = shared.mailbox.take() {
+    // The last capture was a camera access unit (passthrough), not a raw frame we encode:
+    // switching between the two changes the SPS, so each switch starts with an IDR.
+    let mut last_was_passthrough = false;
+    while let Some(capture) = shared.mailbox.take() {
         let handed = Instant::now();
-        serve_snapshots(&frame, shared);
-        apply_bitrate_request(&mut encoder, shared);
-        let force_idr = shared.keyframe_requested.swap(false, Ordering::AcqRel) || repair_with_idr;
-        let unit = match encoder.encode(&frame, force_idr) {
-            Ok(unit) => {
-                if failing {
-                    info!("encoder recovered");
-                    failing = false;
-                }
-                unit
+        let wanted_idr = shared.keyframe_requested.swap(false, Ordering::AcqRel) || repair_with_idr;
+        let (seq, captured) = (capture.seq(), capture.captured());
+        let (data, keyframe, width, height) = match capture {
+            Capture::Raw(frame) => {
+                serve_snapshots(&frame, shared);
+                apply_bitrate_request(&mut encoder, shared);
+                let force_idr = wanted_idr || last_was_passthrough;
+                last_was_passthrough = false;
+                let unit = match encoder.encode(&frame, force_idr) {
+                    Ok(unit) => {
+                        if failing {
+                            info!("encoder recovered");
+                            failing = false;
+                        }
+                        unit
+                    }
+                    Err(err) => {
+                        shared.counters.error();
+                        if !failing {
+                            warn!("encoding frame {} failed: {err}", frame.seq);
+                            failing = true;
+                        }
+                        continue;
+                    }
+                };
+                let Some(unit) = unit else {
+                    // Rate control skipped it; a requested IDR stays pending in the encoder.
+                    shared.counters.skipped();
+                    continue;
+                };
+                (unit.data, unit.keyframe, frame.width, frame.height)
             }
-            Err(err) => {
-                shared.counters.error();
-                if !failing {
-                    warn!("encoding frame {} failed: {err}", frame.seq);
-                    failing = true;
+            Capture::Encoded(unit) => {
+                if !last_was_passthrough || repair_with_idr {
+                    passthrough.resync(handed);
+                } else if wanted_idr {
+                    passthrough.request_idr(handed);
                 }
-                continue;
+                last_was_passthrough = true;
+                let Some((data, keyframe)) = passthrough.process(unit.data) else {
+                    // Held back until the camera's next IDR.
+                    shared.counters.skipped();
+                    continue;
+                };
+                (Arc::from(data), keyframe, unit.width, unit.height)
             }
-        };
-        let Some(unit) = unit else {
-            // Rate control skipped it; a requested IDR stays pending in the encoder.
-            shared.counters.skipped();
-            continue;
         };
         let encoded = Instant::now();
-        shared
-            .counters
-            .encoded(encoded, encoded - handed, unit.keyframe);
-        let keyframe = unit.keyframe;
+        shared.counters.encoded(encoded, encoded - handed, keyframe);
         let sent = out.try_send(EncodedFrame {
-            data: unit.data,
+            data,
             keyframe,
-            width: frame.width,
-            height: frame.height,
-            seq: frame.seq,
-            captured: frame.captured,
+            width,
+            height,
+            seq,
+            captured,
             handed,
             encoded,
         });
@@ -465,6 +506,49 @@ mod tests {
             "{seqs:?}"
         );
         assert_eq!(pipeline.stats().frames_captured, 2);
+    }
+
+    #[test]
+    fn a_camera_failure_keeps_frames_flowing_and_recovery_starts_with_an_idr() {
+        use crate::source::failing::{FailingSource, FaultSwitch};
+        use crate::source::supervised::{Opener, Supervised};
+        let switch = FaultSwitch::new();
+        let camera = |s: &FaultSwitch| -> Box<dyn FrameSource> {
+            Box::new(FailingSource::new(pattern(30), s.clone()))
+        };
+        let reopen = switch.clone();
+        let opener: Opener = Box::new(move || {
+            if reopen.is_failing() {
+                Err("injected: unplugged".into())
+            } else {
+                Ok(Box::new(FailingSource::new(pattern(30), reopen.clone()))
+                    as Box<dyn FrameSource>)
+            }
+        });
+        let source = Supervised::new(camera(&switch), "test camera", opener);
+        let (tx, rx) = channel::bounded(8);
+        let pipeline = Pipeline::start(Box::new(source), settings(), tx).expect("starts");
+        assert!(recv(&rx).expect("first frame").keyframe);
+        for _ in 0..3 {
+            assert!(!recv(&rx).expect("a frame").keyframe);
+        }
+        switch.fail();
+        // Placeholder frames keep coming (encoded as P-frames: same stream, new picture).
+        for _ in 0..10 {
+            assert!(
+                !recv(&rx)
+                    .expect("a frame while the camera is gone")
+                    .keyframe
+            );
+        }
+        let status = pipeline
+            .camera_status()
+            .expect("a supervised source reports");
+        assert_eq!(status.state(), crate::source::CameraState::Retrying);
+        switch.recover();
+        let idr = (0..40).any(|_| recv(&rx).expect("a frame").keyframe);
+        assert!(idr, "no IDR after the camera came back");
+        assert_eq!(status.state(), crate::source::CameraState::Streaming);
     }
 
     #[test]

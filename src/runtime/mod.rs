@@ -8,6 +8,7 @@
 //!                                                                                 actuator
 //! ```
 
+mod camera;
 mod event_loop;
 mod host;
 pub mod meter;

@@ -125,6 +125,7 @@ impl Stream {
         let settings = self.pipeline.settings();
         let source = self.pipeline.source_info();
         let (fps_measured, bitrate_measured_kbps) = self.sent.rates(now);
+        let camera = self.pipeline.camera_status();
         let uptime = now.saturating_duration_since(self.started).as_secs_f64();
         Status {
             source: source.kind.to_string(),
@@ -149,6 +150,11 @@ impl Stream {
             cpu_load: host::cpu_load(),
             soc_temp_c: host::soc_temp_c(),
             auth_failures: self.auth_failures,
+            camera_format: camera.as_ref().map(|c| c.format()),
+            camera_state: camera.as_ref().map(|c| c.state()),
+            camera_frames_dropped: camera.as_ref().map_or(0, |c| c.dropped()),
+            camera_frames_broken: camera.as_ref().map_or(0, |c| c.broken()),
+            idr_on_request: camera.as_ref().and_then(|c| c.idr_on_request()),
         }
     }
 
@@ -197,14 +203,7 @@ fn open_source(
     };
     match &v.source {
         SourceSpec::Test => pattern(),
-        SourceSpec::Auto => {
-            log::info!("source auto: camera capture is not built yet, using the test pattern");
-            pattern()
-        }
-        SourceSpec::Device(path) => Err(format!(
-            "cannot open the frame source: {}: camera capture (V4L2) is not supported in this \
-             version; use --source test",
-            path.display()
-        )),
+        SourceSpec::Auto => super::camera::open_auto(config).map_or_else(pattern, Ok),
+        SourceSpec::Device(path) => super::camera::open_device(config, path),
     }
 }

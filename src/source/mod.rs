@@ -3,16 +3,25 @@
 //! A source is pulled from its own thread (`FrameSource::next_frame` blocks until the next
 //! picture is due), so a camera, a file or the test pattern all look the same to the encoder.
 
+pub mod camera_status;
+pub mod capture;
 pub mod controls;
+pub mod convert;
+pub mod failing;
 pub mod frame_clock;
 pub mod i420;
+pub mod no_signal;
 pub mod pattern;
 pub mod pool;
 pub mod stamp;
+pub mod supervised;
+pub mod v4l2;
 
 use std::sync::Arc;
 use std::time::Instant;
 
+pub use camera_status::{CameraState, CameraStatus};
+pub use capture::{Capture, EncodedUnit};
 pub use controls::{CameraControls, ControlError, ControlInfo, ControlKind};
 pub use pool::{FrameBuf, FramePool};
 
@@ -90,6 +99,25 @@ pub trait FrameSource: Send {
     /// The camera's controls, usable from any thread while frames are pulled. None for
     /// sources without any (the test pattern).
     fn controls(&self) -> Option<Arc<dyn CameraControls>> {
+        None
+    }
+
+    /// Blocks until the next picture is due and returns it: a raw frame, or an encoded access
+    /// unit from a camera that encodes by itself (H.264 passthrough). The pipeline pulls this;
+    /// raw sources keep the default.
+    fn next_capture(&mut self) -> Result<Capture, SourceError> {
+        self.next_frame().map(Capture::Raw)
+    }
+
+    /// True once after the picture changed abruptly (a camera came back after a failure): the
+    /// pipeline makes the next frame an IDR so viewers resynchronise at once.
+    fn take_keyframe_request(&mut self) -> bool {
+        false
+    }
+
+    /// Live camera facts for `status` (format, camera state, dropped frames). None for sources
+    /// without a camera.
+    fn camera_status(&self) -> Option<Arc<CameraStatus>> {
         None
     }
 }

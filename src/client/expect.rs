@@ -1,0 +1,178 @@
+//! `rtcam-client --expect camera|no-signal`: one viewer that checks what it sees (and, with
+//! `--set-control`, that a camera control set through rtcam reads back changed), printing one
+//! JSON line per check. Used by the VM harness, where a real V4L2 driver feeds rtcam.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::camera_check::{PictureReport, report};
+use super::http::{self, Url};
+use super::{ClientEvent, ClientOptions, Picture, WhepClient};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    Camera,
+    NoSignal,
+}
+
+pub struct ExpectOptions {
+    pub url: String,
+    pub token: Option<String>,
+    pub expect: Expect,
+    /// Pictures to decode and judge.
+    pub pictures: usize,
+    /// Give up after this long.
+    pub timeout: Duration,
+    /// Wait until `/api/status` reports this `camera_state` first.
+    pub wait_state: Option<String>,
+    /// Set this control through the data channel and check it reads back.
+    pub set_control: Option<(String, i64)>,
+}
+
+/// Runs the checks; Ok when all passed. Every check prints one JSON line.
+pub fn run(o: &ExpectOptions) -> Result<(), String> {
+    let deadline = Instant::now() + o.timeout;
+    if let Some(state) = &o.wait_state {
+        let status = wait_for_state(o, state, deadline)?;
+        println!(
+            "{}",
+            json!({"check": "wait_state", "ok": true, "status": status})
+        );
+    }
+    let headers = o
+        .token
+        .iter()
+        .map(|t| ("Authorization".to_string(), format!("Bearer {t}")))
+        .collect();
+    let options = ClientOptions {
+        headers,
+        ..ClientOptions::default()
+    };
+    let mut client = WhepClient::connect(&o.url, options).map_err(|e| e.to_string())?;
+    let pictures = collect(&mut client, o.pictures, deadline)?;
+    let seen = report(&pictures);
+    let verdict = match o.expect {
+        Expect::Camera => seen.is_camera(o.pictures),
+        Expect::NoSignal => seen.is_placeholder(o.pictures),
+    };
+    print_check("pictures", &verdict, json!(seen));
+    verdict?;
+    let status = status(o).unwrap_or(Value::Null);
+    println!(
+        "{}",
+        json!({"check": "status", "ok": true, "status": status})
+    );
+    if let Some((name, value)) = &o.set_control {
+        set_control(&mut client, name, *value, &seen, deadline)?;
+    }
+    let _ = client.delete();
+    Ok(())
+}
+
+fn print_check(name: &str, verdict: &Result<(), String>, details: Value) {
+    let (ok, error) = match verdict {
+        Ok(()) => (true, Value::Null),
+        Err(e) => (false, json!(e)),
+    };
+    println!(
+        "{}",
+        json!({"check": name, "ok": ok, "error": error, "details": details})
+    );
+}
+
+fn collect(client: &mut WhepClient, n: usize, deadline: Instant) -> Result<Vec<Picture>, String> {
+    let mut pictures = Vec::with_capacity(n);
+    while pictures.len() < n {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .ok_or_else(|| format!("timed out after {} pictures", pictures.len()))?;
+        match client.poll(left).map_err(|e| e.to_string())? {
+            Some(ClientEvent::Frame(frame)) => pictures.extend(frame.picture),
+            Some(ClientEvent::Disconnected) => return Err("disconnected".into()),
+            _ => {}
+        }
+    }
+    Ok(pictures)
+}
+
+fn set_control(
+    client: &mut WhepClient,
+    name: &str,
+    value: i64,
+    before: &PictureReport,
+    deadline: Instant,
+) -> Result<(), String> {
+    let wait = Duration::from_secs(10);
+    let call = |client: &mut WhepClient, cmd: &str, args: Value| {
+        client
+            .command(cmd, args, wait)
+            .map_err(|e| format!("{cmd}: {e}"))
+    };
+    let claimed = call(client, "control.claim", json!({}))?;
+    let original = call(client, "controls.get", json!({"name": name}))?["result"]["value"].as_i64();
+    let set = call(
+        client,
+        "controls.set",
+        json!({"name": name, "value": value}),
+    )?;
+    let got = call(client, "controls.get", json!({"name": name}))?;
+    let read_back = got["result"]["value"].as_i64();
+    // Pictures after the change, to show its effect (brightness moves the mean luma).
+    let after = collect(client, 5, deadline).map(|p| report(&p)).ok();
+    // Put it back, so later checks see the camera's usual picture.
+    if let Some(original) = original {
+        let _ = call(
+            client,
+            "controls.set",
+            json!({"name": name, "value": original}),
+        );
+    }
+    let verdict = if read_back == Some(value) {
+        Ok(())
+    } else {
+        Err(format!("{name} reads back {read_back:?}, set {value}"))
+    };
+    print_check(
+        "control",
+        &verdict,
+        json!({
+            "claim": claimed["ok"], "original": original, "set": set, "get": got,
+            "mean_luma_before": before.mean_luma,
+            "mean_luma_after": after.map(|r| r.mean_luma),
+        }),
+    );
+    verdict
+}
+
+fn status_url(whep: &str) -> Result<Url, String> {
+    let base = whep.strip_suffix("/whep").unwrap_or(whep);
+    Url::parse(&format!("{base}/api/status")).map_err(|e| e.to_string())
+}
+
+fn status(o: &ExpectOptions) -> Result<Value, String> {
+    let url = status_url(&o.url)?;
+    let auth = o.token.as_ref().map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    let response = http::request(&url, "GET", &headers, &[]).map_err(|e| e.to_string())?;
+    serde_json::from_slice(&response.body).map_err(|e| e.to_string())
+}
+
+fn wait_for_state(o: &ExpectOptions, state: &str, deadline: Instant) -> Result<Value, String> {
+    let mut last = Value::Null;
+    while Instant::now() < deadline {
+        if let Ok(s) = status(o) {
+            if s["camera_state"] == json!(state) {
+                return Ok(s);
+            }
+            last = s;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let err = format!(
+        "camera_state never became {state} (last: {})",
+        last["camera_state"]
+    );
+    print_check("wait_state", &Err(err.clone()), last);
+    Err(err)
+}

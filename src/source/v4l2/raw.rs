@@ -1,0 +1,251 @@
+//! The V4L2 structures and ioctls that linuxvideo 0.3 keeps private: format setting for both
+//! buffer types, mmap streaming with buffer timestamps and sequence numbers, and the
+//! multi-planar API. Layouts follow `<linux/videodev2.h>`; the ioctl numbers are computed from
+//! the struct sizes, as the kernel headers do, so they are right on 32- and 64-bit targets.
+
+#![allow(dead_code)]
+
+use std::io;
+use std::mem::size_of;
+use std::os::fd::RawFd;
+
+pub const BUF_TYPE_VIDEO_CAPTURE: u32 = 1;
+pub const BUF_TYPE_VIDEO_CAPTURE_MPLANE: u32 = 9;
+pub const MEMORY_MMAP: u32 = 1;
+pub const FIELD_ANY: u32 = 0;
+pub const FIELD_NONE: u32 = 1;
+pub const VIDEO_MAX_PLANES: usize = 8;
+
+pub const BUF_FLAG_KEYFRAME: u32 = 0x0000_0008;
+pub const BUF_FLAG_ERROR: u32 = 0x0000_0040;
+pub const BUF_FLAG_TIMESTAMP_MASK: u32 = 0x0000_e000;
+pub const BUF_FLAG_TIMESTAMP_MONOTONIC: u32 = 0x0000_2000;
+
+/// `V4L2_CID_MPEG_VIDEO_FORCE_KEY_FRAME`: a button that makes an encoding device's next frame
+/// an IDR.
+pub const CID_FORCE_KEY_FRAME: u32 = 0x0099_09e5;
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct PixFormat {
+    pub width: u32,
+    pub height: u32,
+    pub pixelformat: u32,
+    pub field: u32,
+    pub bytesperline: u32,
+    pub sizeimage: u32,
+    pub colorspace: u32,
+    pub priv_: u32,
+    pub flags: u32,
+    pub ycbcr_enc: u32,
+    pub quantization: u32,
+    pub xfer_func: u32,
+}
+
+#[repr(C, packed)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct PlanePixFormat {
+    pub sizeimage: u32,
+    pub bytesperline: u32,
+    pub reserved: [u16; 6],
+}
+
+#[repr(C, packed)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct PixFormatMplane {
+    pub width: u32,
+    pub height: u32,
+    pub pixelformat: u32,
+    pub field: u32,
+    pub colorspace: u32,
+    pub plane_fmt: [PlanePixFormat; VIDEO_MAX_PLANES],
+    pub num_planes: u8,
+    pub flags: u8,
+    pub ycbcr_enc: u8,
+    pub quantization: u8,
+    pub xfer_func: u8,
+    pub reserved: [u8; 7],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union FormatUnion {
+    pub pix: PixFormat,
+    pub pix_mp: PixFormatMplane,
+    pub raw: [u8; 200],
+    /// The kernel's union holds pointers (`v4l2_window`), which sets its alignment.
+    _align: *mut libc::c_void,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Format {
+    pub type_: u32,
+    pub fmt: FormatUnion,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct RequestBuffers {
+    pub count: u32,
+    pub type_: u32,
+    pub memory: u32,
+    pub capabilities: u32,
+    pub flags: u8,
+    pub reserved: [u8; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Timecode {
+    pub type_: u32,
+    pub flags: u32,
+    pub frames: u8,
+    pub seconds: u8,
+    pub minutes: u8,
+    pub hours: u8,
+    pub userbits: [u8; 4],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union PlaneMem {
+    pub mem_offset: u32,
+    pub userptr: libc::c_ulong,
+    pub fd: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Plane {
+    pub bytesused: u32,
+    pub length: u32,
+    pub m: PlaneMem,
+    pub data_offset: u32,
+    pub reserved: [u32; 11],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union BufferMem {
+    pub offset: u32,
+    pub userptr: libc::c_ulong,
+    pub planes: *mut Plane,
+    pub fd: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Buffer {
+    pub index: u32,
+    pub type_: u32,
+    pub bytesused: u32,
+    pub flags: u32,
+    pub field: u32,
+    pub timestamp: libc::timeval,
+    pub timecode: Timecode,
+    pub sequence: u32,
+    pub memory: u32,
+    pub m: BufferMem,
+    pub length: u32,
+    pub reserved2: u32,
+    pub request_fd: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Fract {
+    pub numerator: u32,
+    pub denominator: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct CaptureParm {
+    pub capability: u32,
+    pub capturemode: u32,
+    pub timeperframe: Fract,
+    pub extendedmode: u32,
+    pub readbuffers: u32,
+    pub reserved: [u32; 4],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union StreamParmUnion {
+    pub capture: CaptureParm,
+    pub raw: [u8; 200],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct StreamParm {
+    pub type_: u32,
+    pub parm: StreamParmUnion,
+}
+
+/// All-zero value of a plain C struct, as the V4L2 API expects before filling in fields.
+pub fn zeroed<T: Copy>() -> T {
+    // SAFETY: only used for the repr(C) structs above, for which all-zero bytes are valid
+    // (integers, arrays of integers, null pointers).
+    unsafe { std::mem::zeroed() }
+}
+
+const IOC_WRITE: u32 = 1;
+const IOC_READ: u32 = 2;
+
+const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
+    (dir << 30) | ((size as u32) << 16) | ((b'V' as u32) << 8) | nr
+}
+
+pub const VIDIOC_G_FMT: u32 = ioc(IOC_READ | IOC_WRITE, 4, size_of::<Format>());
+pub const VIDIOC_S_FMT: u32 = ioc(IOC_READ | IOC_WRITE, 5, size_of::<Format>());
+pub const VIDIOC_REQBUFS: u32 = ioc(IOC_READ | IOC_WRITE, 8, size_of::<RequestBuffers>());
+pub const VIDIOC_QUERYBUF: u32 = ioc(IOC_READ | IOC_WRITE, 9, size_of::<Buffer>());
+pub const VIDIOC_QBUF: u32 = ioc(IOC_READ | IOC_WRITE, 15, size_of::<Buffer>());
+pub const VIDIOC_DQBUF: u32 = ioc(IOC_READ | IOC_WRITE, 17, size_of::<Buffer>());
+pub const VIDIOC_STREAMON: u32 = ioc(IOC_WRITE, 18, size_of::<i32>());
+pub const VIDIOC_STREAMOFF: u32 = ioc(IOC_WRITE, 19, size_of::<i32>());
+pub const VIDIOC_S_PARM: u32 = ioc(IOC_READ | IOC_WRITE, 22, size_of::<StreamParm>());
+
+/// One ioctl on `fd` with `arg`, retried on EINTR.
+///
+/// # Safety
+/// `request` must be an ioctl whose argument is a `T` (the constants above with their types).
+pub unsafe fn ioctl<T>(fd: RawFd, request: u32, arg: &mut T) -> io::Result<()> {
+    loop {
+        // SAFETY: the caller pairs the request with its argument type; `arg` is a valid,
+        // exclusive pointer for the duration of the call.
+        let result = unsafe { libc::ioctl(fd, request as _, arg as *mut T) };
+        if result != -1 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sizes `<linux/videodev2.h>` gives on 64-bit Linux, which the ioctl numbers encode.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn layouts_match_the_kernel_headers() {
+        assert_eq!(size_of::<PixFormat>(), 48);
+        assert_eq!(size_of::<PixFormatMplane>(), 192);
+        assert_eq!(size_of::<Format>(), 208);
+        assert_eq!(size_of::<RequestBuffers>(), 20);
+        assert_eq!(size_of::<Plane>(), 64);
+        assert_eq!(size_of::<Buffer>(), 88);
+        assert_eq!(size_of::<StreamParm>(), 204);
+        // Known values from the headers.
+        assert_eq!(VIDIOC_S_FMT, 0xc0d0_5605);
+        assert_eq!(VIDIOC_DQBUF, 0xc058_5611);
+        assert_eq!(VIDIOC_STREAMON, 0x4004_5612);
+        assert_eq!(VIDIOC_REQBUFS, 0xc014_5608);
+    }
+}

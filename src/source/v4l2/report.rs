@@ -1,0 +1,100 @@
+//! `rtcam devices`: the capture devices as text for people or JSON for scripts.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use super::device::{DeviceReport, SizeReport, list_devices};
+use crate::source::ControlKind;
+
+/// Prints every capture device; succeeds also when there are none (and says so).
+pub fn print_devices(json: bool) -> ExitCode {
+    let devices = list_devices();
+    if json {
+        match serde_json::to_string_pretty(&devices) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("rtcam devices: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else if devices.is_empty() {
+        println!("no video capture devices (looked at /dev/video*)");
+    } else {
+        for device in &devices {
+            print!("{}", describe(device));
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// One device as readable text.
+pub fn describe(d: &DeviceReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: {}", d.path.display(), d.name);
+    let _ = writeln!(
+        out,
+        "  driver {}, bus {}{}",
+        d.driver,
+        d.bus,
+        if d.multiplanar { ", multi-planar" } else { "" }
+    );
+    if let Some(error) = &d.error {
+        let _ = writeln!(out, "  error: {error}");
+    }
+    if !d.formats.is_empty() {
+        let _ = writeln!(out, "  formats:");
+    }
+    for f in &d.formats {
+        let note = if f.usable {
+            ""
+        } else {
+            " (rtcam cannot use it)"
+        };
+        let _ = writeln!(out, "    {} {}{note}", f.fourcc, f.description);
+        for size in &f.sizes {
+            match size {
+                SizeReport::Discrete { width, height, fps } => {
+                    let rates: Vec<String> = fps.iter().map(|r| format!("{r}")).collect();
+                    let _ = writeln!(out, "      {width}x{height} @ {} fps", rates.join(", "));
+                }
+                SizeReport::Range {
+                    min_width,
+                    max_width,
+                    step_width,
+                    min_height,
+                    max_height,
+                    step_height,
+                } => {
+                    let _ = writeln!(
+                        out,
+                        "      {min_width}x{min_height} to {max_width}x{max_height} \
+                         (steps {step_width}x{step_height})"
+                    );
+                }
+            }
+        }
+    }
+    if !d.controls.is_empty() {
+        let _ = writeln!(out, "  controls:");
+    }
+    for c in &d.controls {
+        let value = c.value.map_or("-".to_string(), |v| v.to_string());
+        let kind = match c.kind {
+            ControlKind::Integer => format!(
+                "int {}..{} step {} default {}",
+                c.min, c.max, c.step, c.default
+            ),
+            ControlKind::Boolean => format!("bool default {}", c.default),
+            ControlKind::Menu | ControlKind::IntegerMenu => {
+                let entries: Vec<String> = c.menu.iter().map(|(i, t)| format!("{i}={t}")).collect();
+                format!("menu [{}] default {}", entries.join(", "), c.default)
+            }
+            ControlKind::Button => "button".to_string(),
+            ControlKind::Integer64 => format!("int64 {}..{}", c.min, c.max),
+            ControlKind::Other => "other".to_string(),
+        };
+        let ro = if c.writable { "" } else { " (read-only now)" };
+        let _ = writeln!(out, "    {} = {value}  [{kind}]{ro}", c.name);
+    }
+    out
+}
