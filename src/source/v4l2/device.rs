@@ -206,7 +206,11 @@ fn fps_of(numerator: u32, denominator: u32) -> f64 {
 pub fn fourcc_text(fourcc: [u8; 4]) -> String {
     fourcc
         .iter()
-        .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
+        .map(|&b| match b {
+            b' ' => ' ',
+            b if b.is_ascii_graphic() => b as char,
+            _ => '?',
+        })
         .collect::<String>()
         .trim_end()
         .to_string()
