@@ -16,7 +16,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use smol::channel::{Sender, bounded};
 
@@ -27,6 +27,7 @@ use crate::net::http::{self, Limits};
 use crate::net::interfaces::host_candidates;
 use crate::net::udp::MediaSocket;
 use crate::net::whep::Routes;
+use crate::notify::{self, Notifier};
 use crate::source::FrameSource;
 use crate::source::pattern::TestPattern;
 use event_loop::EventLoop;
@@ -118,6 +119,15 @@ fn url_for(addr: SocketAddr) -> String {
 /// Starts rtcam with `config`. Sockets are bound before this returns, so a busy port is an
 /// error here, not later.
 pub fn spawn(config: Config) -> Result<Server, StartError> {
+    spawn_with_watchdog(config, None)
+}
+
+/// As `spawn`, and pings systemd's watchdog every period from the event loop's own executor, so
+/// the pings stop when the loop does (see `notify`).
+pub fn spawn_with_watchdog(
+    config: Config,
+    watchdog: Option<(Notifier, Duration)>,
+) -> Result<Server, StartError> {
     let listen = config.server.listen;
     let listener = TcpListener::bind(listen).map_err(|e| StartError::Http(listen, e))?;
     let http_addr = listener
@@ -166,7 +176,10 @@ pub fn spawn(config: Config) -> Result<Server, StartError> {
     let cors_origin = config.server.cors_origin.clone();
     let thread = std::thread::Builder::new()
         .name("rtcam-loop".into())
-        .spawn(move || run_loop(listener, Routes::new(signals_tx, cors_origin), event_loop))
+        .spawn(move || {
+            let routes = Routes::new(signals_tx, cors_origin);
+            run_loop(listener, routes, event_loop, watchdog)
+        })
         .map_err(StartError::Thread)?;
 
     Ok(Server {
@@ -181,8 +194,12 @@ fn run_loop(
     listener: TcpListener,
     routes: Rc<Routes>,
     event_loop: EventLoop,
+    watchdog: Option<(Notifier, Duration)>,
 ) -> Result<(), String> {
     let executor = Rc::new(smol::LocalExecutor::new());
+    if let Some((notifier, period)) = watchdog {
+        executor.spawn(notify::watchdog(notifier, period)).detach();
+    }
     let serve = {
         let executor = executor.clone();
         async move {

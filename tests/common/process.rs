@@ -37,9 +37,15 @@ impl RtcamProcess {
 
     /// Starts `binary` with `args` at RUST_LOG=info and waits for the URL it logs.
     pub fn start(binary: &str, args: &[&str]) -> RtcamProcess {
+        RtcamProcess::start_with_env(binary, args, &[])
+    }
+
+    /// As `start`, with extra environment variables.
+    pub fn start_with_env(binary: &str, args: &[&str], env: &[(&str, &str)]) -> RtcamProcess {
         let mut child = Command::new(binary)
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
