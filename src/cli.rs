@@ -65,6 +65,11 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub idr_interval: Option<f64>,
 
+    /// OpenH264 threads; each encodes one slice of every picture, so a multi-core board keeps
+    /// up with sizes one core cannot [default: 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4))]
+    pub encoder_threads: Option<u32>,
+
     /// Most viewers at once; more get 503 [default: 16].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub max_viewers: Option<u32>,
@@ -152,6 +157,11 @@ impl Cli {
             "idr_interval_s",
             self.idr_interval.map(Value::Float),
         );
+        set(
+            &mut video,
+            "encoder_threads",
+            self.encoder_threads.map(|v| Value::Integer(v.into())),
+        );
         let mut table = Table::new();
         for (name, section) in [("server", server), ("video", video)] {
             if !section.is_empty() {
@@ -204,8 +214,11 @@ mod tests {
             "1.5",
             "--cors-origin",
             "*",
+            "--encoder-threads",
+            "3",
         ])
         .unwrap();
+        assert_eq!(c.video.encoder_threads, 3);
         assert_eq!(c.server.listen, "127.0.0.1:9000".parse().unwrap());
         assert_eq!(c.server.rtc_port, 0);
         assert_eq!(c.video.source, SourceSpec::Test);
@@ -240,6 +253,8 @@ mod tests {
             &["--listen", "nowhere"],
             &["--bitrate", "1"],
             &["--max-viewers", "0"],
+            &["--encoder-threads", "0"],
+            &["--encoder-threads", "5"],
             &["--source", ""],
             &["--board", "toaster"],
             &["--config", "/nonexistent/rtcam.toml"],

@@ -59,6 +59,8 @@ pub struct VideoConfig {
     pub bitrate_kbps: u32,
     /// Seconds between periodic IDRs.
     pub idr_interval_s: f64,
+    /// OpenH264 threads, each encoding one slice of every picture (1 to 4).
+    pub encoder_threads: u32,
 }
 
 impl Default for VideoConfig {
@@ -73,6 +75,7 @@ impl Default for VideoConfig {
             fps: e.fps,
             bitrate_kbps: e.bitrate_kbps,
             idr_interval_s: e.idr_interval.as_secs_f64(),
+            encoder_threads: e.threads,
         }
     }
 }
@@ -85,6 +88,7 @@ impl Config {
             fps: self.video.fps,
             bitrate_kbps: self.video.bitrate_kbps,
             idr_interval: Duration::from_secs_f64(self.video.idr_interval_s),
+            threads: self.video.encoder_threads,
         }
     }
 
@@ -112,6 +116,11 @@ impl Config {
             "video.idr_interval_s",
             (0.1..=3600.0).contains(&v.idr_interval_s),
             "must be from 0.1 to 3600 seconds",
+        )?;
+        in_range(
+            "video.encoder_threads",
+            (1..=crate::encode::h264::MAX_THREADS).contains(&v.encoder_threads),
+            "must be from 1 to 4",
         )?;
         in_range(
             "server.max_viewers",
