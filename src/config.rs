@@ -22,6 +22,10 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/rtcam/rtcam.toml";
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// The board preset under the file (`auto`: from the device tree). `--board` overrides it;
+    /// the effective config names the preset that was applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub board: Option<String>,
     pub server: ServerConfig,
     pub video: VideoConfig,
 }
@@ -101,6 +105,16 @@ impl Config {
                 Err((key, what.to_string()))
             }
         };
+        if let Some(board) = &self.board {
+            in_range(
+                "board",
+                crate::boards::is_known(board),
+                &format!(
+                    "no board preset {board:?} (known: auto, {})",
+                    crate::boards::NAMES.join(", ")
+                ),
+            )?;
+        }
         let v = &self.video;
         in_range(
             "video.fps",
@@ -309,7 +323,8 @@ impl Layer {
     /// The line where `dotted` (`section.key`) is set, found by reading the text.
     fn line_of_key(&self, dotted: &str) -> Option<usize> {
         let text = self.text.as_deref()?;
-        let (section, key) = dotted.rsplit_once('.')?;
+        // Top-level keys (`board`) come before any [section].
+        let (section, key) = dotted.rsplit_once('.').unwrap_or(("", dotted));
         let mut current = String::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
