@@ -115,7 +115,7 @@ fn a_bad_config_file_stops_rtcam_with_the_line_and_key() {
 
 #[test]
 fn the_packaged_config_is_valid_and_picks_the_board() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/rtcam.toml");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/rtcam.toml");
     let out = Command::new(BIN)
         .args(["--config", path, "--print-config"])
         .output()
