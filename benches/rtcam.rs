@@ -22,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use rtcam::client::http::{self, Url};
-use rtcam::encode::bench::bench_encode;
+use rtcam::encode::bench::{bench_encode, bench_encode_threads};
 use serde_json::{Value, json};
 
 use process::RtcamProcess;
@@ -49,6 +49,17 @@ fn main() {
                 encode.insert(format!("{w}x{h}"), json!(format!("{b:?}")));
             }
             Err(e) => println!("{w}x{h}: failed: {e}"),
+        }
+    }
+    // Threads cut each picture into slices encoded in parallel (the board presets use this):
+    // time per frame and the bitrate the slices cost, same picture and rate control.
+    for threads in [2, 4] {
+        match bench_encode_threads(1280, 720, 300, threads) {
+            Ok(b) => {
+                println!("1280x720, {threads} threads: {b:?}");
+                encode.insert(format!("1280x720-{threads}t"), json!(format!("{b:?}")));
+            }
+            Err(e) => println!("1280x720, {threads} threads: failed: {e}"),
         }
     }
     results.insert("encode".into(), Value::Object(encode));

@@ -32,8 +32,8 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
-    /// Start from a board preset (see the boards/ folder).
-    #[arg(long, value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(boards::NAMES))]
+    /// Start from a board preset (see the boards/ folder); auto = from the device tree.
+    #[arg(long, value_name = "NAME", value_parser = board_name)]
     pub board: Option<String>,
 
     /// Print the effective configuration (board, then file, then options) and exit.
@@ -75,6 +75,11 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub idr_interval: Option<f64>,
 
+    /// OpenH264 threads; each encodes one slice of every picture, so a multi-core board keeps
+    /// up with sizes one core cannot [default: 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4))]
+    pub encoder_threads: Option<u32>,
+
     /// Most viewers at once; more get 503 [default: 16].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub max_viewers: Option<u32>,
@@ -96,21 +101,10 @@ pub enum Command {
 }
 
 impl Cli {
-    /// Board preset, then the config file, then these options.
+    /// Board preset, then the config file, then these options. The board is `--board`, else
+    /// the file's `board =`; `auto` is resolved here, from the device tree.
     pub fn load_config(&self) -> Result<Config, ConfigError> {
         let mut layers = Vec::new();
-        if let Some(name) = &self.board {
-            let text = boards::preset(name).ok_or_else(|| ConfigError {
-                origin: "--board".into(),
-                line: None,
-                key: None,
-                message: format!(
-                    "no board preset {name:?} (known: {})",
-                    boards::NAMES.join(", ")
-                ),
-            })?;
-            layers.push(Layer::parse(format!("board {name}"), text)?);
-        }
         match &self.config {
             Some(path) => layers.push(Layer::from_file(path)?),
             None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
@@ -119,7 +113,22 @@ impl Cli {
             None => {}
         }
         layers.push(Layer::from_table("command line", self.as_table()));
-        config::load(&layers)
+        // First without the preset: checks every layer (a bad board name is reported with the
+        // file and line it is on) and says which board was asked for.
+        let Some(asked) = config::load(&layers)?.board else {
+            return config::load(&layers);
+        };
+        let name = resolve_board(&asked);
+        let text = boards::preset(name).ok_or_else(|| ConfigError {
+            origin: "board".into(),
+            line: None,
+            key: Some("board".into()),
+            message: format!("no board preset {name:?}"),
+        })?;
+        layers.insert(0, Layer::parse(format!("board {name}"), text)?);
+        let mut config = config::load(&layers)?;
+        config.board = Some(name.to_string());
+        Ok(config)
     }
 
     /// The options that were given, in the shape of a config file.
@@ -178,7 +187,15 @@ impl Cli {
             "idr_interval_s",
             self.idr_interval.map(Value::Float),
         );
+        set(
+            &mut video,
+            "encoder_threads",
+            self.encoder_threads.map(|v| Value::Integer(v.into())),
+        );
         let mut table = Table::new();
+        if let Some(board) = &self.board {
+            table.insert("board".into(), string(board));
+        }
         for (name, section) in [("server", server), ("video", video)] {
             if !section.is_empty() {
                 table.insert(name.into(), Value::Table(section));
@@ -186,6 +203,31 @@ impl Cli {
         }
         table
     }
+}
+
+fn board_name(s: &str) -> Result<String, String> {
+    if boards::is_known(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "no board preset {s:?} (known: {}, {})",
+            boards::AUTO,
+            boards::NAMES.join(", ")
+        ))
+    }
+}
+
+/// A preset name for `asked` (`auto`: this machine's).
+fn resolve_board(asked: &str) -> &str {
+    if asked != boards::AUTO {
+        return asked;
+    }
+    let (name, model) = boards::detect();
+    match model {
+        Some(model) => log::info!("board auto: {model:?} -> {name}"),
+        None => log::info!("board auto: no device tree model, using {name}"),
+    }
+    name
 }
 
 #[cfg(test)]
@@ -230,8 +272,11 @@ mod tests {
             "1.5",
             "--cors-origin",
             "*",
+            "--encoder-threads",
+            "3",
         ])
         .unwrap();
+        assert_eq!(c.video.encoder_threads, 3);
         assert_eq!(c.server.listen, "127.0.0.1:9000".parse().unwrap());
         assert_eq!(c.server.rtc_port, 0);
         assert_eq!(c.video.source, SourceSpec::Test);
@@ -257,6 +302,89 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A config file with `text` in a fresh folder; the folder goes when the guard drops.
+    struct TempFile(PathBuf);
+
+    impl TempFile {
+        fn new(name: &str, text: &str) -> TempFile {
+            let dir = std::env::temp_dir().join(format!("rtcam-cli-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("rtcam.toml");
+            std::fs::write(&path, text).unwrap();
+            TempFile(path)
+        }
+
+        fn path(&self) -> &str {
+            self.0.to_str().unwrap()
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(self.0.parent().unwrap());
+        }
+    }
+
+    #[test]
+    fn board_then_file_then_options() {
+        let file = TempFile::new("precedence", "[video]\nfps = 20\nbitrate_kbps = 700\n");
+        let c = parse(&[
+            "--board",
+            "rpi3",
+            "--config",
+            file.path(),
+            "--bitrate",
+            "900",
+        ])
+        .unwrap();
+        assert_eq!(c.board.as_deref(), Some("rpi3"));
+        assert_eq!(c.video.size.to_string(), "640x480", "from the board");
+        assert_eq!(c.video.encoder_threads, 2, "from the board");
+        assert_eq!(c.server.max_viewers, 8, "from the board");
+        assert_eq!(c.video.fps, 20, "the file over the board");
+        assert_eq!(c.video.bitrate_kbps, 900, "the option over the file");
+    }
+
+    #[test]
+    fn the_file_can_name_the_board_and_the_option_overrides_it() {
+        let file = TempFile::new("file-board", "board = \"rpi5\"\n\n[video]\nfps = 24\n");
+        let c = parse(&["--config", file.path()]).unwrap();
+        assert_eq!(c.board.as_deref(), Some("rpi5"));
+        assert_eq!(c.video.bitrate_kbps, 2000, "from the rpi5 preset");
+        assert_eq!(c.video.fps, 24, "the file over its board");
+
+        let c = parse(&["--config", file.path(), "--board", "rpi-zero-2w"]).unwrap();
+        assert_eq!(c.board.as_deref(), Some("rpi-zero-2w"));
+        assert_eq!(c.video.bitrate_kbps, 700, "from the rpi-zero-2w preset");
+        assert_eq!(c.video.fps, 24, "the file still over the board");
+    }
+
+    #[test]
+    fn auto_board_is_this_machines_preset() {
+        let c = parse(&["--config", "/dev/null", "--board", "auto"]).unwrap();
+        assert_eq!(c.board.as_deref(), Some(boards::detect().0));
+    }
+
+    #[test]
+    fn an_unknown_board_in_the_file_names_the_line() {
+        let file = TempFile::new("bad-board", "# rtcam\nboard = \"toaster\"\n");
+        let err = parse(&["--config", file.path()]).unwrap_err();
+        assert!(
+            err.starts_with(&format!(
+                "{}:2: board: no board preset \"toaster\"",
+                file.path()
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn printed_config_with_a_board_reads_back_the_same() {
+        let c = parse(&["--config", "/dev/null", "--board", "rpi4", "--fps", "12"]).unwrap();
+        let file = TempFile::new("printed", &config::to_toml(&c));
+        assert_eq!(parse(&["--config", file.path()]).unwrap(), c);
+    }
+
     #[test]
     fn bad_values_are_refused() {
         for args in [
@@ -266,8 +394,11 @@ mod tests {
             &["--listen", "nowhere"],
             &["--bitrate", "1"],
             &["--max-viewers", "0"],
+            &["--encoder-threads", "0"],
+            &["--encoder-threads", "5"],
             &["--source", ""],
             &["--board", "toaster"],
+            &["--board", ""],
             &["--config", "/nonexistent/rtcam.toml"],
             &["--no-such-flag"],
         ] {

@@ -23,6 +23,10 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/rtcam/rtcam.toml";
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// The board preset under the file (`auto`: from the device tree). `--board` overrides it;
+    /// the effective config names the preset that was applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub board: Option<String>,
     pub server: ServerConfig,
     pub video: VideoConfig,
     pub auth: AuthConfig,
@@ -205,6 +209,8 @@ pub struct VideoConfig {
     /// Camera pixel format: `auto` (the cheapest good one) or a fourcc such as `YUYV`, `MJPG`,
     /// `NV12`; `H264` passes the camera's own H.264 through.
     pub format: FormatSpec,
+    /// OpenH264 threads, each encoding one slice of every picture (1 to 4).
+    pub encoder_threads: u32,
 }
 
 impl Default for VideoConfig {
@@ -221,6 +227,7 @@ impl Default for VideoConfig {
             idr_interval_s: e.idr_interval.as_secs_f64(),
             test_pattern_drift: true,
             format: FormatSpec::Auto,
+            encoder_threads: e.threads,
         }
     }
 }
@@ -233,6 +240,7 @@ impl Config {
             fps: self.video.fps,
             bitrate_kbps: self.video.bitrate_kbps,
             idr_interval: Duration::from_secs_f64(self.video.idr_interval_s),
+            threads: self.video.encoder_threads,
         }
     }
 
@@ -245,6 +253,16 @@ impl Config {
                 Err((key, what.to_string()))
             }
         };
+        if let Some(board) = &self.board {
+            in_range(
+                "board",
+                crate::boards::is_known(board),
+                &format!(
+                    "no board preset {board:?} (known: auto, {})",
+                    crate::boards::NAMES.join(", ")
+                ),
+            )?;
+        }
         let v = &self.video;
         in_range(
             "video.fps",
@@ -260,6 +278,11 @@ impl Config {
             "video.idr_interval_s",
             (0.1..=3600.0).contains(&v.idr_interval_s),
             "must be from 0.1 to 3600 seconds",
+        )?;
+        in_range(
+            "video.encoder_threads",
+            (1..=crate::encode::h264::MAX_THREADS).contains(&v.encoder_threads),
+            "must be from 1 to 4",
         )?;
         in_range(
             "server.max_viewers",
@@ -524,7 +547,8 @@ impl Layer {
     /// The line where `dotted` (`section.key`) is set, found by reading the text.
     fn line_of_key(&self, dotted: &str) -> Option<usize> {
         let text = self.text.as_deref()?;
-        let (section, key) = dotted.rsplit_once('.')?;
+        // Top-level keys (`board`) come before any [section].
+        let (section, key) = dotted.rsplit_once('.').unwrap_or(("", dotted));
         let mut current = String::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();

@@ -7,6 +7,7 @@ use clap::Parser;
 use smol::stream::StreamExt;
 
 use rtcam::cli::{Cli, Command};
+use rtcam::notify::{self, Notifier};
 use rtcam::runtime;
 
 fn main() -> ExitCode {
@@ -38,7 +39,10 @@ fn main() -> ExitCode {
         }
     };
 
-    let mut server = match runtime::spawn(config) {
+    // systemd (Type=notify): READY=1 once serving, WATCHDOG=1 from the event loop.
+    let notifier = Notifier::from_env();
+    let watchdog = notifier.clone().zip(notify::watchdog_period_from_env());
+    let mut server = match runtime::spawn_with_watchdog(config, watchdog) {
         Ok(s) => s,
         Err(e) => {
             log::error!("{e}");
@@ -52,11 +56,18 @@ fn main() -> ExitCode {
         log::info!("a control token was generated; its URL was printed on standard output");
     }
     log::info!("WHEP endpoint: {}whep", server.url());
+    // Sockets are bound and listening by now (spawn binds them before it returns).
+    if let Some(n) = &notifier {
+        n.ready(&format!("streaming on {}", server.url()));
+    }
 
     let stopper = server.stopper();
     let waiter = std::thread::spawn(move || {
         if let Some(Ok(signal)) = smol::block_on(signals.next()) {
             log::info!("{signal:?} received, stopping");
+        }
+        if let Some(n) = &notifier {
+            n.stopping();
         }
         let _ = stopper.try_send(());
     });

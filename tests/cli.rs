@@ -121,3 +121,21 @@ fn a_bad_config_file_stops_rtcam_with_the_line_and_key() {
         "{err}"
     );
 }
+
+#[test]
+fn the_packaged_config_is_valid_and_picks_the_board() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/rtcam.toml");
+    let out = Command::new(BIN)
+        .args(["--config", path, "--print-config"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // `auto` is resolved to a preset (generic-usb on a machine without a device tree).
+    let board = rtcam::boards::detect().0;
+    assert!(
+        text.starts_with(&format!("board = \"{board}\"\n")),
+        "{text}"
+    );
+}

@@ -50,6 +50,16 @@ impl std::error::Error for BenchError {}
 
 /// Encodes `frames` frames of the moving test pattern at `width`×`height` and times each call.
 pub fn bench_encode(width: u32, height: u32, frames: u32) -> Result<EncodeBench, BenchError> {
+    bench_encode_threads(width, height, frames, 1)
+}
+
+/// As `bench_encode`, with `threads` encoder threads (and as many slices).
+pub fn bench_encode_threads(
+    width: u32,
+    height: u32,
+    frames: u32,
+    threads: u32,
+) -> Result<EncodeBench, BenchError> {
     let mut pattern = TestPattern::new(width, height, FPS).map_err(BenchError::Pattern)?;
     let mut encoder = H264Encoder::new(&EncoderSettings {
         width,
@@ -57,6 +67,7 @@ pub fn bench_encode(width: u32, height: u32, frames: u32) -> Result<EncodeBench,
         fps: FPS,
         bitrate_kbps: BITRATE_KBPS,
         idr_interval: Duration::from_secs(2),
+        threads,
     })
     .map_err(BenchError::Encode)?;
     let start = Instant::now();

@@ -4,6 +4,13 @@
 //! rate control with frame skipping, low complexity, one slice, one thread: the lowest latency
 //! per frame OpenH264 offers.
 //!
+//! Threads: OpenH264 encodes the slices of a picture in parallel, one per thread, but the
+//! `openh264` crate always sets up a single slice (so its `num_threads` alone changes nothing).
+//! With `threads` > 1 the encoder is therefore primed with one black frame, which makes the
+//! wrapper initialise OpenH264, and then switched to that many fixed slices through the raw
+//! API. That switch resets OpenH264 (new parameter sets, fresh rate control), so the stream's
+//! first real frame is an IDR cut into `threads` slices, as is every frame after it.
+//!
 //! Rate control runs on the frames' capture timestamps (OpenH264's timestamp mode): it then
 //! spreads an IDR's extra bits over the following frames instead of skipping several frames after
 //! each IDR as its plain bitrate mode does (measured on the test pattern at 1280x720, 1500 kbit/s:
@@ -43,6 +50,8 @@ const MAX_FPS: u32 = 120;
 /// watchable anyway.
 const MIN_BITRATE_KBPS: u32 = 16;
 const MAX_BITRATE_KBPS: u32 = 100_000;
+/// OpenH264's own limit (MAX_THREADS_NUM); more would be clipped silently.
+pub const MAX_THREADS: u32 = 4;
 
 #[derive(Debug)]
 pub enum EncodeError {
@@ -113,7 +122,7 @@ pub struct H264Encoder {
 impl H264Encoder {
     pub fn new(settings: &EncoderSettings) -> Result<H264Encoder, EncodeError> {
         validate(settings)?;
-        Ok(H264Encoder {
+        let mut encoder = H264Encoder {
             encoder: new_openh264(settings)?,
             settings: settings.clone(),
             parameter_sets: ParameterSets::default(),
@@ -122,7 +131,50 @@ impl H264Encoder {
             first_capture: None,
             last_idr: None,
             scratch: Vec::new(),
-        })
+        };
+        if settings.threads > 1 {
+            encoder.use_slices(settings.threads)?;
+        }
+        Ok(encoder)
+    }
+
+    /// Switches the initialised encoder to `slices` fixed slices (see the module comment).
+    fn use_slices(&mut self, slices: u32) -> Result<(), EncodeError> {
+        let (width, height) = (self.settings.width as usize, self.settings.height as usize);
+        let (luma, chroma) = (vec![0u8; width * height], vec![128u8; width * height / 4]);
+        let black = YUVSlices::new(
+            (&luma, &chroma, &chroma),
+            (width, height),
+            (width, width / 2, width / 2),
+        );
+        self.encoder.encode_at(&black, Timestamp::ZERO)?;
+        let mut params = openh264_sys2::SEncParamExt::default();
+        // SAFETY: the encoder is initialised (the priming frame went through). GetOption copies
+        // the current parameters into an SEncParamExt; SetOption reads one back and re-initialises
+        // OpenH264 with it. Only the slice layout changes, which the wrapper does not track: it
+        // reads slices back per frame from the bitstream info, whatever their number.
+        let status = unsafe {
+            let api = self.encoder.raw_api();
+            let p = std::ptr::from_mut(&mut params).cast();
+            let got = api.get_option(openh264_sys2::ENCODER_OPTION_SVC_ENCODE_PARAM_EXT, p);
+            let layer = &mut params.sSpatialLayers[0].sSliceArgument;
+            layer.uiSliceMode = openh264_sys2::SM_FIXEDSLCNUM_SLICE;
+            layer.uiSliceNum = slices;
+            if got != 0 {
+                got
+            } else {
+                api.set_option(openh264_sys2::ENCODER_OPTION_SVC_ENCODE_PARAM_EXT, p)
+            }
+        };
+        if status != 0 {
+            return Err(EncodeError::OpenH264(format!(
+                "setting up {slices} slices failed (status {status})"
+            )));
+        }
+        // The reset makes the next frame an IDR already; asking too makes sure of it.
+        self.encoder.force_intra_frame();
+        self.started = true;
+        Ok(())
     }
 
     pub fn settings(&self) -> &EncoderSettings {
@@ -286,6 +338,12 @@ fn validate(settings: &EncoderSettings) -> Result<(), EncodeError> {
             settings.fps
         )));
     }
+    if !(1..=MAX_THREADS).contains(&settings.threads) {
+        return Err(EncodeError::InvalidSettings(format!(
+            "{} encoder threads: must be between 1 and {MAX_THREADS}",
+            settings.threads
+        )));
+    }
     check_bitrate(settings.bitrate_kbps)
 }
 
@@ -320,7 +378,7 @@ fn new_openh264(settings: &EncoderSettings) -> Result<Encoder, EncodeError> {
         .intra_frame_period(IntraFramePeriod::from_num_frames(idr_period_frames(
             settings,
         )))
-        .num_threads(1);
+        .num_threads(settings.threads as u16);
     Ok(Encoder::with_api_config(
         OpenH264API::from_source(),
         config,
@@ -341,6 +399,7 @@ mod tests {
             fps: 30,
             bitrate_kbps: 1000,
             idr_interval,
+            threads: 1,
         }
     }
 
@@ -476,6 +535,14 @@ mod tests {
                 bitrate_kbps: 1,
                 ..settings(320, 240, NEVER)
             },
+            EncoderSettings {
+                threads: 0,
+                ..settings(320, 240, NEVER)
+            },
+            EncoderSettings {
+                threads: MAX_THREADS + 1,
+                ..settings(320, 240, NEVER)
+            },
         ];
         for settings in bad {
             assert!(
@@ -520,6 +587,44 @@ mod tests {
             "{kbps:?}"
         );
         assert_eq!(encoder.settings().bitrate_kbps, 160);
+    }
+
+    #[test]
+    fn threads_cut_every_picture_into_as_many_decodable_slices() {
+        for threads in [2, MAX_THREADS] {
+            let mut pattern = TestPattern::new(320, 240, 30).expect("pattern");
+            let mut encoder = H264Encoder::new(&EncoderSettings {
+                threads,
+                ..settings(320, 240, NEVER)
+            })
+            .expect("encoder");
+            let mut decoder = openh264::decoder::Decoder::new().expect("decoder");
+            let mut encoded = 0;
+            for frame in frames(&mut pattern, 10) {
+                let Some(unit) = encoder.encode(&frame, false).expect("encodes") else {
+                    continue;
+                };
+                let types = nal_types(&unit.data);
+                let (slice_type, count) = if encoded == 0 {
+                    assert!(unit.keyframe, "the stream starts with an IDR");
+                    assert_eq!(types[..2], [NAL_SPS, NAL_PPS], "{types:?}");
+                    (NAL_IDR, types.len() - 2)
+                } else {
+                    assert!(!unit.keyframe, "frame {}: {types:?}", frame.seq);
+                    (NAL_SLICE, types.len())
+                };
+                assert_eq!(count, threads as usize, "frame {}: {types:?}", frame.seq);
+                assert!(
+                    types[types.len() - count..]
+                        .iter()
+                        .all(|&t| t == slice_type)
+                );
+                let picture = decoder.decode(&unit.data).expect("decodes");
+                assert!(picture.is_some(), "frame {} gave no picture", frame.seq);
+                encoded += 1;
+            }
+            assert!(encoded >= 5, "{threads} threads: {encoded} frames");
+        }
     }
 
     #[test]

@@ -360,6 +360,7 @@ mod tests {
             bitrate_kbps: 500,
             // Only first, forced and repair IDRs in these tests.
             idr_interval: Duration::from_secs(3600),
+            threads: 1,
         }
     }
 

@@ -32,6 +32,7 @@ use crate::net::http::{self, Limits};
 use crate::net::interfaces::host_candidates;
 use crate::net::udp::MediaSocket;
 use crate::net::whep::Routes;
+use crate::notify::{self, Notifier};
 use event_loop::EventLoop;
 use ptz::PtzSetup;
 use stream::Stream;
@@ -122,6 +123,15 @@ fn url_for(addr: SocketAddr) -> String {
 /// Starts rtcam with `config`. Sockets are bound before this returns, so a busy port is an
 /// error here, not later.
 pub fn spawn(config: Config) -> Result<Server, StartError> {
+    spawn_with_watchdog(config, None)
+}
+
+/// As `spawn`, and pings systemd's watchdog every period from the event loop's own executor, so
+/// the pings stop when the loop does (see `notify`).
+pub fn spawn_with_watchdog(
+    config: Config,
+    watchdog: Option<(Notifier, Duration)>,
+) -> Result<Server, StartError> {
     let listen = config.server.listen;
     let listener = TcpListener::bind(listen).map_err(|e| StartError::Http(listen, e))?;
     let http_addr = listener
@@ -185,6 +195,7 @@ pub fn spawn(config: Config) -> Result<Server, StartError> {
                 listener,
                 Routes::new(signals_tx, cors_origin, tokens),
                 event_loop,
+                watchdog,
             )
         })
         .map_err(StartError::Thread)?;
@@ -204,8 +215,12 @@ fn run_loop(
     listener: TcpListener,
     routes: Rc<Routes>,
     event_loop: EventLoop,
+    watchdog: Option<(Notifier, Duration)>,
 ) -> Result<(), String> {
     let executor = Rc::new(smol::LocalExecutor::new());
+    if let Some((notifier, period)) = watchdog {
+        executor.spawn(notify::watchdog(notifier, period)).detach();
+    }
     let serve = {
         let executor = executor.clone();
         async move {

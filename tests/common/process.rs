@@ -41,6 +41,11 @@ impl RtcamProcess {
     /// Starts `binary` with `args` at RUST_LOG=info and waits for the URL it logs. Its state
     /// (the generated control token) goes to a fresh directory of its own.
     pub fn start(binary: &str, args: &[&str]) -> RtcamProcess {
+        RtcamProcess::start_with_env(binary, args, &[])
+    }
+
+    /// As `start`, with extra environment variables.
+    pub fn start_with_env(binary: &str, args: &[&str], env: &[(&str, &str)]) -> RtcamProcess {
         let state_dir = std::env::temp_dir().join(format!(
             "rtcam-test-state-{}-{}",
             std::process::id(),
@@ -51,6 +56,7 @@ impl RtcamProcess {
             .args(args)
             .env("RUST_LOG", "info")
             .env("STATE_DIRECTORY", &state_dir)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
