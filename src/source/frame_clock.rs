@@ -37,6 +37,17 @@ impl FrameClock {
         (slot, start + self.offset(slot))
     }
 
+    /// Sleeps until the next slot is due and returns its index: the pacing of a source that
+    /// makes its own pictures.
+    pub fn wait_next_slot(&mut self) -> u64 {
+        let (slot, due) = self.next_slot(Instant::now());
+        let wait = due.saturating_duration_since(Instant::now());
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
+        slot
+    }
+
     /// The latest slot whose due time is not after `now`.
     fn slot_at(&self, start: Instant, now: Instant) -> u64 {
         let elapsed = now.saturating_duration_since(start).as_nanos();

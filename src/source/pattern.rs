@@ -234,11 +234,7 @@ impl FrameSource for TestPattern {
     }
 
     fn next_frame(&mut self) -> Result<Frame, SourceError> {
-        let (seq, due) = self.clock.next_slot(Instant::now());
-        let wait = due.saturating_duration_since(Instant::now());
-        if !wait.is_zero() {
-            std::thread::sleep(wait);
-        }
+        let seq = self.clock.wait_next_slot();
         Ok(self.render(seq, Instant::now()))
     }
 

@@ -168,11 +168,7 @@ impl Supervised {
     }
 
     fn placeholder_frame(&mut self) -> Frame {
-        let (_, due) = self.clock.next_slot(Instant::now());
-        let wait = due.saturating_duration_since(Instant::now());
-        if !wait.is_zero() {
-            std::thread::sleep(wait);
-        }
+        self.clock.wait_next_slot();
         self.seq += 1;
         let now = Instant::now();
         self.placeholder

@@ -170,11 +170,7 @@ impl FrameSource for SyntheticCamera {
     }
 
     fn next_frame(&mut self) -> Result<Frame, SourceError> {
-        let (seq, due) = self.clock.next_slot(Instant::now());
-        let wait = due.saturating_duration_since(Instant::now());
-        if wait > Duration::ZERO {
-            std::thread::sleep(wait);
-        }
+        let seq = self.clock.wait_next_slot();
         let mut data = self.pool.get();
         let input = &self.inputs[(seq % self.inputs.len() as u64) as usize];
         self.converter
