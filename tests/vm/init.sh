@@ -64,7 +64,7 @@ for fmt in YUYV NV12; do
   if start_rtcam --source /dev/video0 --format $fmt; then
     extra=""
     [ $fmt = YUYV ] && extra="--set-control brightness=200"
-    rtcam-client $URL --expect camera --pictures 12 --seconds 120 --token vmtest $extra >/tmp/check.json 2>&1
+    rtcam-client $URL --expect camera --pictures 12 --seconds 120 --token vm-test-control-token $extra >/tmp/check.json 2>&1
     status=$?
     cat /tmp/check.json
     check capture_$fmt $status "$(grep -o '"camera_format":"[^"]*"' /tmp/check.json)"

@@ -82,7 +82,7 @@ cp tests/vm/init.sh "$rd/init"
 chmod +x "$rd/init"
 cat >"$rd/etc/rtcam.toml" <<'TOML'
 [auth]
-control_token = "vmtest"
+control_token = "vm-test-control-token"
 state_dir = "/tmp/rtcam-state"
 TOML
 (cd "$rd" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initrd.gz"

@@ -184,6 +184,57 @@ pub struct StreamParm {
     pub parm: StreamParmUnion,
 }
 
+pub const CTRL_FLAG_NEXT_CTRL: u32 = 0x8000_0000;
+pub const CTRL_FLAG_DISABLED: u32 = 0x0001;
+pub const CTRL_FLAG_GRABBED: u32 = 0x0002;
+pub const CTRL_FLAG_READ_ONLY: u32 = 0x0004;
+pub const CTRL_FLAG_INACTIVE: u32 = 0x0010;
+pub const CTRL_FLAG_WRITE_ONLY: u32 = 0x0040;
+
+pub const CTRL_TYPE_INTEGER: u32 = 1;
+pub const CTRL_TYPE_BOOLEAN: u32 = 2;
+pub const CTRL_TYPE_MENU: u32 = 3;
+pub const CTRL_TYPE_BUTTON: u32 = 4;
+pub const CTRL_TYPE_INTEGER64: u32 = 5;
+pub const CTRL_TYPE_CTRL_CLASS: u32 = 6;
+pub const CTRL_TYPE_INTEGER_MENU: u32 = 9;
+
+/// `V4L2_CID_BASE` and `V4L2_CID_LASTP1`: the user controls, for drivers that cannot
+/// enumerate with `CTRL_FLAG_NEXT_CTRL`.
+pub const CID_BASE: u32 = 0x0098_0900;
+pub const CID_LASTP1: u32 = CID_BASE + 43;
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct QueryCtrl {
+    pub id: u32,
+    pub type_: u32,
+    pub name: [u8; 32],
+    pub minimum: i32,
+    pub maximum: i32,
+    pub step: i32,
+    pub default_value: i32,
+    pub flags: u32,
+    pub reserved: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Control {
+    pub id: u32,
+    pub value: i32,
+}
+
+/// `v4l2_querymenu`: `name` is a union with an `i64` value for integer menus.
+#[repr(C, packed)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct QueryMenu {
+    pub id: u32,
+    pub index: u32,
+    pub name: [u8; 32],
+    pub reserved: u32,
+}
+
 /// All-zero value of a plain C struct, as the V4L2 API expects before filling in fields.
 pub fn zeroed<T: Copy>() -> T {
     // SAFETY: only used for the repr(C) structs above, for which all-zero bytes are valid
@@ -206,6 +257,10 @@ pub const VIDIOC_QBUF: u32 = ioc(IOC_READ | IOC_WRITE, 15, size_of::<Buffer>());
 pub const VIDIOC_DQBUF: u32 = ioc(IOC_READ | IOC_WRITE, 17, size_of::<Buffer>());
 pub const VIDIOC_STREAMON: u32 = ioc(IOC_WRITE, 18, size_of::<i32>());
 pub const VIDIOC_STREAMOFF: u32 = ioc(IOC_WRITE, 19, size_of::<i32>());
+pub const VIDIOC_G_CTRL: u32 = ioc(IOC_READ | IOC_WRITE, 27, size_of::<Control>());
+pub const VIDIOC_S_CTRL: u32 = ioc(IOC_READ | IOC_WRITE, 28, size_of::<Control>());
+pub const VIDIOC_QUERYCTRL: u32 = ioc(IOC_READ | IOC_WRITE, 36, size_of::<QueryCtrl>());
+pub const VIDIOC_QUERYMENU: u32 = ioc(IOC_READ | IOC_WRITE, 37, size_of::<QueryMenu>());
 pub const VIDIOC_S_PARM: u32 = ioc(IOC_READ | IOC_WRITE, 22, size_of::<StreamParm>());
 
 /// One ioctl on `fd` with `arg`, retried on EINTR.
@@ -247,5 +302,16 @@ mod tests {
         assert_eq!(VIDIOC_DQBUF, 0xc058_5611);
         assert_eq!(VIDIOC_STREAMON, 0x4004_5612);
         assert_eq!(VIDIOC_REQBUFS, 0xc014_5608);
+    }
+
+    /// These two have no pointers, so their sizes are the same on every target.
+    #[test]
+    fn control_query_layouts_match_the_kernel_headers() {
+        assert_eq!(size_of::<QueryCtrl>(), 68);
+        assert_eq!(size_of::<QueryMenu>(), 44);
+        assert_eq!(VIDIOC_QUERYCTRL, 0xc044_5624);
+        assert_eq!(VIDIOC_QUERYMENU, 0xc02c_5625);
+        assert_eq!(VIDIOC_G_CTRL, 0xc008_561b);
+        assert_eq!(VIDIOC_S_CTRL, 0xc008_561c);
     }
 }
