@@ -69,7 +69,7 @@ for fmt in YUYV NV12; do
     cat /tmp/check.json
     check capture_$fmt $status "$(grep -o '"camera_format":"[^"]*"' /tmp/check.json)"
     if [ $fmt = YUYV ]; then
-      grep -q '"check":"control","ok":true' /tmp/check.json
+      grep '"check":"control"' /tmp/check.json | grep -q '"ok":true}$'
       check control_brightness $? "$(grep -o '"get":{[^}]*}' /tmp/check.json | head -n1)"
     fi
   else
