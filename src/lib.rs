@@ -14,6 +14,5 @@ pub mod control;
 pub mod encode;
 pub mod hub;
 pub mod net;
-pub mod notify;
 pub mod runtime;
 pub mod source;

@@ -7,8 +7,8 @@ use clap::Parser;
 use smol::stream::StreamExt;
 
 use rtcam::cli::{Cli, Command};
-use rtcam::notify::{self, Notifier};
 use rtcam::runtime;
+use rtcam::runtime::notify::{self, Notifier};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -12,6 +12,7 @@ mod camera;
 mod event_loop;
 mod host;
 pub mod meter;
+pub mod notify;
 mod ptz;
 mod stream;
 pub mod tokens;
@@ -32,8 +33,8 @@ use crate::net::http::{self, Limits};
 use crate::net::interfaces::host_candidates;
 use crate::net::udp::MediaSocket;
 use crate::net::whep::Routes;
-use crate::notify::{self, Notifier};
 use event_loop::EventLoop;
+use notify::Notifier;
 use ptz::PtzSetup;
 use stream::Stream;
 
