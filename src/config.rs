@@ -148,8 +148,10 @@ impl Default for ServoConfig {
 pub struct ServoAxisConfig {
     /// `pwmM` on the chip.
     pub channel: u32,
+    /// Pulse width at `min_angle` and at `max_angle`, in microseconds.
     pub min_pulse_us: f64,
     pub max_pulse_us: f64,
+    /// The angles the mechanism may reach (degrees); positions are clamped to them.
     pub min_angle: f64,
     pub max_angle: f64,
     pub home: f64,

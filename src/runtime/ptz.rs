@@ -1,12 +1,11 @@
 //! The pan/tilt/zoom actuator chosen by the configuration, as the event loop uses it.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{ActuatorKind, PtzConfig, ServoAxisConfig};
+use crate::config::{ActuatorKind, PtzConfig, ServoConfig};
 use crate::control::actuator::camera::CameraActuator;
-use crate::control::actuator::servo::{ServoActuator, ServoAxis, ServoSettings};
+use crate::control::actuator::servo::ServoActuator;
 use crate::control::actuator::{Actuator, ActuatorError};
 use crate::control::ptz::{PerAxis, PtzLimits};
 use crate::source::CameraControls;
@@ -39,7 +38,7 @@ impl PtzSetup {
             ActuatorKind::Servo => {
                 let settings = servo_settings(config)?;
                 let servo =
-                    ServoActuator::new(&settings).map_err(|e| format!("[ptz.servo]: {e}"))?;
+                    ServoActuator::new(settings).map_err(|e| format!("[ptz.servo]: {e}"))?;
                 Some(Box::new(servo) as Box<dyn Actuator>)
             }
         };
@@ -90,27 +89,12 @@ impl PtzSetup {
     }
 }
 
-fn servo_settings(config: &PtzConfig) -> Result<ServoSettings, String> {
+fn servo_settings(config: &PtzConfig) -> Result<&ServoConfig, String> {
     let s = &config.servo;
     if s.pan.is_none() && s.tilt.is_none() {
         return Err(
             "[ptz] actuator = \"servo\" needs [ptz.servo.pan] and/or [ptz.servo.tilt]".into(),
         );
     }
-    let axis = |a: &ServoAxisConfig| ServoAxis {
-        channel: a.channel,
-        min_pulse_us: a.min_pulse_us,
-        max_pulse_us: a.max_pulse_us,
-        min_angle: a.min_angle,
-        max_angle: a.max_angle,
-        home: a.home,
-        max_speed_dps: a.max_speed_dps,
-    };
-    Ok(ServoSettings {
-        sysfs_root: PathBuf::from(&s.sysfs_root),
-        chip: s.chip,
-        period_ns: s.period_ns,
-        pan: s.pan.as_ref().map(axis),
-        tilt: s.tilt.as_ref().map(axis),
-    })
+    Ok(s)
 }

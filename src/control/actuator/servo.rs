@@ -9,35 +9,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{Actuator, ActuatorError};
+use crate::config::{ServoAxisConfig, ServoConfig};
 use crate::control::ptz::{AxisLimits, AxisName, PerAxis, PtzLimits};
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServoAxis {
-    pub channel: u32,
-    /// Pulse width at `min_angle` and at `max_angle`, in microseconds.
-    pub min_pulse_us: f64,
-    pub max_pulse_us: f64,
-    /// The angles the mechanism may reach (degrees); positions are clamped to them.
-    pub min_angle: f64,
-    pub max_angle: f64,
-    pub home: f64,
-    /// Degrees per second at full velocity.
-    pub max_speed_dps: f64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServoSettings {
-    /// `/sys/class/pwm`, or a fake tree in tests.
-    pub sysfs_root: PathBuf,
-    pub chip: u32,
-    pub period_ns: u64,
-    pub pan: Option<ServoAxis>,
-    pub tilt: Option<ServoAxis>,
-}
 
 struct Channel {
     dir: PathBuf,
-    axis: ServoAxis,
+    axis: ServoAxisConfig,
     last_duty_ns: Option<u64>,
 }
 
@@ -52,7 +29,7 @@ const EXPORT_WAIT: Duration = Duration::from_secs(2);
 
 impl ServoActuator {
     /// Exports and enables the channels, each at its home angle.
-    pub fn new(settings: &ServoSettings) -> Result<ServoActuator, ActuatorError> {
+    pub fn new(settings: &ServoConfig) -> Result<ServoActuator, ActuatorError> {
         let chip_dir = settings
             .sysfs_root
             .join(format!("pwmchip{}", settings.chip));
@@ -62,7 +39,7 @@ impl ServoActuator {
                 chip_dir.display()
             )));
         }
-        let open = |axis: &Option<ServoAxis>| -> Result<Option<Channel>, ActuatorError> {
+        let open = |axis: &Option<ServoAxisConfig>| -> Result<Option<Channel>, ActuatorError> {
             axis.as_ref()
                 .map(|a| {
                     validate(a)?;
@@ -146,7 +123,7 @@ impl Actuator for ServoActuator {
     }
 }
 
-fn validate(a: &ServoAxis) -> Result<(), ActuatorError> {
+fn validate(a: &ServoAxisConfig) -> Result<(), ActuatorError> {
     let ok = a.min_angle < a.max_angle
         && (a.min_angle..=a.max_angle).contains(&a.home)
         && a.min_pulse_us > 0.0
@@ -215,8 +192,8 @@ mod tests {
         fs::read_to_string(root.join(format!("pwmchip0/pwm{ch}/{file}"))).unwrap()
     }
 
-    fn axis(channel: u32) -> ServoAxis {
-        ServoAxis {
+    fn axis(channel: u32) -> ServoAxisConfig {
+        ServoAxisConfig {
             channel,
             min_pulse_us: 500.0,
             max_pulse_us: 2500.0,
@@ -227,13 +204,13 @@ mod tests {
         }
     }
 
-    fn settings(root: &Path) -> ServoSettings {
-        ServoSettings {
+    fn settings(root: &Path) -> ServoConfig {
+        ServoConfig {
             sysfs_root: root.to_path_buf(),
             chip: 0,
             period_ns: 20_000_000,
             pan: Some(axis(0)),
-            tilt: Some(ServoAxis {
+            tilt: Some(ServoAxisConfig {
                 min_angle: -30.0,
                 max_angle: 60.0,
                 home: 15.0,
@@ -329,7 +306,7 @@ mod tests {
         );
 
         let mut bad = settings(&root);
-        bad.pan = Some(ServoAxis {
+        bad.pan = Some(ServoAxisConfig {
             min_angle: 10.0,
             max_angle: -10.0,
             ..axis(0)
