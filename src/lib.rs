@@ -14,5 +14,6 @@ pub mod control;
 pub mod encode;
 pub mod hub;
 pub mod net;
-pub mod runtime;
+pub mod shell;
 pub mod source;
+pub mod streamer;

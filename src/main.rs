@@ -7,8 +7,8 @@ use clap::Parser;
 use smol::stream::StreamExt;
 
 use rtcam::cli::{Cli, Command};
-use rtcam::runtime;
-use rtcam::runtime::notify::{self, Notifier};
+use rtcam::shell;
+use rtcam::shell::notify::{self, Notifier};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -42,7 +42,7 @@ fn main() -> ExitCode {
     // systemd (Type=notify): READY=1 once serving, WATCHDOG=1 from the event loop.
     let notifier = Notifier::from_env();
     let watchdog = notifier.clone().zip(notify::watchdog_period_from_env());
-    let mut server = match runtime::spawn_with_watchdog(config, watchdog) {
+    let mut server = match shell::spawn_with_watchdog(config, watchdog) {
         Ok(s) => s,
         Err(e) => {
             log::error!("{e}");

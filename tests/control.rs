@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rtcam::client::http::{self, HttpResponse, Url};
 use rtcam::client::{ClientError, ClientEvent, ClientOptions, WhepClient};
-use rtcam::runtime::Server;
+use rtcam::shell::Server;
 use serde_json::{Value, json};
 
 use common::{CONTROL_TOKEN, WAIT, config, start, whep_url};

@@ -46,7 +46,7 @@ fn post(server_url: &str, content_type: &str, body: &[u8]) -> HttpResponse {
     http::request(&url, "POST", &[("Content-Type", content_type)], body).unwrap()
 }
 
-fn get(server: &rtcam::runtime::Server, method: &str, path: &str) -> HttpResponse {
+fn get(server: &rtcam::shell::Server, method: &str, path: &str) -> HttpResponse {
     let url = Url::parse(&format!("http://{}{path}", server.http_addr)).unwrap();
     http::request(&url, method, &[], &[]).unwrap()
 }

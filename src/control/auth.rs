@@ -81,13 +81,6 @@ fn matches(given: &str, expected: &str) -> bool {
     given.len() == expected.len() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
 }
 
-/// A new random token: 32 bytes as lowercase hex (URL-fragment and header safe).
-pub fn generate_token() -> Result<String, getrandom::Error> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,14 +114,6 @@ mod tests {
         assert_eq!(t.role_for(None), Ok(Role::View));
         assert_eq!(t.role_for(Some("Bearer nope")), Err(AuthError::Invalid));
         assert_eq!(t.role_for(Some("Bearer c0ntrol")), Ok(Role::Control));
-    }
-
-    #[test]
-    fn generated_tokens_are_long_and_differ() {
-        let (a, b) = (generate_token().unwrap(), generate_token().unwrap());
-        assert_eq!(a.len(), 64);
-        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(a, b);
     }
 
     #[test]

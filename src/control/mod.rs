@@ -1,12 +1,12 @@
 //! The `control` data channel: JSON commands from viewers, answered by the device, and the
 //! events it sends them.
 //!
-//! `protocol` is the wire format, `plane` the state (roles, controller, rate limits, events),
-//! `commands` what each command does, `ptz` the pan/tilt/zoom motion, `auth` the roles and
-//! tokens. Nothing here does IO: the camera and the stream are reached through `Device`, the
-//! actuator through the plane's outputs. Reference: `PROTOCOL.md` beside this file.
+//! `protocol` is the wire format and the typed commands, `plane` the state (roles, controller,
+//! rate limits, in-order answers, events), `commands` what each command does, `ptz` the
+//! pan/tilt/zoom motion, `auth` the roles and tokens. Nothing here does IO or reads a clock:
+//! what needs the camera or the stream goes out as a `PlaneOutput` and its result comes back
+//! as an input. Reference: `PROTOCOL.md` beside this file.
 
-pub mod actuator;
 pub mod auth;
 mod commands;
 pub mod plane;
@@ -16,6 +16,6 @@ pub mod ratelimit;
 pub mod status;
 
 pub use auth::{Role, Tokens};
-pub use plane::{ControlConfig, ControlPlane, Device, PlaneOutput, StreamChange, StreamSettings};
-pub use protocol::{ErrorCode, Request, Response};
+pub use plane::{ControlConfig, ControlPlane, OpId, PlaneOutput};
+pub use protocol::{ErrorCode, Failure, StreamChange, StreamSettings};
 pub use status::Status;

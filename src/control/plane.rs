@@ -1,10 +1,16 @@
 //! The control plane, sans-IO: who is connected with which role, who holds control, the
-//! pan/tilt/zoom motion, rate limits and the events the viewers are sent.
+//! pan/tilt/zoom motion, rate limits, and the events the viewers are sent.
 //!
 //! Inputs: viewers joining and leaving, their control channels opening and closing, their
-//! messages, and time. Outputs (`poll_output`): messages for viewers and positions for the
-//! pan/tilt/zoom actuator. Commands that act on the camera or the stream go through `Device`,
-//! which the event loop implements and tests fake.
+//! messages, the results of what it asked the outside world for (camera controls, a stream
+//! change, a status reading), and time. Outputs (`poll_output`): messages for viewers,
+//! positions for the pan/tilt/zoom actuator, keyframe requests, camera-control calls, stream
+//! changes and requests for a status reading. Nothing here touches a device.
+//!
+//! Every request is answered exactly once, and a viewer's answers go out in the order of its
+//! requests: a command that waits for the outside world (a camera control, a stream restart,
+//! a status reading) holds that viewer's later messages in a queue until it is answered.
+//! Other viewers are not held up.
 //!
 //! Safety rules live here: one controller at a time; steering needs the control role and
 //! control; a controller whose channel closes or whose connection drops loses control and
@@ -12,46 +18,24 @@
 //! dead-man interval.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::auth::Role;
-use super::protocol::{ErrorCode, Failure, Response, parse};
+use super::protocol::{
+    ErrorCode, Failure, Response, StreamChange, StreamSettings, parse, parse_id,
+};
 use super::ptz::{AXES, PerAxis, Ptz, PtzLimits, StopReason};
 use super::ratelimit::TokenBucket;
 use super::status::Status;
-use crate::config::Size;
 use crate::hub::ViewerId;
-use crate::source::CameraControls;
+use crate::source::{ControlError, ControlReply, ControlRequest};
 
-/// What commands act on outside the control plane. The event loop implements it.
-pub trait Device {
-    fn status(&mut self) -> Status;
-    /// Asks for an IDR on the viewer's behalf (limited like PLI).
-    fn request_keyframe(&mut self, viewer: ViewerId);
-    /// The camera's controls, if the source has any.
-    fn camera_controls(&mut self) -> Option<Arc<dyn CameraControls>>;
-    /// Changes bitrate, frame rate or size; returns what is in effect afterwards.
-    fn change_stream(&mut self, change: &StreamChange) -> Result<StreamSettings, Failure>;
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct StreamChange {
-    pub bitrate_kbps: Option<u32>,
-    pub fps: Option<u32>,
-    pub size: Option<Size>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct StreamSettings {
-    pub width: u32,
-    pub height: u32,
-    pub fps: u32,
-    pub bitrate_kbps: u32,
-}
+/// Messages one viewer may have waiting behind a command that waits for the outside world.
+/// Beyond this the excess is answered `rate_limited` at once (possibly ahead of the answer
+/// being waited for): a client that sends this many without reading answers is flooding.
+const MAX_QUEUED: usize = 1024;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ControlConfig {
@@ -64,6 +48,11 @@ pub struct ControlConfig {
     pub status_interval: Duration,
     /// Pan/tilt/zoom position events at most this often while moving.
     pub ptz_event_interval: Duration,
+    /// The actuator's axes, None without one.
+    pub ptz: Option<PtzLimits>,
+    /// The pan/tilt/zoom axes are the camera's `*_absolute` controls (so setting one of those
+    /// directly moves the PTZ too).
+    pub ptz_on_camera_controls: bool,
 }
 
 impl Default for ControlConfig {
@@ -74,16 +63,72 @@ impl Default for ControlConfig {
             deadman: Duration::from_millis(500),
             status_interval: Duration::from_secs(1),
             ptz_event_interval: Duration::from_millis(200),
+            ptz: None,
+            ptz_on_camera_controls: false,
         }
     }
 }
 
-#[derive(Debug)]
+/// Names one call the plane made to the outside world, so its result finds its way back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OpId(pub u64);
+
+#[derive(Debug, PartialEq)]
 pub enum PlaneOutput {
     /// A response or an event for one viewer's control channel.
     Send { viewer: ViewerId, text: String },
     /// Move the actuator here (only the axes it has are set).
     MovePtz(PerAxis),
+    /// The viewer asked for an IDR (the `keyframe` command; limited like PLI).
+    Keyframe(ViewerId),
+    /// Call the camera's controls; the result comes back through `controls_done`.
+    Controls { op: OpId, request: ControlRequest },
+    /// Change the stream; the result comes back through `stream_changed`.
+    ChangeStream { op: OpId, change: StreamChange },
+    /// A status reading is needed; it comes back through `status`.
+    NeedStatus,
+}
+
+/// A message waiting for its turn, or the answer already decided for it.
+enum Queued {
+    Message(Vec<u8>),
+    /// Refused on arrival by the rate limit; answered in turn.
+    RateLimited(Option<u32>),
+    /// The channel just opened: the greeting goes first.
+    Greeting,
+}
+
+/// What a viewer's queue waits for.
+#[derive(Debug)]
+pub(super) enum Waiting {
+    /// The camera controls for the greeting.
+    Greeting(OpId),
+    Controls {
+        op: OpId,
+        id: u32,
+        call: ControlCall,
+    },
+    Stream {
+        op: OpId,
+        id: u32,
+    },
+    /// The next status reading.
+    Status {
+        id: u32,
+    },
+}
+
+#[derive(Debug)]
+pub(super) enum ControlCall {
+    List,
+    Get(String),
+    Set(String),
+}
+
+/// How a command ends: answered now, or waiting for the outside world.
+pub(super) enum Step {
+    Done(Result<Value, Failure>),
+    Wait(Waiting),
 }
 
 struct Session {
@@ -92,43 +137,51 @@ struct Session {
     label: u32,
     channel_open: bool,
     bucket: TokenBucket,
+    queue: VecDeque<Queued>,
+    waiting: Option<Waiting>,
 }
 
 pub struct ControlPlane {
     config: ControlConfig,
     sessions: BTreeMap<ViewerId, Session>,
     next_label: u32,
+    next_op: u64,
     controller: Option<ViewerId>,
     ptz: Option<Ptz>,
+    /// The stream as it runs now, for greetings.
+    stream: StreamSettings,
     outputs: VecDeque<PlaneOutput>,
     next_status_event: Option<Instant>,
+    /// A status event is due once the reading asked for arrives.
+    status_event_due: bool,
+    /// `NeedStatus` went out and its reading has not come back.
+    status_asked: bool,
     last_ptz_event: Option<Instant>,
     /// A position change not yet told to the viewers.
     ptz_event_due: bool,
-    /// The pan/tilt/zoom axes are the camera's `*_absolute` controls (so setting one of those
-    /// directly moves the PTZ too).
-    ptz_on_camera_controls: bool,
 }
 
 impl ControlPlane {
-    /// `ptz`: the actuator's limits, None without one.
-    pub fn new(
-        config: ControlConfig,
-        ptz: Option<PtzLimits>,
-        ptz_on_camera_controls: bool,
-    ) -> Self {
-        let deadman = config.deadman;
+    /// `stream`: the settings the stream runs with now.
+    pub fn new(config: ControlConfig, stream: StreamSettings) -> Self {
+        let ptz = config
+            .ptz
+            .filter(|l| !l.is_empty())
+            .map(|l| Ptz::new(l, config.deadman));
         ControlPlane {
             config,
             sessions: BTreeMap::new(),
             next_label: 1,
+            next_op: 1,
             controller: None,
-            ptz: ptz.filter(|l| !l.is_empty()).map(|l| Ptz::new(l, deadman)),
+            ptz,
+            stream,
             outputs: VecDeque::new(),
             next_status_event: None,
+            status_event_due: false,
+            status_asked: false,
             last_ptz_event: None,
             ptz_event_due: false,
-            ptz_on_camera_controls,
         }
     }
 
@@ -142,37 +195,20 @@ impl ControlPlane {
                 label,
                 channel_open: false,
                 bucket: TokenBucket::new(self.config.commands_per_s, self.config.burst),
+                queue: VecDeque::new(),
+                waiting: None,
             },
         );
     }
 
-    pub fn channel_opened(&mut self, now: Instant, viewer: ViewerId, device: &mut dyn Device) {
+    pub fn channel_opened(&mut self, now: Instant, viewer: ViewerId) {
         let Some(s) = self.sessions.get_mut(&viewer) else {
             return;
         };
         s.channel_open = true;
-        let you = json!({"role": s.role, "label": format!("viewer {}", s.label)});
-        // Where things stand, so the page can draw everything before anything changes.
-        let status = device.status();
-        let camera = device
-            .camera_controls()
-            .and_then(|c| c.list().ok())
-            .map_or(Value::Null, |list| json!(list));
-        let hello = json!({
-            "event": "control",
-            "you": you,
-            "controller": self.controller_for(viewer),
-            "ptz": self.ptz_state(),
-            "stream": {
-                "width": status.width,
-                "height": status.height,
-                "fps": status.fps,
-                "bitrate_kbps": status.bitrate_kbps,
-            },
-            "camera": {"controls": camera},
-        });
-        self.send(viewer, hello.to_string());
+        s.queue.push_front(Queued::Greeting);
         self.next_status_event.get_or_insert(now);
+        self.run_queue(now, viewer);
     }
 
     pub fn channel_closed(&mut self, now: Instant, viewer: ViewerId) {
@@ -191,43 +227,28 @@ impl ControlPlane {
         }
     }
 
-    /// One message from a viewer's control channel. Always answered.
-    pub fn handle_message(
-        &mut self,
-        now: Instant,
-        viewer: ViewerId,
-        data: &[u8],
-        device: &mut dyn Device,
-    ) {
-        let allowed = match self.sessions.get_mut(&viewer) {
-            Some(s) => Some(s.bucket.allow(now)),
-            None => None,
+    /// One message from a viewer's control channel. Always answered, in turn.
+    pub fn handle_message(&mut self, now: Instant, viewer: ViewerId, data: &[u8]) {
+        let Some(s) = self.sessions.get_mut(&viewer) else {
+            return;
         };
-        let response = match allowed {
-            Some(false) => Response {
-                id: parse(data).ok().map(|r| r.id),
-                outcome: Err(Failure::new(
-                    ErrorCode::RateLimited,
-                    format!(
-                        "more than {} commands per second; slow down",
-                        self.config.commands_per_s
-                    ),
-                )),
-            },
-            Some(true) => match parse(data) {
-                Ok(request) => Response {
-                    id: Some(request.id),
-                    outcome: self.run(now, viewer, &request, device),
-                },
-                Err((id, failure)) => Response {
-                    id,
-                    outcome: Err(failure),
-                },
-            },
-            None => return,
+        let item = if s.bucket.allow(now) {
+            Queued::Message(data.to_vec())
+        } else {
+            Queued::RateLimited(parse_id(data))
         };
-        self.send(viewer, response.to_json());
-        self.collect_ptz(now);
+        if s.queue.len() >= MAX_QUEUED {
+            let id = match item {
+                Queued::Message(data) => parse_id(&data),
+                Queued::RateLimited(id) => id,
+                Queued::Greeting => None,
+            };
+            let limited = self.rate_limited(id);
+            self.send(viewer, limited);
+            return;
+        }
+        s.queue.push_back(item);
+        self.run_queue(now, viewer);
     }
 
     /// A message too large to read.
@@ -242,15 +263,98 @@ impl ControlPlane {
         self.send(viewer, response.to_json());
     }
 
-    pub fn handle_timeout(&mut self, now: Instant, device: &mut dyn Device) {
+    /// The result of a `Controls` call.
+    pub fn controls_done(
+        &mut self,
+        now: Instant,
+        op: OpId,
+        result: Result<ControlReply, ControlError>,
+    ) {
+        let Some((viewer, waiting)) = self.take_waiting(|w| match w {
+            Waiting::Greeting(o) | Waiting::Controls { op: o, .. } => *o == op,
+            _ => false,
+        }) else {
+            return;
+        };
+        match waiting {
+            Waiting::Greeting(_) => {
+                let controls = match result {
+                    Ok(ControlReply::List(list)) => json!(list),
+                    _ => Value::Null,
+                };
+                let hello = self.greeting(viewer, controls);
+                self.send(viewer, hello);
+            }
+            Waiting::Controls { id, call, .. } => {
+                let outcome = self.control_call_done(now, call, result);
+                self.respond(viewer, Some(id), outcome);
+            }
+            Waiting::Stream { .. } | Waiting::Status { .. } => {}
+        }
+        self.run_queue(now, viewer);
+    }
+
+    /// The result of a `ChangeStream`: the settings now in effect, or why not.
+    pub fn stream_changed(
+        &mut self,
+        now: Instant,
+        op: OpId,
+        result: Result<StreamSettings, Failure>,
+    ) {
+        if let Ok(settings) = &result {
+            self.stream = *settings;
+            self.announce(json!({ "stream": settings }));
+        }
+        let Some((viewer, Waiting::Stream { id, .. })) =
+            self.take_waiting(|w| matches!(w, Waiting::Stream { op: o, .. } if *o == op))
+        else {
+            return;
+        };
+        let outcome = result.and_then(|settings| to_value(&settings));
+        self.respond(viewer, Some(id), outcome);
+        self.run_queue(now, viewer);
+    }
+
+    /// A status reading, asked for with `NeedStatus`: answers the `status` commands that wait
+    /// for it and sends the status event when one is due.
+    pub fn status(&mut self, now: Instant, status: &Status) {
+        self.status_asked = false;
+        if std::mem::take(&mut self.status_event_due) {
+            let event = status_event(status).to_string();
+            self.broadcast(|_, _| Some(event.clone()));
+        }
+        let waiting: Vec<(ViewerId, u32)> = self
+            .sessions
+            .iter()
+            .filter_map(|(&v, s)| match s.waiting {
+                Some(Waiting::Status { id }) => Some((v, id)),
+                _ => None,
+            })
+            .collect();
+        for (viewer, id) in waiting {
+            if let Some(s) = self.sessions.get_mut(&viewer) {
+                s.waiting = None;
+            }
+            self.respond(viewer, Some(id), to_value(status));
+            self.run_queue(now, viewer);
+        }
+    }
+
+    /// The stream changed by other means than `stream.set` (e.g. a restart found the camera
+    /// delivering another size).
+    pub fn set_stream(&mut self, settings: StreamSettings) {
+        self.stream = settings;
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
         if let Some(ptz) = &mut self.ptz {
             ptz.handle_timeout(now);
         }
         self.collect_ptz(now);
         if self.next_status_event.is_some_and(|at| at <= now) {
             if self.sessions.values().any(|s| s.channel_open) {
-                let event = status_event(&device.status()).to_string();
-                self.broadcast(|_, _| Some(event.clone()));
+                self.status_event_due = true;
+                self.ask_status();
                 self.next_status_event = Some(now + self.config.status_interval);
             } else {
                 self.next_status_event = None;
@@ -291,12 +395,8 @@ impl ControlPlane {
         self.ptz.as_mut().ok_or_else(no_ptz)
     }
 
-    pub(super) fn ptz_ref(&self) -> Result<&Ptz, Failure> {
-        self.ptz.as_ref().ok_or_else(no_ptz)
-    }
-
     pub(super) fn ptz_on_camera_controls(&self) -> bool {
-        self.ptz_on_camera_controls
+        self.config.ptz_on_camera_controls
     }
 
     /// Steering commands need the control role and control.
@@ -417,6 +517,113 @@ impl ControlPlane {
         }
     }
 
+    /// Works through a viewer's queue until it is empty or a command waits.
+    fn run_queue(&mut self, now: Instant, viewer: ViewerId) {
+        loop {
+            let Some(s) = self.sessions.get_mut(&viewer) else {
+                return;
+            };
+            if s.waiting.is_some() {
+                return;
+            }
+            let Some(item) = s.queue.pop_front() else {
+                return;
+            };
+            match item {
+                Queued::Greeting => {
+                    let op = self.op();
+                    self.outputs.push_back(PlaneOutput::Controls {
+                        op,
+                        request: ControlRequest::List,
+                    });
+                    self.wait(viewer, Waiting::Greeting(op));
+                }
+                Queued::RateLimited(id) => {
+                    let limited = self.rate_limited(id);
+                    self.send(viewer, limited);
+                }
+                Queued::Message(data) => match parse(&data) {
+                    Err((id, failure)) => self.respond(viewer, id, Err(failure)),
+                    Ok(request) => match self.run(now, viewer, request.id, request.command) {
+                        Step::Done(outcome) => {
+                            self.respond(viewer, Some(request.id), outcome);
+                            self.collect_ptz(now);
+                        }
+                        Step::Wait(waiting) => self.wait(viewer, waiting),
+                    },
+                },
+            }
+        }
+    }
+
+    fn wait(&mut self, viewer: ViewerId, waiting: Waiting) {
+        if let Some(s) = self.sessions.get_mut(&viewer) {
+            s.waiting = Some(waiting);
+        }
+    }
+
+    /// Takes the first wait that `which` picks, with its viewer.
+    fn take_waiting(&mut self, which: impl Fn(&Waiting) -> bool) -> Option<(ViewerId, Waiting)> {
+        let (&viewer, s) = self
+            .sessions
+            .iter_mut()
+            .find(|(_, s)| s.waiting.as_ref().is_some_and(&which))?;
+        s.waiting.take().map(|w| (viewer, w))
+    }
+
+    pub(super) fn op(&mut self) -> OpId {
+        let op = OpId(self.next_op);
+        self.next_op += 1;
+        op
+    }
+
+    /// Asks for a status reading unless one is on its way.
+    pub(super) fn ask_status(&mut self) {
+        if !self.status_asked {
+            self.status_asked = true;
+            self.outputs.push_back(PlaneOutput::NeedStatus);
+        }
+    }
+
+    pub(super) fn push(&mut self, output: PlaneOutput) {
+        self.outputs.push_back(output);
+    }
+
+    fn respond(&mut self, viewer: ViewerId, id: Option<u32>, outcome: Result<Value, Failure>) {
+        self.send(viewer, Response { id, outcome }.to_json());
+    }
+
+    fn rate_limited(&self, id: Option<u32>) -> String {
+        Response {
+            id,
+            outcome: Err(Failure::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "more than {} commands per second; slow down",
+                    self.config.commands_per_s
+                ),
+            )),
+        }
+        .to_json()
+    }
+
+    /// Where things stand, so the page can draw everything before anything changes.
+    fn greeting(&self, viewer: ViewerId, controls: Value) -> String {
+        let you = self
+            .sessions
+            .get(&viewer)
+            .map(|s| json!({"role": s.role, "label": format!("viewer {}", s.label)}));
+        json!({
+            "event": "control",
+            "you": you,
+            "controller": self.controller_for(viewer),
+            "ptz": self.ptz_state(),
+            "stream": self.stream,
+            "camera": {"controls": controls},
+        })
+        .to_string()
+    }
+
     fn release(&mut self, now: Instant, reason: StopReason) {
         if let Some(ptz) = &mut self.ptz {
             ptz.stop(now, reason);
@@ -494,6 +701,10 @@ fn status_event(s: &Status) -> Value {
         "soc_temp_c": s.soc_temp_c,
         "uptime_s": s.uptime_s,
     })
+}
+
+pub(super) fn to_value(value: &impl serde::Serialize) -> Result<Value, Failure> {
+    serde_json::to_value(value).map_err(|e| Failure::new(ErrorCode::Internal, e.to_string()))
 }
 
 fn round3(x: f64) -> f64 {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::*;
+use crate::control::protocol::StreamChange;
 use crate::control::ptz::AxisLimits;
 use crate::source::pattern::SimulatedCamera;
 
@@ -14,6 +15,7 @@ const CTRL: ViewerId = ViewerId(1);
 const CTRL2: ViewerId = ViewerId(2);
 const VIEWER: ViewerId = ViewerId(3);
 
+/// What the shell and the streamer would do with the plane's calls, done at once.
 struct FakeDevice {
     camera: Arc<SimulatedCamera>,
     keyframes: Vec<ViewerId>,
@@ -35,28 +37,23 @@ impl Default for FakeDevice {
     }
 }
 
-impl Device for FakeDevice {
-    fn status(&mut self) -> Status {
+impl FakeDevice {
+    fn status(&self) -> Status {
         Status {
             width: self.stream.width,
             viewers: 3,
             ..Status::default()
         }
     }
-    fn request_keyframe(&mut self, viewer: ViewerId) {
-        self.keyframes.push(viewer);
-    }
-    fn camera_controls(&mut self) -> Option<Arc<dyn CameraControls>> {
-        Some(self.camera.clone())
-    }
-    fn change_stream(&mut self, change: &StreamChange) -> Result<StreamSettings, Failure> {
+
+    fn change_stream(&mut self, change: StreamChange) -> StreamSettings {
         if let Some(b) = change.bitrate_kbps {
             self.stream.bitrate_kbps = b;
         }
         if let Some(s) = change.size {
             (self.stream.width, self.stream.height) = (s.width, s.height);
         }
-        Ok(self.stream)
+        self.stream
     }
 }
 
@@ -97,8 +94,8 @@ impl Rig {
     }
 
     fn with(config: ControlConfig, ptz: Option<PtzLimits>) -> Rig {
-        let mut plane = ControlPlane::new(config, ptz, false);
-        let mut device = FakeDevice::default();
+        let device = FakeDevice::default();
+        let mut plane = ControlPlane::new(ControlConfig { ptz, ..config }, device.stream);
         let now = Instant::now();
         for (id, role) in [
             (CTRL, Role::Control),
@@ -106,7 +103,7 @@ impl Rig {
             (VIEWER, Role::View),
         ] {
             plane.viewer_joined(id, role);
-            plane.channel_opened(now, id, &mut device);
+            plane.channel_opened(now, id);
         }
         let mut rig = Rig {
             plane,
@@ -120,6 +117,7 @@ impl Rig {
         rig
     }
 
+    /// Takes the plane's outputs, answering its calls as the shell would.
     fn collect(&mut self) {
         while let Some(o) = self.plane.poll_output() {
             match o {
@@ -128,6 +126,19 @@ impl Rig {
                         .push((viewer, serde_json::from_str(&text).unwrap()));
                 }
                 PlaneOutput::MovePtz(p) => self.moves.push(p),
+                PlaneOutput::Keyframe(viewer) => self.device.keyframes.push(viewer),
+                PlaneOutput::Controls { op, request } => {
+                    let result = request.apply(Some(self.device.camera.as_ref()));
+                    self.plane.controls_done(self.now, op, result);
+                }
+                PlaneOutput::ChangeStream { op, change } => {
+                    let settings = self.device.change_stream(change);
+                    self.plane.stream_changed(self.now, op, Ok(settings));
+                }
+                PlaneOutput::NeedStatus => {
+                    let status = self.device.status();
+                    self.plane.status(self.now, &status);
+                }
             }
         }
     }
@@ -140,8 +151,7 @@ impl Rig {
         msg.insert("id".into(), id.into());
         msg.insert("cmd".into(), cmd.into());
         let text = Value::Object(msg).to_string();
-        self.plane
-            .handle_message(self.now, viewer, text.as_bytes(), &mut self.device);
+        self.plane.handle_message(self.now, viewer, text.as_bytes());
         self.collect();
         self.inbox
             .iter()
@@ -164,7 +174,7 @@ impl Rig {
                 break;
             }
             self.now = at.max(self.now);
-            self.plane.handle_timeout(self.now, &mut self.device);
+            self.plane.handle_timeout(self.now);
             self.collect();
         }
         self.now = end;
@@ -489,8 +499,7 @@ fn the_greeting_tells_a_new_channel_everything_it_needs() {
 #[test]
 fn malformed_messages_and_keyframe_requests() {
     let mut r = Rig::new();
-    r.plane
-        .handle_message(r.now, VIEWER, b"{nope", &mut r.device);
+    r.plane.handle_message(r.now, VIEWER, b"{nope");
     r.collect();
     let last = r.inbox.last().unwrap().1.clone();
     assert_eq!(last["error"]["code"], json!("bad_json"));

@@ -37,21 +37,11 @@ use openh264::encoder::{
 use openh264::formats::YUVSlices;
 use openh264::{OpenH264API, Timestamp};
 
-use super::EncoderSettings;
+use super::limits::{self, Size, range_text};
 use super::nal;
 use super::parameter_sets::ParameterSets;
+use super::{AccessUnit, EncoderSettings};
 use crate::source::Frame;
-
-/// The largest picture OpenH264 encodes.
-const MAX_WIDTH: u32 = 3840;
-const MAX_HEIGHT: u32 = 2160;
-const MAX_FPS: u32 = 120;
-/// OpenH264 rejects bitrates below the frame rate in bit/s; 16 kbit/s is far below anything
-/// watchable anyway.
-const MIN_BITRATE_KBPS: u32 = 16;
-const MAX_BITRATE_KBPS: u32 = 100_000;
-/// OpenH264's own limit (MAX_THREADS_NUM); more would be clipped silently.
-pub const MAX_THREADS: u32 = 4;
 
 #[derive(Debug)]
 pub enum EncodeError {
@@ -92,14 +82,6 @@ impl From<openh264::Error> for EncodeError {
     fn from(err: openh264::Error) -> Self {
         EncodeError::OpenH264(err.to_string())
     }
-}
-
-/// One encoded picture in Annex B form.
-#[derive(Clone, Debug)]
-pub struct EncodedAccessUnit {
-    pub data: Arc<[u8]>,
-    /// An IDR; SPS and PPS are in front of its slices.
-    pub keyframe: bool,
 }
 
 pub struct H264Encoder {
@@ -187,7 +169,7 @@ impl H264Encoder {
         &mut self,
         frame: &Frame,
         force_idr: bool,
-    ) -> Result<Option<EncodedAccessUnit>, EncodeError> {
+    ) -> Result<Option<AccessUnit>, EncodeError> {
         // Remembered before the checks, so a request made on a bad frame is not lost.
         self.idr_pending |= force_idr || self.idr_overdue(frame.captured);
         self.check(frame)?;
@@ -220,9 +202,14 @@ impl H264Encoder {
             self.idr_pending = false;
             self.last_idr = Some(frame.captured);
         }
-        Ok(Some(EncodedAccessUnit {
+        Ok(Some(AccessUnit {
             data: Arc::from(&self.scratch[..]),
             keyframe,
+            width: frame.width,
+            height: frame.height,
+            seq: frame.seq,
+            captured: frame.captured,
+            handed: frame.captured,
         }))
     }
 
@@ -321,36 +308,29 @@ impl H264Encoder {
 }
 
 fn validate(settings: &EncoderSettings) -> Result<(), EncodeError> {
-    let (width, height) = (settings.width, settings.height);
-    if width == 0 || height == 0 || !width.is_multiple_of(2) || !height.is_multiple_of(2) {
+    Size::check(settings.width, settings.height).map_err(EncodeError::InvalidSettings)?;
+    if !limits::FPS.contains(&settings.fps) {
         return Err(EncodeError::InvalidSettings(format!(
-            "size {width}x{height}: width and height must be even and non-zero"
+            "frame rate {} must be {}",
+            settings.fps,
+            range_text(&limits::FPS)
         )));
     }
-    if width > MAX_WIDTH || height > MAX_HEIGHT {
+    if !limits::THREADS.contains(&settings.threads) {
         return Err(EncodeError::InvalidSettings(format!(
-            "size {width}x{height} is larger than OpenH264's {MAX_WIDTH}x{MAX_HEIGHT}"
-        )));
-    }
-    if settings.fps == 0 || settings.fps > MAX_FPS {
-        return Err(EncodeError::InvalidSettings(format!(
-            "frame rate {} must be between 1 and {MAX_FPS}",
-            settings.fps
-        )));
-    }
-    if !(1..=MAX_THREADS).contains(&settings.threads) {
-        return Err(EncodeError::InvalidSettings(format!(
-            "{} encoder threads: must be between 1 and {MAX_THREADS}",
-            settings.threads
+            "{} encoder threads: must be {}",
+            settings.threads,
+            range_text(&limits::THREADS)
         )));
     }
     check_bitrate(settings.bitrate_kbps)
 }
 
 fn check_bitrate(kbps: u32) -> Result<(), EncodeError> {
-    if !(MIN_BITRATE_KBPS..=MAX_BITRATE_KBPS).contains(&kbps) {
+    if !limits::BITRATE_KBPS.contains(&kbps) {
         return Err(EncodeError::InvalidSettings(format!(
-            "bitrate {kbps} kbit/s must be between {MIN_BITRATE_KBPS} and {MAX_BITRATE_KBPS}"
+            "bitrate {kbps} kbit/s must be {}",
+            range_text(&limits::BITRATE_KBPS)
         )));
     }
     Ok(())
@@ -540,7 +520,7 @@ mod tests {
                 ..settings(320, 240, NEVER)
             },
             EncoderSettings {
-                threads: MAX_THREADS + 1,
+                threads: limits::THREADS.end() + 1,
                 ..settings(320, 240, NEVER)
             },
         ];
@@ -591,7 +571,7 @@ mod tests {
 
     #[test]
     fn threads_cut_every_picture_into_as_many_decodable_slices() {
-        for threads in [2, MAX_THREADS] {
+        for threads in [2, *limits::THREADS.end()] {
             let mut pattern = TestPattern::new(320, 240, 30).expect("pattern");
             let mut encoder = H264Encoder::new(&EncoderSettings {
                 threads,

@@ -3,10 +3,11 @@
 //! `Pipeline` owns the capture thread (pulls a `FrameSource`) and the encoder thread. Raw frames
 //! go from capture to encoder through a one-slot mailbox: when the encoder is slow the older
 //! frame is dropped, never queued. Encoded access units go to the event loop over a small
-//! channel; keyframe requests come back through `Pipeline::request_keyframe`.
+//! channel as `AccessUnit`s; keyframe requests come back through `Pipeline::request_keyframe`.
 
 pub mod bench;
 pub mod h264;
+pub mod limits;
 pub mod mailbox;
 pub mod nal;
 mod parameter_sets;
@@ -20,27 +21,28 @@ pub mod stats;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use h264::{EncodeError, EncodedAccessUnit, H264Encoder};
+pub use h264::{EncodeError, H264Encoder};
 pub use pipeline::{Pipeline, PipelineError};
 pub use stats::PipelineStats;
 
-/// One encoded picture: a complete H.264 access unit in Annex B form (start codes).
+/// One H.264 access unit: a whole coded picture in Annex B form (start codes), and the picture
+/// it came from. The encoder makes them, the pipeline passes a camera's own H.264 on as them,
+/// and every viewer is sent the same one (`data` is shared, never copied per viewer).
 #[derive(Clone, Debug)]
-pub struct EncodedFrame {
-    /// The access unit. An IDR carries SPS and PPS in front of its slices.
+pub struct AccessUnit {
+    /// An IDR carries SPS and PPS in front of its slices.
     pub data: Arc<[u8]>,
-    /// True for an IDR access unit (a viewer may start decoding here).
+    /// True for an IDR (a viewer may start decoding here).
     pub keyframe: bool,
     pub width: u32,
     pub height: u32,
-    /// The source frame's sequence number.
+    /// The source picture's sequence number.
     pub seq: u64,
     /// When the source captured the picture (monotonic).
     pub captured: Instant,
-    /// When the encoder took the raw frame from the mailbox.
+    /// When the pipeline took the picture from the mailbox to encode it (or to pass it on);
+    /// a unit made outside a pipeline carries its capture time.
     pub handed: Instant,
-    /// When encoding finished.
-    pub encoded: Instant,
 }
 
 /// Encoder settings that a user can set.
@@ -53,7 +55,7 @@ pub struct EncoderSettings {
     /// A periodic IDR at least this often in capture time (in addition to IDRs on request);
     /// zero turns periodic IDRs off.
     pub idr_interval: Duration,
-    /// Encoder threads, 1 to `h264::MAX_THREADS`. More than one cuts each picture into as many
+    /// Encoder threads, within `limits::THREADS`. More than one cuts each picture into as many
     /// slices, encoded in parallel: a multi-core board that is too slow for a size on one core
     /// can still keep up, at a few percent more bits for the same quality.
     pub threads: u32,

@@ -26,7 +26,7 @@ use super::mailbox::Mailbox;
 use super::passthrough::Passthrough;
 use super::snapshot::Picture;
 use super::stats::Counters;
-use super::{EncodedFrame, EncoderSettings, PipelineStats};
+use super::{AccessUnit, EncoderSettings, PipelineStats};
 use crate::source::{
     CameraControls, CameraStatus, Capture, Frame, FrameSource, SourceError, SourceInfo,
 };
@@ -84,7 +84,7 @@ impl Pipeline {
     pub fn start(
         source: Box<dyn FrameSource>,
         settings: EncoderSettings,
-        out: Sender<EncodedFrame>,
+        out: Sender<AccessUnit>,
     ) -> Result<Pipeline, PipelineError> {
         let source_info = source.info();
         let settings = EncoderSettings {
@@ -234,7 +234,7 @@ fn encode_loop(
     mut encoder: H264Encoder,
     mut passthrough: Passthrough,
     shared: &Shared,
-    out: Sender<EncodedFrame>,
+    out: Sender<AccessUnit>,
 ) {
     // An encoded frame was dropped on a full channel: the viewers need an IDR to recover.
     let mut repair_with_idr = false;
@@ -245,8 +245,7 @@ fn encode_loop(
     while let Some(capture) = shared.mailbox.take() {
         let handed = Instant::now();
         let wanted_idr = shared.keyframe_requested.swap(false, Ordering::AcqRel) || repair_with_idr;
-        let (seq, captured) = (capture.seq(), capture.captured());
-        let (data, keyframe, width, height) = match capture {
+        let unit = match capture {
             Capture::Raw(frame) => {
                 serve_snapshots(&frame, shared);
                 apply_bitrate_request(&mut encoder, shared);
@@ -274,35 +273,41 @@ fn encode_loop(
                     shared.counters.skipped();
                     continue;
                 };
-                (unit.data, unit.keyframe, frame.width, frame.height)
+                AccessUnit { handed, ..unit }
             }
-            Capture::Encoded(unit) => {
+            Capture::Encoded {
+                data,
+                width,
+                height,
+                seq,
+                captured,
+            } => {
                 if !last_was_passthrough || repair_with_idr {
                     passthrough.resync(handed);
                 } else if wanted_idr {
                     passthrough.request_idr(handed);
                 }
                 last_was_passthrough = true;
-                let Some((data, keyframe)) = passthrough.process(unit.data) else {
+                let Some((data, keyframe)) = passthrough.process(data) else {
                     // Held back until the camera's next IDR.
                     shared.counters.skipped();
                     continue;
                 };
-                (Arc::from(data), keyframe, unit.width, unit.height)
+                AccessUnit {
+                    data: Arc::from(data),
+                    keyframe,
+                    width,
+                    height,
+                    seq,
+                    captured,
+                    handed,
+                }
             }
         };
+        let keyframe = unit.keyframe;
         let encoded = Instant::now();
         shared.counters.encoded(encoded, encoded - handed, keyframe);
-        let sent = out.try_send(EncodedFrame {
-            data,
-            keyframe,
-            width,
-            height,
-            seq,
-            captured,
-            handed,
-            encoded,
-        });
+        let sent = out.try_send(unit);
         match sent {
             Ok(()) => repair_with_idr &= !keyframe,
             Err(TrySendError::Full(_)) => {
@@ -368,7 +373,7 @@ mod tests {
         Box::new(TestPattern::new(160, 120, fps).expect("valid pattern"))
     }
 
-    fn recv(rx: &Receiver<EncodedFrame>) -> Option<EncodedFrame> {
+    fn recv(rx: &Receiver<AccessUnit>) -> Option<AccessUnit> {
         smol::block_on(smol::future::or(async { rx.recv().await.ok() }, async {
             smol::Timer::after(PATIENCE).await;
             panic!("no encoded frame within {PATIENCE:?}");
@@ -392,7 +397,7 @@ mod tests {
             (pipeline.settings().width, pipeline.settings().height),
             (160, 120)
         );
-        let received: Vec<EncodedFrame> = (0..10).map(|_| recv(&rx).expect("a frame")).collect();
+        let received: Vec<AccessUnit> = (0..10).map(|_| recv(&rx).expect("a frame")).collect();
         assert!(received[0].keyframe);
         assert!(crate::encode::nal::has_sps_pps(&received[0].data));
         for pair in received.windows(2) {
@@ -405,7 +410,7 @@ mod tests {
         }
         for frame in &received {
             assert_eq!((frame.width, frame.height), (160, 120));
-            assert!(frame.captured <= frame.handed && frame.handed <= frame.encoded);
+            assert!(frame.captured <= frame.handed);
         }
         let stats = pipeline.stats();
         assert!(stats.frames_encoded >= 10 && stats.frames_captured >= 10);

@@ -7,7 +7,7 @@
 //! ```text
 //! hub.offer(now, id, sdp)            -> answer SDP, or OfferError (400/503)
 //! hub.remove(id)                     -> DELETE
-//! hub.handle_input(Input::Receive{..} | Input::Frame{..} | Input::Timeout(now))
+//! hub.handle_input(Input::Receive{..} | Input::AccessUnit{..} | Input::Timeout(now))
 //! hub.send_control(now, id, text)    -> a reply on the viewer's `control` channel
 //! loop { match hub.poll_output() { Transmit(t) | KeyframeNeeded | Event(e) | Timeout(at) } }
 //! ```
@@ -29,7 +29,7 @@ use str0m::media::MediaTime;
 use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
 use str0m::{Candidate, Input as RtcInput};
 
-use crate::encode::EncodedFrame;
+use crate::encode::AccessUnit;
 use keyframe::{KeyframeConfig, KeyframeCounters, KeyframePolicy};
 use viewer::{Viewer, ViewerEvent};
 
@@ -89,9 +89,9 @@ pub enum Input<'a> {
         contents: &'a [u8],
     },
     /// An encoded picture, for every connected viewer.
-    Frame {
+    AccessUnit {
         now: Instant,
-        frame: &'a EncodedFrame,
+        unit: &'a AccessUnit,
     },
     Timeout(Instant),
 }
@@ -304,7 +304,7 @@ impl Hub {
 
     pub fn handle_input(&mut self, input: Input) {
         let now = match input {
-            Input::Receive { now, .. } | Input::Frame { now, .. } | Input::Timeout(now) => now,
+            Input::Receive { now, .. } | Input::AccessUnit { now, .. } | Input::Timeout(now) => now,
         };
         self.tick(now);
         match input {
@@ -314,7 +314,7 @@ impl Hub {
                 destination,
                 contents,
             } => self.receive(now, source, destination, contents),
-            Input::Frame { now, frame } => self.write_frame(now, frame),
+            Input::AccessUnit { now, unit } => self.write_frame(now, unit),
             Input::Timeout(now) => self.timeout(now),
         }
     }
@@ -407,7 +407,7 @@ impl Hub {
         self.reap(now);
     }
 
-    fn write_frame(&mut self, now: Instant, frame: &EncodedFrame) {
+    fn write_frame(&mut self, now: Instant, frame: &AccessUnit) {
         if frame.keyframe {
             self.keyframes.on_keyframe(now);
         }

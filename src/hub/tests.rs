@@ -228,9 +228,9 @@ impl World {
 
     fn frame(&mut self, seq: u64, keyframe: bool) {
         let frame = encoded(seq, keyframe, self.now);
-        self.hub.handle_input(Input::Frame {
+        self.hub.handle_input(Input::AccessUnit {
             now: self.now,
-            frame: &frame,
+            unit: &frame,
         });
         self.pump();
         // One frame interval, so str0m's pacing and the peers' depacketizers settle.
@@ -256,7 +256,7 @@ fn lone_hub(now: Instant) -> Hub {
 
 /// A synthetic access unit: SPS, PPS and an IDR slice, or one P slice. The payload bytes
 /// carry `seq` so a peer can tell frames apart.
-fn encoded(seq: u64, keyframe: bool, now: Instant) -> EncodedFrame {
+fn encoded(seq: u64, keyframe: bool, now: Instant) -> AccessUnit {
     let mut au = Vec::new();
     if keyframe {
         au.extend_from_slice(&[0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1f, 0x8c, 0x8d]);
@@ -268,7 +268,7 @@ fn encoded(seq: u64, keyframe: bool, now: Instant) -> EncodedFrame {
     au.extend_from_slice(&seq.to_be_bytes());
     // Big enough to need several packets (FU-A).
     au.extend(std::iter::repeat_n(0x5a, 3000));
-    EncodedFrame {
+    AccessUnit {
         data: Arc::from(au),
         keyframe,
         width: 64,
@@ -276,7 +276,6 @@ fn encoded(seq: u64, keyframe: bool, now: Instant) -> EncodedFrame {
         seq,
         captured: now,
         handed: now,
-        encoded: now,
     }
 }
 

@@ -1,8 +1,8 @@
 //! HTTP routes: WHEP signaling (draft-ietf-wish-whep, shaped like WHIP, RFC 9725), the
 //! viewer page, status and health.
 //!
-//! The routes hold no state: each request becomes a `Signal` for the event loop, which owns
-//! the hub, and the reply comes back on a one-shot channel.
+//! The routes hold no state: each request becomes a `LoopRequest` for the event loop, which
+//! owns the streamer, and the reply comes back on a one-shot channel.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -23,7 +23,7 @@ const SDP: &str = "application/sdp";
 const JSON: &str = "application/json";
 
 /// What the routes ask of the event loop.
-pub enum Signal {
+pub(crate) enum LoopRequest {
     Offer {
         sdp: String,
         role: Role,
@@ -51,13 +51,17 @@ pub enum Signal {
 const SNAPSHOT_QUALITY: u8 = 85;
 
 pub struct Routes {
-    loop_tx: Sender<Signal>,
+    loop_tx: Sender<LoopRequest>,
     cors_origin: Option<String>,
     tokens: Tokens,
 }
 
 impl Routes {
-    pub fn new(loop_tx: Sender<Signal>, cors_origin: Option<String>, tokens: Tokens) -> Rc<Routes> {
+    pub fn new(
+        loop_tx: Sender<LoopRequest>,
+        cors_origin: Option<String>,
+        tokens: Tokens,
+    ) -> Rc<Routes> {
         Rc::new(Routes {
             loop_tx,
             cors_origin,
@@ -81,7 +85,7 @@ impl Routes {
                 _ => not_allowed("GET, HEAD"),
             },
             "/healthz" => match method {
-                "GET" | "HEAD" => match self.ask(|reply| Signal::Health { reply }).await {
+                "GET" | "HEAD" => match self.ask(|reply| LoopRequest::Health { reply }).await {
                     Some(Ok(())) => Response::text(200, "ok"),
                     Some(Err(why)) => Response::text(503, &why),
                     None => stopping(),
@@ -93,7 +97,7 @@ impl Routes {
                     if let Err(refused) = self.authorize(req).await {
                         return refused;
                     }
-                    match self.ask(|reply| Signal::Status { reply }).await {
+                    match self.ask(|reply| LoopRequest::Status { reply }).await {
                         Some(status) => json(200, &status),
                         None => stopping(),
                     }
@@ -132,7 +136,10 @@ impl Routes {
         let Ok(sdp) = String::from_utf8(req.body.clone()) else {
             return Response::text(400, "malformed SDP offer: not UTF-8 text");
         };
-        match self.ask(|reply| Signal::Offer { sdp, role, reply }).await {
+        match self
+            .ask(|reply| LoopRequest::Offer { sdp, role, reply })
+            .await
+        {
             Some(Ok((id, answer))) => Response::new(201)
                 .header("Location", format!("/whep/{id}"))
                 .header("Cache-Control", "no-store")
@@ -152,7 +159,7 @@ impl Routes {
                 let Ok(id) = id.parse::<ViewerId>() else {
                     return Response::text(404, "no such viewer");
                 };
-                match self.ask(|reply| Signal::Delete { id, reply }).await {
+                match self.ask(|reply| LoopRequest::Delete { id, reply }).await {
                     Some(true) => Response::text(200, "viewer removed"),
                     Some(false) => Response::text(404, "no such viewer"),
                     None => stopping(),
@@ -179,7 +186,7 @@ impl Routes {
             req.path(),
             req.peer.ip()
         );
-        let _ = self.loop_tx.send(Signal::AuthFailed).await;
+        let _ = self.loop_tx.send(LoopRequest::AuthFailed).await;
         Err(Response::text(401, refused).header("WWW-Authenticate", "Bearer"))
     }
 
@@ -190,7 +197,7 @@ impl Routes {
         let (tx, rx) = bounded(1);
         if self
             .loop_tx
-            .send(Signal::Snapshot { reply: tx })
+            .send(LoopRequest::Snapshot { reply: tx })
             .await
             .is_err()
         {
@@ -214,7 +221,7 @@ impl Routes {
     }
 
     /// Sends a signal to the event loop and waits for its reply. None when the loop is gone.
-    async fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Signal) -> Option<T> {
+    async fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> LoopRequest) -> Option<T> {
         let (tx, rx) = bounded(1);
         self.loop_tx.send(make(tx)).await.ok()?;
         rx.recv().await.ok()

@@ -30,6 +30,16 @@ impl CameraState {
     }
 }
 
+/// What `CameraStatus` says at one moment, for `status`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CameraReading {
+    pub format: String,
+    pub state: CameraState,
+    pub frames_dropped: u64,
+    pub frames_broken: u64,
+    pub idr_on_request: Option<bool>,
+}
+
 #[derive(Debug, Default)]
 pub struct CameraStatus {
     /// The negotiated format, e.g. `YUYV 640x480 @ 30 fps`.
@@ -97,6 +107,16 @@ impl CameraStatus {
     pub fn set_passthrough(&self, passthrough: bool, idr_on_request: bool) {
         self.passthrough.store(passthrough, Ordering::Relaxed);
         self.idr_on_request.store(idr_on_request, Ordering::Relaxed);
+    }
+
+    pub fn read(&self) -> CameraReading {
+        CameraReading {
+            format: self.format(),
+            state: self.state(),
+            frames_dropped: self.dropped(),
+            frames_broken: self.broken(),
+            idr_on_request: self.idr_on_request(),
+        }
     }
 
     /// None when not passing H.264 through; else whether the camera takes IDR requests.

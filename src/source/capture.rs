@@ -1,5 +1,5 @@
-//! What a source hands the pipeline: a raw picture to encode, or an access unit a camera
-//! encoded itself (H.264 passthrough), to send as it is.
+//! What a source hands the pipeline: a raw picture to encode, or the H.264 a camera encoded
+//! itself (passthrough), to send on as it is.
 
 use std::time::Instant;
 
@@ -7,30 +7,29 @@ use super::Frame;
 
 pub enum Capture {
     Raw(Frame),
-    Encoded(EncodedUnit),
+    /// One access unit from the camera, Annex B (start codes), as the driver delivered it. The
+    /// pipeline completes it (SPS/PPS before IDRs) and makes it an `AccessUnit`.
+    Encoded {
+        data: Vec<u8>,
+        width: u32,
+        height: u32,
+        seq: u64,
+        captured: Instant,
+    },
 }
 
 impl Capture {
     pub fn seq(&self) -> u64 {
         match self {
             Capture::Raw(frame) => frame.seq,
-            Capture::Encoded(unit) => unit.seq,
+            Capture::Encoded { seq, .. } => *seq,
         }
     }
 
     pub fn captured(&self) -> Instant {
         match self {
             Capture::Raw(frame) => frame.captured,
-            Capture::Encoded(unit) => unit.captured,
+            Capture::Encoded { captured, .. } => *captured,
         }
     }
-}
-
-/// One H.264 access unit from the camera, Annex B (start codes), as the driver delivered it.
-pub struct EncodedUnit {
-    pub data: Vec<u8>,
-    pub width: u32,
-    pub height: u32,
-    pub seq: u64,
-    pub captured: Instant,
 }

@@ -150,6 +150,52 @@ pub trait CameraControls: Send + Sync {
     fn set(&self, name: &str, value: i64) -> Result<i64, ControlError>;
 }
 
+/// One call on a camera's controls as a message: the control plane asks for it, the shell
+/// carries it out (off the event loop: a USB camera may take a while to answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlRequest {
+    List,
+    Get { name: String },
+    Set { name: String, value: i64 },
+}
+
+/// What a `ControlRequest` returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlReply {
+    List(Vec<ControlInfo>),
+    /// The value read, or after a set the value read back.
+    Value(i64),
+}
+
+impl ControlReply {
+    /// For messages: which kind of reply it is.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ControlReply::List(_) => "a list",
+            ControlReply::Value(_) => "a value",
+        }
+    }
+}
+
+impl ControlRequest {
+    /// Carries the request out on `controls` (None: the source has no controls).
+    pub fn apply(
+        &self,
+        controls: Option<&dyn CameraControls>,
+    ) -> Result<ControlReply, ControlError> {
+        let controls = controls.ok_or_else(|| {
+            ControlError::Unsupported("this source has no camera controls".into())
+        })?;
+        match self {
+            ControlRequest::List => controls.list().map(ControlReply::List),
+            ControlRequest::Get { name } => controls.get(name).map(ControlReply::Value),
+            ControlRequest::Set { name, value } => {
+                controls.set(name, *value).map(ControlReply::Value)
+            }
+        }
+    }
+}
+
 /// The snake_case name for a driver's control label: lowercase ASCII letters and digits, every
 /// other run of characters one `_` (`White Balance Temperature, Auto` →
 /// `white_balance_temperature_auto`).

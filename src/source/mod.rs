@@ -20,9 +20,11 @@ pub mod v4l2;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use camera_status::{CameraState, CameraStatus};
-pub use capture::{Capture, EncodedUnit};
-pub use controls::{CameraControls, ControlError, ControlInfo, ControlKind};
+pub use camera_status::{CameraReading, CameraState, CameraStatus};
+pub use capture::Capture;
+pub use controls::{
+    CameraControls, ControlError, ControlInfo, ControlKind, ControlReply, ControlRequest,
+};
 pub use pool::{FrameBuf, FramePool};
 
 /// One raw picture in I420 (planar Y, then U, then V; chroma subsampled 2×2), tightly packed:

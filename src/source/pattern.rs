@@ -19,13 +19,8 @@ use super::frame_clock::FrameClock;
 use super::i420::I420Mut;
 use super::stamp::{self, Stamp, WallClockAnchor};
 use super::{CameraControls, Frame, FramePool, FrameSource, SourceError, SourceInfo};
+use crate::encode::limits;
 
-pub const MIN_WIDTH: u32 = 64;
-pub const MIN_HEIGHT: u32 = 64;
-/// The largest picture OpenH264 encodes.
-pub const MAX_WIDTH: u32 = 3840;
-pub const MAX_HEIGHT: u32 = 2160;
-pub const MAX_FPS: u32 = 120;
 /// Horizontal pan per frame, in pixels (even, to keep chroma aligned).
 const PAN_STEP: usize = 4;
 
@@ -33,9 +28,9 @@ const PAN_STEP: usize = 4;
 pub enum PatternError {
     /// I420 needs even dimensions.
     OddSize { width: u32, height: u32 },
-    /// Smaller than `MIN_WIDTH`×`MIN_HEIGHT`.
+    /// Smaller than `limits::WIDTH`×`limits::HEIGHT` allow.
     TooSmall { width: u32, height: u32 },
-    /// Larger than `MAX_WIDTH`×`MAX_HEIGHT`.
+    /// Larger than `limits::WIDTH`×`limits::HEIGHT` allow.
     TooLarge { width: u32, height: u32 },
     /// The frame stamp needs `stamp_height` rows at this width.
     NoRoomForStamp {
@@ -43,7 +38,7 @@ pub enum PatternError {
         height: u32,
         stamp_height: u32,
     },
-    /// Zero or above `MAX_FPS`.
+    /// Outside `limits::FPS`.
     BadFps(u32),
 }
 
@@ -58,11 +53,15 @@ impl std::fmt::Display for PatternError {
             }
             PatternError::TooSmall { width, height } => write!(
                 f,
-                "test pattern size {width}x{height} is too small (minimum {MIN_WIDTH}x{MIN_HEIGHT})"
+                "test pattern size {width}x{height} is too small (minimum {}x{})",
+                limits::WIDTH.start(),
+                limits::HEIGHT.start()
             ),
             PatternError::TooLarge { width, height } => write!(
                 f,
-                "test pattern size {width}x{height} is too large (maximum {MAX_WIDTH}x{MAX_HEIGHT})"
+                "test pattern size {width}x{height} is too large (maximum {}x{})",
+                limits::WIDTH.end(),
+                limits::HEIGHT.end()
             ),
             PatternError::NoRoomForStamp {
                 width,
@@ -76,7 +75,8 @@ impl std::fmt::Display for PatternError {
             PatternError::BadFps(fps) => {
                 write!(
                     f,
-                    "test pattern frame rate {fps} must be between 1 and {MAX_FPS}"
+                    "test pattern frame rate {fps} must be {}",
+                    limits::range_text(&limits::FPS)
                 )
             }
         }
@@ -113,10 +113,10 @@ impl TestPattern {
         if !width.is_multiple_of(2) || !height.is_multiple_of(2) {
             return Err(PatternError::OddSize { width, height });
         }
-        if width < MIN_WIDTH || height < MIN_HEIGHT {
+        if width < *limits::WIDTH.start() || height < *limits::HEIGHT.start() {
             return Err(PatternError::TooSmall { width, height });
         }
-        if width > MAX_WIDTH || height > MAX_HEIGHT {
+        if width > *limits::WIDTH.end() || height > *limits::HEIGHT.end() {
             return Err(PatternError::TooLarge { width, height });
         }
         if !stamp::fits(width, height) {
@@ -126,7 +126,7 @@ impl TestPattern {
                 stamp_height: stamp::stamp_rows_px(width),
             });
         }
-        if fps == 0 || fps > MAX_FPS {
+        if !limits::FPS.contains(&fps) {
             return Err(PatternError::BadFps(fps));
         }
         let (w, h) = (width as usize, height as usize);

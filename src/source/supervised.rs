@@ -162,7 +162,7 @@ impl Supervised {
         self.seq += 1;
         match &mut capture {
             Capture::Raw(frame) => frame.seq = self.seq,
-            Capture::Encoded(unit) => unit.seq = self.seq,
+            Capture::Encoded { seq, .. } => *seq = self.seq,
         }
         capture
     }
@@ -186,7 +186,7 @@ impl FrameSource for Supervised {
             match self.next_capture()? {
                 Capture::Raw(frame) => return Ok(frame),
                 // A raw-frame caller cannot use access units; wait for the next picture.
-                Capture::Encoded(_) => continue,
+                Capture::Encoded { .. } => continue,
             }
         }
     }
@@ -271,7 +271,7 @@ mod tests {
             .expect("a supervised source never fails")
         {
             Capture::Raw(frame) => frame,
-            Capture::Encoded(_) => panic!("the pattern is raw"),
+            Capture::Encoded { .. } => panic!("the pattern is raw"),
         }
     }
 

@@ -6,7 +6,7 @@ pub mod process;
 use std::time::Duration;
 
 use rtcam::config::{Config, SourceSpec};
-use rtcam::runtime::{self, Server};
+use rtcam::shell::{self, Server};
 
 /// The control token the in-process servers use.
 pub const CONTROL_TOKEN: &str = "test-control-token-0123456789abcdef";
@@ -28,7 +28,7 @@ pub fn config() -> Config {
 
 pub fn start(config: Config) -> Server {
     let _ = env_logger::builder().is_test(true).try_init();
-    runtime::spawn(config).expect("rtcam starts")
+    shell::spawn(config).expect("rtcam starts")
 }
 
 pub fn whep_url(server: &Server) -> String {

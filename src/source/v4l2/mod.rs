@@ -28,8 +28,7 @@ use self::stream::{
 };
 use super::convert::{Converter, PixelFormat};
 use super::{
-    CameraControls, CameraStatus, Capture, EncodedUnit, Frame, FramePool, FrameSource, SourceError,
-    SourceInfo,
+    CameraControls, CameraStatus, Capture, Frame, FramePool, FrameSource, SourceError, SourceInfo,
 };
 
 /// Consecutive broken frames (driver error flag, undecodable JPEG) after which the camera
@@ -262,13 +261,13 @@ impl V4l2Source {
                     seq: self.seq,
                     captured,
                 }),
-                Content::Encoded(data) => Capture::Encoded(EncodedUnit {
+                Content::Encoded(data) => Capture::Encoded {
                     data,
                     width: self.width,
                     height: self.height,
                     seq: self.seq,
                     captured,
-                }),
+                },
             });
         }
     }
@@ -348,7 +347,7 @@ impl FrameSource for V4l2Source {
     fn next_frame(&mut self) -> Result<Frame, SourceError> {
         match self.capture()? {
             Capture::Raw(frame) => Ok(frame),
-            Capture::Encoded(_) => Err(SourceError::Failed(
+            Capture::Encoded { .. } => Err(SourceError::Failed(
                 "this camera delivers H.264; use next_capture".into(),
             )),
         }

@@ -16,7 +16,7 @@ fn control_name(axis: AxisName) -> &'static str {
     }
 }
 
-pub struct CameraActuator {
+pub(crate) struct CameraActuator {
     controls: Arc<dyn CameraControls>,
     limits: PtzLimits,
     /// min and step per axis, to round positions onto values the driver accepts.
@@ -27,7 +27,10 @@ pub struct CameraActuator {
 impl CameraActuator {
     /// None if the camera has none of the absolute pan/tilt/zoom controls.
     /// `full_sweep`: how long a full-speed move takes from one end of an axis to the other.
-    pub fn new(controls: Arc<dyn CameraControls>, full_sweep: Duration) -> Option<CameraActuator> {
+    pub(crate) fn new(
+        controls: Arc<dyn CameraControls>,
+        full_sweep: Duration,
+    ) -> Option<CameraActuator> {
         let list = controls.list().ok()?;
         let find = |a: AxisName| -> Option<&ControlInfo> {
             list.iter()

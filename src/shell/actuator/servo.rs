@@ -18,7 +18,7 @@ struct Channel {
     last_duty_ns: Option<u64>,
 }
 
-pub struct ServoActuator {
+pub(crate) struct ServoActuator {
     pan: Option<Channel>,
     tilt: Option<Channel>,
     chip: u32,
@@ -29,7 +29,7 @@ const EXPORT_WAIT: Duration = Duration::from_secs(2);
 
 impl ServoActuator {
     /// Exports and enables the channels, each at its home angle.
-    pub fn new(settings: &ServoConfig) -> Result<ServoActuator, ActuatorError> {
+    pub(crate) fn new(settings: &ServoConfig) -> Result<ServoActuator, ActuatorError> {
         let chip_dir = settings
             .sysfs_root
             .join(format!("pwmchip{}", settings.chip));

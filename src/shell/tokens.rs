@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::AuthConfig;
 use crate::control::Tokens;
-use crate::control::auth::generate_token;
+use crate::hub::ViewerId;
 
 const CONTROL_TOKEN_FILE: &str = "control-token";
 
@@ -59,6 +59,21 @@ fn is_root() -> bool {
     // The owner of /proc/self is the effective user.
     use std::os::unix::fs::MetadataExt;
     fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// A new random token: 32 bytes from the OS as lowercase hex (URL-fragment and header safe).
+fn generate_token() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A new viewer id: 16 random bytes from the OS. The id is the viewer's WHEP resource, and
+/// knowing it is what allows a DELETE, so it must not be guessable.
+pub fn new_viewer_id() -> Result<ViewerId, getrandom::Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)?;
+    Ok(ViewerId(u128::from_be_bytes(bytes)))
 }
 
 /// Reads the stored control token, or creates one. True when created now.
@@ -129,6 +144,15 @@ mod tests {
             Ok(crate::control::Role::Control)
         );
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn generated_tokens_and_viewer_ids_are_long_and_differ() {
+        let (a, b) = (generate_token().unwrap(), generate_token().unwrap());
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+        assert_ne!(new_viewer_id().unwrap(), new_viewer_id().unwrap());
     }
 
     #[test]

@@ -1,16 +1,16 @@
-//! The pan/tilt/zoom actuator chosen by the configuration, as the event loop uses it.
+//! The pan/tilt/zoom actuator the configuration chose, as the actuator thread drives it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::camera::CameraActuator;
+use super::servo::ServoActuator;
+use super::{Actuator, ActuatorError};
 use crate::config::{ActuatorKind, PtzConfig, ServoConfig};
-use crate::control::actuator::camera::CameraActuator;
-use crate::control::actuator::servo::ServoActuator;
-use crate::control::actuator::{Actuator, ActuatorError};
 use crate::control::ptz::{PerAxis, PtzLimits};
 use crate::source::CameraControls;
 
-pub struct PtzSetup {
+pub(crate) struct PtzDriver {
     kind: ActuatorKind,
     full_sweep: Duration,
     actuator: Option<Box<dyn Actuator>>,
@@ -18,12 +18,12 @@ pub struct PtzSetup {
     failing: bool,
 }
 
-impl PtzSetup {
+impl PtzDriver {
     /// `controls`: the current source's camera controls.
-    pub fn new(
+    pub(crate) fn new(
         config: &PtzConfig,
         controls: Option<Arc<dyn CameraControls>>,
-    ) -> Result<PtzSetup, String> {
+    ) -> Result<PtzDriver, String> {
         let full_sweep = Duration::from_secs_f64(config.full_sweep_s);
         let camera = |c: Option<Arc<dyn CameraControls>>| {
             c.and_then(|c| CameraActuator::new(c, full_sweep))
@@ -46,7 +46,7 @@ impl PtzSetup {
             Some(a) => log::info!("pan/tilt/zoom: {}", a.describe()),
             None => log::info!("pan/tilt/zoom: none"),
         }
-        Ok(PtzSetup {
+        Ok(PtzDriver {
             kind: config.actuator,
             full_sweep,
             actuator,
@@ -54,16 +54,16 @@ impl PtzSetup {
         })
     }
 
-    pub fn limits(&self) -> Option<PtzLimits> {
+    pub(crate) fn limits(&self) -> Option<PtzLimits> {
         self.actuator.as_ref().map(|a| a.limits())
     }
 
     /// The axes are the camera's own controls (setting those directly moves the PTZ too).
-    pub fn on_camera_controls(&self) -> bool {
+    pub(crate) fn on_camera_controls(&self) -> bool {
         matches!(self.kind, ActuatorKind::Auto | ActuatorKind::Camera) && self.actuator.is_some()
     }
 
-    pub fn move_to(&mut self, position: &PerAxis) {
+    pub(crate) fn move_to(&mut self, position: &PerAxis) {
         let Some(a) = &mut self.actuator else { return };
         match a.move_to(position) {
             Ok(()) if self.failing => {
@@ -80,7 +80,7 @@ impl PtzSetup {
     }
 
     /// The source was reopened: a camera actuator follows its new controls.
-    pub fn source_restarted(&mut self, controls: Option<Arc<dyn CameraControls>>) {
+    pub(crate) fn camera_changed(&mut self, controls: Option<Arc<dyn CameraControls>>) {
         if self.on_camera_controls()
             && let Some(a) = controls.and_then(|c| CameraActuator::new(c, self.full_sweep))
         {

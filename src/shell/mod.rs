@@ -1,20 +1,24 @@
-//! Starting and stopping rtcam: binds the sockets, opens the source, starts the encoder and
-//! runs the event loop on its own thread.
+//! The shell: everything that does IO or reads the clock, around the sans-IO streamer.
+//! Starting and stopping rtcam: binds the sockets, opens the source, starts the encoder, the
+//! actuator thread and the event loop on its own thread.
 //!
 //! ```text
-//! capture thread ─(raw frame, latest wins)─► encoder thread ─(access unit)─► event loop
-//!                                                                 ▲             │ hub, UDP,
-//!                                  HTTP connections (same loop) ──┘ signals     ▼ control plane,
-//!                                                                                 actuator
+//! capture thread ─(raw frame, latest wins)─► encoder thread ─(access unit)─┐
+//!                                                                          ▼
+//!   UDP socket ◄──────► event loop (the streamer inside) ◄──── HTTP routes (same thread)
+//!                         │ camera controls, pan/tilt/zoom       │ pipeline restarts
+//!                         ▼                                      ▼
+//!                      actuator thread                        worker thread
 //! ```
 
+mod actuator;
 mod camera;
 mod event_loop;
 mod host;
-pub mod meter;
 pub mod notify;
-mod ptz;
-mod stream;
+mod pipeline;
+#[cfg(test)]
+mod tests;
 pub mod tokens;
 
 use std::fmt;
@@ -27,16 +31,17 @@ use std::time::{Duration, Instant};
 use smol::channel::{Sender, bounded};
 
 use crate::config::Config;
-use crate::control::{ControlConfig, ControlPlane};
-use crate::hub::{Hub, HubConfig};
+use crate::control::ControlConfig;
+use crate::hub::HubConfig;
 use crate::net::http::{self, Limits};
 use crate::net::interfaces::host_candidates;
 use crate::net::udp::MediaSocket;
 use crate::net::whep::Routes;
+use crate::streamer::{Streamer, StreamerConfig};
+use actuator::{ActuatorWorker, PtzDriver};
 use event_loop::EventLoop;
 use notify::Notifier;
-use ptz::PtzSetup;
-use stream::Stream;
+use pipeline::Starter;
 
 #[derive(Debug)]
 pub enum StartError {
@@ -133,6 +138,15 @@ pub fn spawn_with_watchdog(
     config: Config,
     watchdog: Option<(Notifier, Duration)>,
 ) -> Result<Server, StartError> {
+    let starter = Starter::new(&config);
+    spawn_with(config, watchdog, starter)
+}
+
+fn spawn_with(
+    config: Config,
+    watchdog: Option<(Notifier, Duration)>,
+    starter: Starter,
+) -> Result<Server, StartError> {
     let listen = config.server.listen;
     let listener = TcpListener::bind(listen).map_err(|e| StartError::Http(listen, e))?;
     let http_addr = listener
@@ -142,7 +156,6 @@ pub fn spawn_with_watchdog(
     let socket = MediaSocket::bind(media_bind).map_err(|e| StartError::Media(media_bind, e))?;
     let media_addr = socket.local_addr();
 
-    let started = Instant::now();
     let candidates = host_candidates(media_addr);
     log::info!(
         "media on UDP port {}; ICE host candidates: {}",
@@ -153,48 +166,41 @@ pub fn spawn_with_watchdog(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let hub = Hub::new(
-        HubConfig {
+    let (tokens, generated_token) = tokens::load(&config.auth).map_err(StartError::Auth)?;
+    let started = starter.start().map_err(StartError::Source)?;
+    let controls = started.pipeline.controls();
+    let driver = PtzDriver::new(&config.ptz, controls.clone()).map_err(StartError::Ptz)?;
+    let streamer_config = StreamerConfig {
+        hub: HubConfig {
             max_viewers: config.server.max_viewers,
             candidates,
             ..HubConfig::default()
         },
-        started,
-    )
-    .map_err(|e| StartError::Hub(e.to_string()))?;
-
-    let (tokens, generated_token) = tokens::load(&config.auth).map_err(StartError::Auth)?;
-    let stream = Stream::start(&config, started).map_err(StartError::Source)?;
-    let ptz = PtzSetup::new(&config.ptz, stream.pipeline.controls()).map_err(StartError::Ptz)?;
-    let plane = ControlPlane::new(
-        ControlConfig {
+        control: ControlConfig {
             commands_per_s: config.control.commands_per_s,
             burst: config.control.burst as f64,
             deadman: Duration::from_millis(config.ptz.deadman_ms),
+            ptz: driver.limits(),
+            ptz_on_camera_controls: driver.on_camera_controls(),
             ..ControlConfig::default()
         },
-        ptz.limits(),
-        ptz.on_camera_controls(),
-    );
+    };
+    let streamer = Streamer::new(streamer_config, started.running(), Instant::now())
+        .map_err(|e| StartError::Hub(e.to_string()))?;
+    let actuators = ActuatorWorker::start(driver, controls).map_err(StartError::Thread)?;
 
     let (stop_tx, stop) = bounded(1);
-    let (signals_tx, signals) = bounded(64);
-    let event_loop = EventLoop {
-        hub,
-        plane,
-        ptz,
-        socket,
-        stream,
-        signals,
-        stop,
-    };
+    let (requests_tx, requests) = bounded(64);
+    let event_loop = EventLoop::new(
+        streamer, socket, started, starter, actuators, requests, stop,
+    );
     let cors_origin = config.server.cors_origin.clone();
     let thread = std::thread::Builder::new()
         .name("rtcam-loop".into())
         .spawn(move || {
             run_loop(
                 listener,
-                Routes::new(signals_tx, cors_origin, tokens),
+                Routes::new(requests_tx, cors_origin, tokens),
                 event_loop,
                 watchdog,
             )

@@ -1,0 +1,414 @@
+//! The streamer: all of rtcam's policy in one sans-IO state machine, in the shape of str0m's
+//! `Rtc` and quinn-proto's `Endpoint`.
+//!
+//! It owns the hub (every viewer's WebRTC session and the keyframe policy), the control plane
+//! (roles, control, pan/tilt/zoom motion, the data-channel protocol) and the stream's state
+//! (its settings, restarts, what was sent). It never reads a clock, touches a socket or a
+//! device, or spawns: time comes in with every input, and everything it wants done in the
+//! world comes out of `poll_output`.
+//!
+//! ```text
+//! handle_input(now, Input::Datagram | AccessUnit | Call | Readings | Controls |
+//!                   Restarted | AuthFailed | Timeout)
+//! loop { match poll_output() {
+//!     Output::Transmit(t)        → send a datagram
+//!     Output::Encoder(command)   → keyframe, bitrate, restart the pipeline (off the loop)
+//!     Output::Actuator(command)  → move pan/tilt/zoom, call the camera's controls (off the loop)
+//!     Output::Reply(call, reply) → answer an HTTP request
+//!     Output::ReadingsWanted     → read counters and the host, hand them in as Input::Readings
+//!     Output::Timeout(at)        → nothing more until `at` or the next input
+//! }}
+//! ```
+//!
+//! Inputs are taken in order and each is handled completely before the next: the shell reads
+//! the clock once per turn of its loop and passes that `now`, and drains `poll_output` until
+//! it says `Timeout` after every input.
+
+mod meter;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use str0m::net::Transmit;
+
+use crate::control::protocol::ErrorCode;
+use crate::control::ptz::PerAxis;
+use crate::control::{
+    ControlConfig, ControlPlane, Failure, OpId, PlaneOutput, Role, Status, StreamSettings,
+};
+use crate::encode::AccessUnit;
+use crate::hub::{self, Hub, HubConfig, HubError, HubEvent, OfferError, ViewerId};
+use crate::source::{ControlError, ControlReply, ControlRequest, SourceInfo};
+
+pub use meter::{LatencyWindow, StreamMeter};
+use stream::Stream;
+pub use stream::{Readings, Running};
+
+#[derive(Clone, Debug)]
+pub struct StreamerConfig {
+    pub hub: HubConfig,
+    pub control: ControlConfig,
+}
+
+/// Names an HTTP request the shell handed in, so its reply finds its way back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CallId(pub u64);
+
+/// What an HTTP request asks of the streamer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Call {
+    /// A WHEP offer. `viewer` is the new viewer's id, random from the shell (it is the WHEP
+    /// resource, and knowing it allows a DELETE).
+    Offer {
+        viewer: ViewerId,
+        sdp: String,
+        role: Role,
+    },
+    /// WHEP DELETE.
+    Delete(ViewerId),
+    Status,
+    Health,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reply {
+    /// The new viewer and its SDP answer, or why the offer was refused.
+    Offer(Result<(ViewerId, String), OfferError>),
+    /// False: no such viewer.
+    Deleted(bool),
+    Status(Box<Status>),
+    /// Ok while the source and the encoder both produce frames; else why not.
+    Health(Result<(), String>),
+}
+
+pub enum Input<'a> {
+    /// A datagram that arrived on the media socket.
+    Datagram {
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &'a [u8],
+    },
+    /// An encoded picture, for every connected viewer.
+    AccessUnit(&'a AccessUnit),
+    /// An HTTP request; the answer comes out as `Output::Reply` with the same id.
+    Call(CallId, Call),
+    /// What the shell read after `Output::ReadingsWanted`.
+    Readings(Readings),
+    /// The result of `ActuatorCommand::Controls`.
+    Controls(OpId, Result<ControlReply, ControlError>),
+    /// The pipeline restart asked for with `EncoderCommand::Restart` is over: the stream runs
+    /// as `running` says, with the new settings, or with the old ones again after `failure`.
+    Restarted {
+        running: Running,
+        failure: Option<String>,
+    },
+    /// An HTTP request came with a missing or wrong token.
+    AuthFailed,
+    /// Time passed: the timeout `poll_output` asked for is due (or earlier).
+    Timeout,
+}
+
+#[derive(Debug)]
+pub enum Output {
+    Transmit(Transmit),
+    Encoder(EncoderCommand),
+    Actuator(ActuatorCommand),
+    Reply(CallId, Reply),
+    /// Read `Readings` and hand them in with `Input::Readings`, in this turn if possible:
+    /// `status` answers, status events and `/healthz` wait for them.
+    ReadingsWanted,
+    /// Nothing more until this time (or the next input).
+    Timeout(Instant),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum EncoderCommand {
+    /// The next frame must be an IDR (already coalesced and rate-limited).
+    Keyframe,
+    /// A new target bitrate in kbit/s, from the next frame on.
+    Bitrate(u32),
+    /// Restart source and encoder with these settings, off the event loop; report the outcome
+    /// with `Input::Restarted`. Viewers stay connected meanwhile.
+    Restart(StreamSettings),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ActuatorCommand {
+    /// Move the pan/tilt/zoom actuator to this position (only the axes given).
+    MovePtz(PerAxis),
+    /// Call the camera's controls; report the result with `Input::Controls`.
+    Controls { op: OpId, request: ControlRequest },
+}
+
+pub struct Streamer {
+    hub: Hub,
+    plane: ControlPlane,
+    stream: Stream,
+    outputs: VecDeque<Output>,
+    /// HTTP calls waiting for the next readings.
+    waiting_calls: Vec<(CallId, Call)>,
+    /// `ReadingsWanted` went out and the readings have not come in.
+    readings_asked: bool,
+    /// The restart under way and the `stream.set` that asked for it, if one did.
+    restart: Option<Option<OpId>>,
+    /// The latest `now` handed in: the streamer's time.
+    now: Instant,
+}
+
+impl Streamer {
+    /// `running`: what the pipeline runs with at start.
+    pub fn new(
+        config: StreamerConfig,
+        running: Running,
+        now: Instant,
+    ) -> Result<Streamer, HubError> {
+        let max_viewers = config.hub.max_viewers;
+        Ok(Streamer {
+            hub: Hub::new(config.hub, now)?,
+            plane: ControlPlane::new(config.control, running.settings),
+            stream: Stream::new(running, now, max_viewers),
+            outputs: VecDeque::new(),
+            waiting_calls: Vec::new(),
+            readings_asked: false,
+            restart: None,
+            now,
+        })
+    }
+
+    pub fn handle_input(&mut self, now: Instant, input: Input) {
+        self.now = self.now.max(now);
+        let now = self.now;
+        match input {
+            Input::Datagram {
+                source,
+                destination,
+                contents,
+            } => self.hub.handle_input(hub::Input::Receive {
+                now,
+                source,
+                destination,
+                contents,
+            }),
+            Input::AccessUnit(unit) => {
+                self.stream.sent(now, unit.data.len());
+                self.hub.handle_input(hub::Input::AccessUnit { now, unit });
+            }
+            Input::Call(id, call) => self.call(now, id, call),
+            Input::Readings(readings) => self.readings(now, readings),
+            Input::Controls(op, result) => self.plane.controls_done(now, op, result),
+            Input::Restarted { running, failure } => self.restarted(now, running, failure),
+            Input::AuthFailed => self.stream.auth_failed(),
+            Input::Timeout => {
+                self.hub.handle_input(hub::Input::Timeout(now));
+                self.plane.handle_timeout(now);
+            }
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Output {
+        loop {
+            if let Some(output) = self.outputs.pop_front() {
+                return output;
+            }
+            match self.hub.poll_output() {
+                hub::Output::Transmit(t) => return Output::Transmit(t),
+                hub::Output::KeyframeNeeded => {
+                    return Output::Encoder(EncoderCommand::Keyframe);
+                }
+                hub::Output::Event(event) => self.hub_event(event),
+                hub::Output::Timeout(hub_at) => {
+                    if self.drain_plane() {
+                        continue;
+                    }
+                    let at = self.plane.poll_timeout().map_or(hub_at, |p| p.min(hub_at));
+                    return Output::Timeout(at);
+                }
+            }
+        }
+    }
+
+    /// The ids of the viewers, in the order they came.
+    pub fn viewers(&self) -> Vec<ViewerId> {
+        self.hub.viewer_ids()
+    }
+
+    /// The viewer holding control, if any.
+    pub fn controller(&self) -> Option<ViewerId> {
+        self.plane.controller()
+    }
+
+    /// What the stream runs with now.
+    pub fn running(&self) -> &Running {
+        self.stream.running()
+    }
+
+    /// Closes every viewer politely (shutdown); their goodbye packets come out as transmits.
+    pub fn close_all(&mut self) {
+        self.hub.remove_all(self.now);
+    }
+
+    fn call(&mut self, now: Instant, id: CallId, call: Call) {
+        match call {
+            Call::Offer { viewer, sdp, role } => {
+                let result = self.hub.offer(now, viewer, &sdp);
+                match &result {
+                    Ok(_) => self.plane.viewer_joined(viewer, role),
+                    Err(e) => log::info!("offer refused: {e}"),
+                }
+                let reply = Reply::Offer(result.map(|answer| (viewer, answer)));
+                self.outputs.push_back(Output::Reply(id, reply));
+            }
+            Call::Delete(viewer) => {
+                let removed = self.hub.remove(now, viewer);
+                self.outputs
+                    .push_back(Output::Reply(id, Reply::Deleted(removed)));
+            }
+            Call::Status | Call::Health => {
+                self.waiting_calls.push((id, call));
+                self.want_readings();
+            }
+        }
+    }
+
+    fn want_readings(&mut self) {
+        if !self.readings_asked {
+            self.readings_asked = true;
+            self.outputs.push_back(Output::ReadingsWanted);
+        }
+    }
+
+    fn readings(&mut self, now: Instant, readings: Readings) {
+        self.readings_asked = false;
+        let status = self.stream.status(now, self.hub.counters(), &readings);
+        for (id, call) in std::mem::take(&mut self.waiting_calls) {
+            let reply = match call {
+                Call::Health => Reply::Health(self.stream.health(now, &readings)),
+                _ => Reply::Status(Box::new(status.clone())),
+            };
+            self.outputs.push_back(Output::Reply(id, reply));
+        }
+        self.plane.status(now, &status);
+    }
+
+    fn hub_event(&mut self, event: HubEvent) {
+        let now = self.now;
+        match event {
+            HubEvent::ControlOpened(viewer) => self.plane.channel_opened(now, viewer),
+            HubEvent::ControlClosed(viewer) => self.plane.channel_closed(now, viewer),
+            HubEvent::ViewerLeft { viewer, .. } => self.plane.viewer_left(now, viewer),
+            HubEvent::ControlMessage { viewer, data } => {
+                self.plane.handle_message(now, viewer, &data)
+            }
+            HubEvent::ControlOversized { viewer, len, max } => {
+                self.plane.handle_oversized(viewer, len, max)
+            }
+            HubEvent::ViewerConnected(_) => {}
+        }
+    }
+
+    /// Carries out the control plane's outputs. True if any produced output of its own (a
+    /// message for the hub to send, a command for the shell).
+    fn drain_plane(&mut self) -> bool {
+        let now = self.now;
+        let mut any = false;
+        while let Some(output) = self.plane.poll_output() {
+            any = true;
+            match output {
+                PlaneOutput::Send { viewer, text } => {
+                    if !self.hub.send_control(now, viewer, &text) {
+                        log::debug!("viewer {viewer}: control message not sent (channel closed)");
+                    }
+                }
+                PlaneOutput::MovePtz(position) => self
+                    .outputs
+                    .push_back(Output::Actuator(ActuatorCommand::MovePtz(position))),
+                PlaneOutput::Keyframe(viewer) => self.hub.request_keyframe(now, viewer),
+                PlaneOutput::Controls { op, request } => self
+                    .outputs
+                    .push_back(Output::Actuator(ActuatorCommand::Controls { op, request })),
+                PlaneOutput::ChangeStream { op, change } => self.change_stream(op, change),
+                PlaneOutput::NeedStatus => self.want_readings(),
+            }
+        }
+        any
+    }
+
+    /// `stream.set`: a bitrate goes to the running encoder at once; a new size or frame rate
+    /// restarts the pipeline off the loop, and the command is answered when it is back.
+    fn change_stream(&mut self, op: OpId, change: crate::control::StreamChange) {
+        let now = self.now;
+        if self.restart.is_some() {
+            let busy = Failure::new(
+                ErrorCode::Unavailable,
+                "the stream is restarting; try again once it is back",
+            );
+            self.plane.stream_changed(now, op, Err(busy));
+            return;
+        }
+        let current = self.stream.running().settings;
+        let size = change.size;
+        let next = StreamSettings {
+            width: size.map_or(current.width, |s| s.width),
+            height: size.map_or(current.height, |s| s.height),
+            fps: change.fps.unwrap_or(current.fps),
+            bitrate_kbps: change.bitrate_kbps.unwrap_or(current.bitrate_kbps),
+        };
+        let restart =
+            (next.width, next.height, next.fps) != (current.width, current.height, current.fps);
+        if restart {
+            log::info!(
+                "stream restarting at {}x{} {} fps",
+                next.width,
+                next.height,
+                next.fps
+            );
+            self.restart = Some(Some(op));
+            self.stream.restart_began(now);
+            self.outputs
+                .push_back(Output::Encoder(EncoderCommand::Restart(next)));
+        } else {
+            if next.bitrate_kbps != current.bitrate_kbps {
+                self.outputs
+                    .push_back(Output::Encoder(EncoderCommand::Bitrate(next.bitrate_kbps)));
+            }
+            self.stream.set_bitrate(next.bitrate_kbps);
+            self.plane.stream_changed(now, op, Ok(next));
+        }
+    }
+
+    fn restarted(&mut self, now: Instant, running: Running, failure: Option<String>) {
+        let settings = running.settings;
+        self.stream.restarted(now, running);
+        self.plane.set_stream(settings);
+        let Some(asked_by) = self.restart.take() else {
+            return;
+        };
+        let outcome = match failure {
+            None => Ok(settings),
+            Some(why) => Err(Failure::new(ErrorCode::DeviceError, why)),
+        };
+        if let Some(op) = asked_by {
+            self.plane.stream_changed(now, op, outcome);
+        }
+    }
+}
+
+impl Running {
+    /// The stream as a pipeline with this source and bitrate runs it (size and rate are the
+    /// source's).
+    pub fn new(source: SourceInfo, bitrate_kbps: u32) -> Running {
+        Running {
+            settings: StreamSettings {
+                width: source.width,
+                height: source.height,
+                fps: source.fps,
+                bitrate_kbps,
+            },
+            source,
+        }
+    }
+}

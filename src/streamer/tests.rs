@@ -1,0 +1,1 @@
+//! Whole-core tests: to be written.
