@@ -21,8 +21,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use rtcam::bench::{bench_encode, bench_encode_threads};
 use rtcam::client::http::{self, Url};
-use rtcam::encode::bench::{bench_encode, bench_encode_threads};
 use serde_json::{Value, json};
 
 use process::RtcamProcess;

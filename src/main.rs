@@ -13,7 +13,7 @@ use rtcam::shell::notify::{self, Notifier};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Devices { json }) = cli.command {
-        return rtcam::source::v4l2::report::print_devices(json);
+        return rtcam::print_devices(json);
     }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp_millis()

@@ -3,11 +3,7 @@
 //! feeds test-pattern pictures re-packed into the format (MJPEG as 4:2:2 JPEGs, as webcams
 //! send them), converted on the capture thread exactly as the V4L2 source does.
 
-use std::time::{Duration, Instant};
-
-use rtcam::encode::{EncoderSettings, Pipeline};
-use rtcam::source::convert::PixelFormat;
-use rtcam::source::convert::bench::{SyntheticCamera, bench_convert, process_cpu_time};
+use rtcam::bench::{PixelFormat, bench_camera_cpu, bench_convert};
 use serde_json::{Value, json};
 
 const FORMATS: [PixelFormat; 4] = [
@@ -49,7 +45,7 @@ pub fn run(results: &mut serde_json::Map<String, Value>) {
     );
     let mut cpu = serde_json::Map::new();
     for format in FORMATS {
-        match camera_cpu(format, seconds) {
+        match bench_camera_cpu(format, WIDTH, HEIGHT, seconds) {
             Ok((cpu_s_per_s, frames)) => {
                 println!(
                     "{format}: {cpu_s_per_s:.3} CPU-s/s ({:.1} % of one core), {frames} frames encoded",
@@ -65,40 +61,4 @@ pub fn run(results: &mut serde_json::Map<String, Value>) {
     }
     results.insert("camera_cpu_720p30".into(), Value::Object(cpu));
     println!();
-}
-
-/// Runs the real pipeline on a synthetic camera; returns CPU seconds per second and frames.
-fn camera_cpu(format: PixelFormat, seconds: f64) -> Result<(f64, u64), String> {
-    let source = SyntheticCamera::new(format, WIDTH, HEIGHT, 30)?;
-    let (tx, rx) = smol::channel::bounded(8);
-    let settings = EncoderSettings {
-        bitrate_kbps: 1500,
-        ..EncoderSettings::default()
-    };
-    // A second to settle (encoder start, first IDR), then measure.
-    let mut pipeline =
-        Pipeline::start(Box::new(source), settings, tx).map_err(|e| e.to_string())?;
-    let drain = std::thread::spawn(move || {
-        let mut n = 0u64;
-        while smol::block_on(rx.recv()).is_ok() {
-            n += 1;
-        }
-        n
-    });
-    std::thread::sleep(Duration::from_secs(1));
-    let (cpu0, wall0, frames0) = (
-        process_cpu_time(),
-        Instant::now(),
-        pipeline.stats().frames_encoded,
-    );
-    std::thread::sleep(Duration::from_secs_f64(seconds));
-    let (cpu1, wall1, frames1) = (
-        process_cpu_time(),
-        Instant::now(),
-        pipeline.stats().frames_encoded,
-    );
-    pipeline.stop();
-    let _ = drain.join();
-    let cpu = (cpu1 - cpu0).as_secs_f64() / (wall1 - wall0).as_secs_f64();
-    Ok((cpu, frames1 - frames0))
 }

@@ -21,7 +21,8 @@ use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
-use crate::source::stamp::{self, Stamp};
+use crate::source::stamp;
+pub use crate::source::stamp::Stamp;
 use http::{HttpResponse, Url};
 
 #[derive(Debug)]

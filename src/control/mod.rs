@@ -7,15 +7,15 @@
 //! what needs the camera or the stream goes out as a `PlaneOutput` and its result comes back
 //! as an input. Reference: `PROTOCOL.md` beside this file.
 
-pub mod auth;
+pub(crate) mod auth;
 mod commands;
-pub mod plane;
-pub mod protocol;
-pub mod ptz;
-pub mod ratelimit;
-pub mod status;
+pub(crate) mod plane;
+pub(crate) mod protocol;
+pub(crate) mod ptz;
+pub(crate) mod ratelimit;
+pub(crate) mod status;
 
-pub use auth::{Role, Tokens};
-pub use plane::{ControlConfig, ControlPlane, OpId, PlaneOutput};
-pub use protocol::{ErrorCode, Failure, StreamChange, StreamSettings};
-pub use status::Status;
+pub(crate) use auth::{Role, Tokens};
+pub(crate) use plane::{ControlConfig, ControlPlane, OpId, PlaneOutput};
+pub(crate) use protocol::{Failure, StreamSettings};
+pub(crate) use status::Status;

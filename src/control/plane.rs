@@ -74,7 +74,7 @@ impl Default for ControlConfig {
 pub struct OpId(pub u64);
 
 #[derive(Debug, PartialEq)]
-pub enum PlaneOutput {
+pub(crate) enum PlaneOutput {
     /// A response or an event for one viewer's control channel.
     Send { viewer: ViewerId, text: String },
     /// Move the actuator here (only the axes it has are set).
@@ -141,7 +141,7 @@ struct Session {
     waiting: Option<Waiting>,
 }
 
-pub struct ControlPlane {
+pub(crate) struct ControlPlane {
     config: ControlConfig,
     sessions: BTreeMap<ViewerId, Session>,
     next_label: u32,
@@ -163,7 +163,7 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     /// `stream`: the settings the stream runs with now.
-    pub fn new(config: ControlConfig, stream: StreamSettings) -> Self {
+    pub(crate) fn new(config: ControlConfig, stream: StreamSettings) -> Self {
         let ptz = config
             .ptz
             .filter(|l| !l.is_empty())
@@ -185,7 +185,7 @@ impl ControlPlane {
         }
     }
 
-    pub fn viewer_joined(&mut self, viewer: ViewerId, role: Role) {
+    pub(crate) fn viewer_joined(&mut self, viewer: ViewerId, role: Role) {
         let label = self.next_label;
         self.next_label += 1;
         self.sessions.insert(
@@ -201,7 +201,7 @@ impl ControlPlane {
         );
     }
 
-    pub fn channel_opened(&mut self, now: Instant, viewer: ViewerId) {
+    pub(crate) fn channel_opened(&mut self, now: Instant, viewer: ViewerId) {
         let Some(s) = self.sessions.get_mut(&viewer) else {
             return;
         };
@@ -211,7 +211,7 @@ impl ControlPlane {
         self.run_queue(now, viewer);
     }
 
-    pub fn channel_closed(&mut self, now: Instant, viewer: ViewerId) {
+    pub(crate) fn channel_closed(&mut self, now: Instant, viewer: ViewerId) {
         if let Some(s) = self.sessions.get_mut(&viewer) {
             s.channel_open = false;
         }
@@ -220,7 +220,7 @@ impl ControlPlane {
         }
     }
 
-    pub fn viewer_left(&mut self, now: Instant, viewer: ViewerId) {
+    pub(crate) fn viewer_left(&mut self, now: Instant, viewer: ViewerId) {
         self.sessions.remove(&viewer);
         if self.controller == Some(viewer) {
             self.release(now, StopReason::ControllerGone);
@@ -228,7 +228,7 @@ impl ControlPlane {
     }
 
     /// One message from a viewer's control channel. Always answered, in turn.
-    pub fn handle_message(&mut self, now: Instant, viewer: ViewerId, data: &[u8]) {
+    pub(crate) fn handle_message(&mut self, now: Instant, viewer: ViewerId, data: &[u8]) {
         let Some(s) = self.sessions.get_mut(&viewer) else {
             return;
         };
@@ -252,7 +252,7 @@ impl ControlPlane {
     }
 
     /// A message too large to read.
-    pub fn handle_oversized(&mut self, viewer: ViewerId, len: usize, max: usize) {
+    pub(crate) fn handle_oversized(&mut self, viewer: ViewerId, len: usize, max: usize) {
         let response = Response {
             id: None,
             outcome: Err(Failure::new(
@@ -264,7 +264,7 @@ impl ControlPlane {
     }
 
     /// The result of a `Controls` call.
-    pub fn controls_done(
+    pub(crate) fn controls_done(
         &mut self,
         now: Instant,
         op: OpId,
@@ -295,7 +295,7 @@ impl ControlPlane {
     }
 
     /// The result of a `ChangeStream`: the settings now in effect, or why not.
-    pub fn stream_changed(
+    pub(crate) fn stream_changed(
         &mut self,
         now: Instant,
         op: OpId,
@@ -317,7 +317,7 @@ impl ControlPlane {
 
     /// A status reading, asked for with `NeedStatus`: answers the `status` commands that wait
     /// for it and sends the status event when one is due.
-    pub fn status(&mut self, now: Instant, status: &Status) {
+    pub(crate) fn status(&mut self, now: Instant, status: &Status) {
         self.status_asked = false;
         if std::mem::take(&mut self.status_event_due) {
             let event = status_event(status).to_string();
@@ -342,11 +342,11 @@ impl ControlPlane {
 
     /// The stream changed by other means than `stream.set` (e.g. a restart found the camera
     /// delivering another size).
-    pub fn set_stream(&mut self, settings: StreamSettings) {
+    pub(crate) fn set_stream(&mut self, settings: StreamSettings) {
         self.stream = settings;
     }
 
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         if let Some(ptz) = &mut self.ptz {
             ptz.handle_timeout(now);
         }
@@ -362,7 +362,7 @@ impl ControlPlane {
         }
     }
 
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let ptz = self.ptz.as_ref().and_then(Ptz::poll_timeout);
         let ptz_event = self
             .ptz_event_due
@@ -377,15 +377,15 @@ impl ControlPlane {
             .min()
     }
 
-    pub fn poll_output(&mut self) -> Option<PlaneOutput> {
+    pub(crate) fn poll_output(&mut self) -> Option<PlaneOutput> {
         self.outputs.pop_front()
     }
 
-    pub fn controller(&self) -> Option<ViewerId> {
+    pub(crate) fn controller(&self) -> Option<ViewerId> {
         self.controller
     }
 
-    pub fn role(&self, viewer: ViewerId) -> Option<Role> {
+    pub(crate) fn role(&self, viewer: ViewerId) -> Option<Role> {
         self.sessions.get(&viewer).map(|s| s.role)
     }
 

@@ -18,14 +18,14 @@ use crate::encode::limits::{self, Size, range_text};
 
 /// One request, its arguments checked and typed.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Request {
+pub(crate) struct Request {
     pub id: u32,
     pub command: Command,
 }
 
 /// Every command of `PROTOCOL.md`, with its arguments.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Command {
+pub(crate) enum Command {
     /// `t` is echoed back as it came.
     Ping {
         t: Option<Value>,
@@ -56,7 +56,7 @@ pub enum Command {
 
 impl Command {
     /// Commands that move or change the device: they need the control role and control.
-    pub fn steers(&self) -> bool {
+    pub(crate) fn steers(&self) -> bool {
         matches!(
             self,
             Command::PtzMove(_)
@@ -91,7 +91,7 @@ pub struct StreamChange {
 /// another meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
+pub(crate) enum ErrorCode {
     /// Not valid JSON, not UTF-8, or not a JSON object.
     BadJson,
     /// JSON, but `id` or `cmd` is missing or of the wrong type.
@@ -126,13 +126,13 @@ pub enum ErrorCode {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Failure {
+pub(crate) struct Failure {
     pub code: ErrorCode,
     pub message: String,
 }
 
 impl Failure {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Failure {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Failure {
         Failure {
             code,
             message: message.into(),
@@ -142,13 +142,13 @@ impl Failure {
 
 /// One response, ready to serialize.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Response {
+pub(crate) struct Response {
     pub id: Option<u32>,
     pub outcome: Result<Value, Failure>,
 }
 
 impl Response {
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         let value = match &self.outcome {
             Ok(result) => json!({"id": self.id, "ok": true, "result": result}),
             Err(f) => json!({
@@ -163,7 +163,7 @@ impl Response {
 
 /// Parses one message. On failure returns the request id when it could be read, so the
 /// client can match the error to its request.
-pub fn parse(data: &[u8]) -> Result<Request, (Option<u32>, Failure)> {
+pub(crate) fn parse(data: &[u8]) -> Result<Request, (Option<u32>, Failure)> {
     let text = std::str::from_utf8(data).map_err(|_| {
         (
             None,
@@ -211,7 +211,7 @@ pub fn parse(data: &[u8]) -> Result<Request, (Option<u32>, Failure)> {
 
 /// The request id of a message, if it has a readable one (for answers to messages that are
 /// refused unread, e.g. rate-limited).
-pub fn parse_id(data: &[u8]) -> Option<u32> {
+pub(crate) fn parse_id(data: &[u8]) -> Option<u32> {
     match parse(data) {
         Ok(request) => Some(request.id),
         Err((id, _)) => id,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 /// How often positions are updated while moving.
-pub const TICK: Duration = Duration::from_millis(50);
+pub(crate) const TICK: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -24,7 +24,7 @@ pub enum AxisName {
     Zoom,
 }
 
-pub const AXES: [AxisName; 3] = [AxisName::Pan, AxisName::Tilt, AxisName::Zoom];
+pub(crate) const AXES: [AxisName; 3] = [AxisName::Pan, AxisName::Tilt, AxisName::Zoom];
 
 impl AxisName {
     pub fn as_str(self) -> &'static str {
@@ -106,7 +106,7 @@ impl PerAxis {
 /// Why motion stopped, for the `control` event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum StopReason {
+pub(crate) enum StopReason {
     Command,
     /// No `ptz.move` within the dead-man interval.
     Deadman,
@@ -115,7 +115,7 @@ pub enum StopReason {
 }
 
 #[derive(Debug)]
-pub struct Ptz {
+pub(crate) struct Ptz {
     limits: PtzLimits,
     deadman: Duration,
     position: PerAxis,
@@ -130,7 +130,7 @@ pub struct Ptz {
 
 impl Ptz {
     /// Starts at home.
-    pub fn new(limits: PtzLimits, deadman: Duration) -> Ptz {
+    pub(crate) fn new(limits: PtzLimits, deadman: Duration) -> Ptz {
         let mut position = PerAxis::default();
         for a in AXES {
             position.set(a, limits.axis(a).map(|l| l.home));
@@ -147,26 +147,27 @@ impl Ptz {
         }
     }
 
-    pub fn limits(&self) -> PtzLimits {
+    pub(crate) fn limits(&self) -> PtzLimits {
         self.limits
     }
 
-    pub fn position(&self) -> PerAxis {
+    pub(crate) fn position(&self) -> PerAxis {
         self.position
     }
 
-    pub fn velocity(&self) -> PerAxis {
+    #[cfg(test)]
+    pub(crate) fn velocity(&self) -> PerAxis {
         self.velocity
     }
 
-    pub fn is_moving(&self) -> bool {
+    pub(crate) fn is_moving(&self) -> bool {
         AXES.iter()
             .any(|&a| self.velocity.get(a).is_some_and(|v| v != 0.0))
     }
 
     /// Continuous move: velocities in -1..1 (clamped), 0 stops an axis. Axes the actuator
     /// lacks are ignored. Each call also re-arms the dead-man timer.
-    pub fn start_move(&mut self, now: Instant, velocity: PerAxis) {
+    pub(crate) fn start_move(&mut self, now: Instant, velocity: PerAxis) {
         self.advance(now);
         for a in AXES {
             if let (Some(v), Some(_)) = (velocity.get(a), self.limits.axis(a)) {
@@ -183,7 +184,7 @@ impl Ptz {
     }
 
     /// Absolute position, clamped to the limits. Stops any continuous move.
-    pub fn goto(&mut self, now: Instant, target: PerAxis) {
+    pub(crate) fn goto(&mut self, now: Instant, target: PerAxis) {
         self.halt(now, None);
         for a in AXES {
             if let (Some(v), Some(l)) = (target.get(a), self.limits.axis(a))
@@ -197,14 +198,14 @@ impl Ptz {
 
     /// The actuator was moved on this axis by other means (a camera control set directly):
     /// take its position as ours, without moving again.
-    pub fn sync(&mut self, now: Instant, axis: AxisName, value: f64) {
+    pub(crate) fn sync(&mut self, now: Instant, axis: AxisName, value: f64) {
         self.advance(now);
         if let Some(l) = self.limits.axis(axis) {
             self.position.set(axis, Some(l.clamp(value)));
         }
     }
 
-    pub fn home(&mut self, now: Instant) {
+    pub(crate) fn home(&mut self, now: Instant) {
         let mut home = PerAxis::default();
         for a in AXES {
             home.set(a, self.limits.axis(a).map(|l| l.home));
@@ -212,7 +213,7 @@ impl Ptz {
         self.goto(now, home);
     }
 
-    pub fn stop(&mut self, now: Instant, reason: StopReason) {
+    pub(crate) fn stop(&mut self, now: Instant, reason: StopReason) {
         self.halt(now, Some(reason));
     }
 
@@ -226,7 +227,7 @@ impl Ptz {
         self.last_tick = None;
     }
 
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         if !self.is_moving() {
             return;
         }
@@ -241,7 +242,7 @@ impl Ptz {
         self.advance(now);
     }
 
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         if !self.is_moving() {
             return None;
         }
@@ -254,12 +255,12 @@ impl Ptz {
     }
 
     /// The position to apply, once after each change.
-    pub fn poll_position(&mut self) -> Option<PerAxis> {
+    pub(crate) fn poll_position(&mut self) -> Option<PerAxis> {
         std::mem::take(&mut self.dirty).then_some(self.position)
     }
 
     /// Why motion stopped by itself, once.
-    pub fn poll_stopped(&mut self) -> Option<StopReason> {
+    pub(crate) fn poll_stopped(&mut self) -> Option<StopReason> {
         self.stopped.take()
     }
 

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 #[derive(Debug, Clone)]
-pub struct TokenBucket {
+pub(crate) struct TokenBucket {
     rate_per_s: f64,
     burst: f64,
     tokens: f64,
@@ -11,7 +11,7 @@ pub struct TokenBucket {
 }
 
 impl TokenBucket {
-    pub fn new(rate_per_s: f64, burst: f64) -> TokenBucket {
+    pub(crate) fn new(rate_per_s: f64, burst: f64) -> TokenBucket {
         TokenBucket {
             rate_per_s,
             burst,
@@ -21,7 +21,7 @@ impl TokenBucket {
     }
 
     /// Takes one token if there is one.
-    pub fn allow(&mut self, now: Instant) -> bool {
+    pub(crate) fn allow(&mut self, now: Instant) -> bool {
         if let Some(last) = self.last {
             let earned = now.saturating_duration_since(last).as_secs_f64() * self.rate_per_s;
             self.tokens = (self.tokens + earned).min(self.burst);

@@ -44,7 +44,7 @@ use super::{AccessUnit, EncoderSettings};
 use crate::source::Frame;
 
 #[derive(Debug)]
-pub enum EncodeError {
+pub(crate) enum EncodeError {
     /// Settings OpenH264 cannot use.
     InvalidSettings(String),
     /// A frame of another size than the settings say. The encoder does not resize or reinitialise
@@ -84,7 +84,7 @@ impl From<openh264::Error> for EncodeError {
     }
 }
 
-pub struct H264Encoder {
+pub(crate) struct H264Encoder {
     encoder: Encoder,
     settings: EncoderSettings,
     parameter_sets: ParameterSets,
@@ -102,7 +102,7 @@ pub struct H264Encoder {
 }
 
 impl H264Encoder {
-    pub fn new(settings: &EncoderSettings) -> Result<H264Encoder, EncodeError> {
+    pub(crate) fn new(settings: &EncoderSettings) -> Result<H264Encoder, EncodeError> {
         validate(settings)?;
         let mut encoder = H264Encoder {
             encoder: new_openh264(settings)?,
@@ -159,13 +159,13 @@ impl H264Encoder {
         Ok(())
     }
 
-    pub fn settings(&self) -> &EncoderSettings {
+    pub(crate) fn settings(&self) -> &EncoderSettings {
         &self.settings
     }
 
     /// Encodes one frame. `force_idr` makes it (or, if rate control skips it, the next encoded
     /// frame) an IDR. None when rate control skipped the frame to hold the bitrate.
-    pub fn encode(
+    pub(crate) fn encode(
         &mut self,
         frame: &Frame,
         force_idr: bool,
@@ -214,7 +214,7 @@ impl H264Encoder {
     }
 
     /// Changes the target bitrate from the next frame on, without a new IDR.
-    pub fn set_bitrate(&mut self, kbps: u32) -> Result<(), EncodeError> {
+    pub(crate) fn set_bitrate(&mut self, kbps: u32) -> Result<(), EncodeError> {
         check_bitrate(kbps)?;
         if !self.started {
             // Not initialised yet, so runtime options would be refused: start over instead.

@@ -9,24 +9,24 @@ use std::ops::RangeInclusive;
 use std::str::FromStr;
 
 /// Frames per second.
-pub const FPS: RangeInclusive<u32> = 1..=120;
+pub(crate) const FPS: RangeInclusive<u32> = 1..=120;
 
 /// Target bitrate in kbit/s. Below 50 nothing is recognisable; above 50 Mbit/s no board's
 /// network keeps up.
-pub const BITRATE_KBPS: RangeInclusive<u32> = 50..=50_000;
+pub(crate) const BITRATE_KBPS: RangeInclusive<u32> = 50..=50_000;
 
 /// Picture width and height: at least a stamp's worth, at most what OpenH264 encodes.
-pub const WIDTH: RangeInclusive<u32> = 64..=3840;
-pub const HEIGHT: RangeInclusive<u32> = 64..=2160;
+pub(crate) const WIDTH: RangeInclusive<u32> = 64..=3840;
+pub(crate) const HEIGHT: RangeInclusive<u32> = 64..=2160;
 
 /// Encoder threads: OpenH264's own limit (MAX_THREADS_NUM); more would be clipped silently.
-pub const THREADS: RangeInclusive<u32> = 1..=4;
+pub(crate) const THREADS: RangeInclusive<u32> = 1..=4;
 
 /// Seconds between periodic IDRs.
-pub const IDR_INTERVAL_S: RangeInclusive<f64> = 0.1..=3600.0;
+pub(crate) const IDR_INTERVAL_S: RangeInclusive<f64> = 0.1..=3600.0;
 
 /// "from 1 to 120": the words for a range in error messages.
-pub fn range_text<T: fmt::Display>(range: &RangeInclusive<T>) -> String {
+pub(crate) fn range_text<T: fmt::Display>(range: &RangeInclusive<T>) -> String {
     format!("from {} to {}", range.start(), range.end())
 }
 

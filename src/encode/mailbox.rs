@@ -5,9 +5,8 @@
 //! up: a live view wants the newest picture, not every picture.
 
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
 
-pub struct Mailbox<T> {
+pub(crate) struct Mailbox<T> {
     state: Mutex<State<T>>,
     /// Signalled when an item arrives or the mailbox closes.
     changed: Condvar,
@@ -18,15 +17,8 @@ struct State<T> {
     closed: bool,
 }
 
-/// Why [`Mailbox::take_timeout`] returned without an item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TakeError {
-    Timeout,
-    Closed,
-}
-
 impl<T> Mailbox<T> {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Mailbox {
             state: Mutex::new(State {
                 item: None,
@@ -38,7 +30,7 @@ impl<T> Mailbox<T> {
 
     /// Leaves `item` for the taker. Returns the item that will never be taken, so the caller can
     /// count it as dropped: the one it replaced, or `item` itself if the mailbox is closed.
-    pub fn put(&self, item: T) -> Option<T> {
+    pub(crate) fn put(&self, item: T) -> Option<T> {
         let mut state = self.lock();
         if state.closed {
             return Some(item);
@@ -50,7 +42,7 @@ impl<T> Mailbox<T> {
     }
 
     /// Waits for an item. None once the mailbox is closed.
-    pub fn take(&self) -> Option<T> {
+    pub(crate) fn take(&self) -> Option<T> {
         let mut state = self.lock();
         loop {
             if state.closed {
@@ -66,32 +58,9 @@ impl<T> Mailbox<T> {
         }
     }
 
-    /// Like [`Mailbox::take`], but gives up after `timeout`.
-    pub fn take_timeout(&self, timeout: Duration) -> Result<T, TakeError> {
-        let deadline = Instant::now() + timeout;
-        let mut state = self.lock();
-        loop {
-            if state.closed {
-                return Err(TakeError::Closed);
-            }
-            if let Some(item) = state.item.take() {
-                return Ok(item);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(TakeError::Timeout);
-            }
-            state = self
-                .changed
-                .wait_timeout(state, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-    }
-
     /// Closes the mailbox for good: wakes every taker, discards a waiting item, and makes later
     /// puts hand their item straight back.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         let mut state = self.lock();
         state.closed = true;
         let discarded = state.item.take();
@@ -101,7 +70,7 @@ impl<T> Mailbox<T> {
         drop(discarded);
     }
 
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.lock().closed
     }
 
@@ -130,10 +99,6 @@ mod tests {
         assert_eq!(mailbox.put(1), None);
         assert_eq!(mailbox.put(2), Some(1));
         assert_eq!(mailbox.take(), Some(2));
-        assert_eq!(
-            mailbox.take_timeout(Duration::ZERO),
-            Err(TakeError::Timeout)
-        );
     }
 
     #[test]
@@ -167,16 +132,6 @@ mod tests {
         assert!(mailbox.is_closed());
         assert_eq!(mailbox.take(), None);
         assert_eq!(mailbox.put("late"), Some("late"));
-        assert_eq!(
-            mailbox.take_timeout(Duration::from_secs(1)),
-            Err(TakeError::Closed)
-        );
-    }
-
-    #[test]
-    fn take_timeout_returns_an_item_put_before_it() {
-        let mailbox = Mailbox::new();
-        mailbox.put(3);
-        assert_eq!(mailbox.take_timeout(Duration::ZERO), Ok(3));
+        assert_eq!(mailbox.take(), None, "a closed mailbox never blocks");
     }
 }

@@ -5,25 +5,25 @@
 //! frame is dropped, never queued. Encoded access units go to the event loop over a small
 //! channel as `AccessUnit`s; keyframe requests come back through `Pipeline::request_keyframe`.
 
-pub mod bench;
-pub mod h264;
-pub mod limits;
-pub mod mailbox;
-pub mod nal;
+#[cfg(any(test, feature = "testing"))]
+pub(crate) mod bench;
+pub(crate) mod h264;
+pub(crate) mod limits;
+pub(crate) mod mailbox;
+pub(crate) mod nal;
 mod parameter_sets;
 mod passthrough;
-pub mod pipeline;
-pub mod snapshot;
+pub(crate) mod pipeline;
+pub(crate) mod snapshot;
 #[cfg(test)]
 mod stamp_through_h264;
-pub mod stats;
+pub(crate) mod stats;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use h264::{EncodeError, H264Encoder};
-pub use pipeline::{Pipeline, PipelineError};
-pub use stats::PipelineStats;
+pub(crate) use pipeline::Pipeline;
+pub(crate) use stats::PipelineStats;
 
 /// One H.264 access unit: a whole coded picture in Annex B form (start codes), and the picture
 /// it came from. The encoder makes them, the pipeline passes a camera's own H.264 on as them,

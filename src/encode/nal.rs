@@ -7,23 +7,20 @@
 //! undone here because nothing in rtcam needs the RBSP.
 
 /// Coded slice of a non-IDR picture.
-pub const NAL_SLICE: u8 = 1;
+#[cfg(test)]
+pub(crate) const NAL_SLICE: u8 = 1;
 /// Coded slice of an IDR picture.
-pub const NAL_IDR: u8 = 5;
-/// Supplemental enhancement information.
-pub const NAL_SEI: u8 = 6;
+pub(crate) const NAL_IDR: u8 = 5;
 /// Sequence parameter set.
-pub const NAL_SPS: u8 = 7;
+pub(crate) const NAL_SPS: u8 = 7;
 /// Picture parameter set.
-pub const NAL_PPS: u8 = 8;
-/// Access unit delimiter.
-pub const NAL_AUD: u8 = 9;
+pub(crate) const NAL_PPS: u8 = 8;
 
 /// The NAL units of an Annex B buffer, without their start codes, in order.
 ///
 /// Bytes before the first start code are ignored, and so are empty units (two start codes in a
 /// row, or a start code at the very end).
-pub fn nal_units(annex_b: &[u8]) -> NalUnits<'_> {
+pub(crate) fn nal_units(annex_b: &[u8]) -> NalUnits<'_> {
     let rest = match find_start_code(annex_b, 0) {
         Some((_, payload)) => &annex_b[payload..],
         None => &[],
@@ -33,7 +30,7 @@ pub fn nal_units(annex_b: &[u8]) -> NalUnits<'_> {
 
 /// Iterator returned by [`nal_units`].
 #[derive(Clone, Debug)]
-pub struct NalUnits<'a> {
+pub(crate) struct NalUnits<'a> {
     /// Everything after the last start code consumed.
     rest: &'a [u8],
 }
@@ -58,17 +55,17 @@ impl<'a> Iterator for NalUnits<'a> {
 }
 
 /// `nal_unit_type` of a NAL unit (without start code); None for an empty slice.
-pub fn nal_type(nal: &[u8]) -> Option<u8> {
+pub(crate) fn nal_type(nal: &[u8]) -> Option<u8> {
     nal.first().map(|header| header & 0x1f)
 }
 
 /// True if the access unit contains an IDR slice.
-pub fn is_idr(access_unit: &[u8]) -> bool {
+pub(crate) fn is_idr(access_unit: &[u8]) -> bool {
     nal_units(access_unit).any(|nal| nal_type(nal) == Some(NAL_IDR))
 }
 
 /// True if the access unit contains both an SPS and a PPS.
-pub fn has_sps_pps(access_unit: &[u8]) -> bool {
+pub(crate) fn has_sps_pps(access_unit: &[u8]) -> bool {
     let mut sps = false;
     let mut pps = false;
     for nal in nal_units(access_unit) {
@@ -84,7 +81,8 @@ pub fn has_sps_pps(access_unit: &[u8]) -> bool {
 /// The three bytes after an SPS NAL header: `profile_idc`, the constraint flags byte and
 /// `level_idc`, i.e. exactly what SDP's `profile-level-id` spells in hex. None if `sps` is not an
 /// SPS or is truncated.
-pub fn sps_profile_level_id(sps: &[u8]) -> Option<[u8; 3]> {
+#[cfg(test)]
+pub(crate) fn sps_profile_level_id(sps: &[u8]) -> Option<[u8; 3]> {
     if nal_type(sps) != Some(NAL_SPS) {
         return None;
     }

@@ -8,19 +8,22 @@ use super::nal::{self, NAL_PPS, NAL_SPS};
 
 /// The latest SPS and PPS seen, each with a 4-byte start code.
 #[derive(Default)]
-pub struct ParameterSets {
+pub(super) struct ParameterSets {
     sps: Vec<u8>,
     pps: Vec<u8>,
 }
 
 /// An IDR came without parameter sets before any were seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NoParameterSets;
+pub(super) struct NoParameterSets;
 
 impl ParameterSets {
     /// For an IDR access unit: remembers its SPS and PPS if it has both, otherwise puts the
     /// remembered ones in front of it.
-    pub fn complete_idr(&mut self, access_unit: &mut Vec<u8>) -> Result<(), NoParameterSets> {
+    pub(super) fn complete_idr(
+        &mut self,
+        access_unit: &mut Vec<u8>,
+    ) -> Result<(), NoParameterSets> {
         let (mut sps, mut pps) = (None, None);
         for unit in nal::nal_units(access_unit) {
             match nal::nal_type(unit) {

@@ -19,7 +19,7 @@ use crate::source::CameraControls;
 /// Camera IDR requests at most this often (each costs the camera a large frame).
 const MIN_REQUEST_GAP: Duration = Duration::from_millis(500);
 
-pub struct Passthrough {
+pub(super) struct Passthrough {
     params: ParameterSets,
     /// Hold P-frames back until the next IDR.
     need_idr: bool,
@@ -31,7 +31,7 @@ pub struct Passthrough {
 
 impl Passthrough {
     /// `controls`: the camera's, to ask for IDRs through `force_key_frame` when it has one.
-    pub fn new(controls: Option<Arc<dyn CameraControls>>) -> Passthrough {
+    pub(super) fn new(controls: Option<Arc<dyn CameraControls>>) -> Passthrough {
         Passthrough {
             params: ParameterSets::default(),
             need_idr: true,
@@ -42,14 +42,14 @@ impl Passthrough {
     }
 
     /// The stream broke: wait for (and ask for) the camera's next IDR.
-    pub fn resync(&mut self, now: Instant) {
+    pub(super) fn resync(&mut self, now: Instant) {
         self.need_idr = true;
         self.request_idr(now);
     }
 
     /// Asks the camera for an IDR, if it can be asked and was not asked just now. Returns
     /// whether the request went out.
-    pub fn request_idr(&mut self, now: Instant) -> bool {
+    pub(super) fn request_idr(&mut self, now: Instant) -> bool {
         if self
             .last_request
             .is_some_and(|last| now.saturating_duration_since(last) < MIN_REQUEST_GAP)
@@ -71,7 +71,7 @@ impl Passthrough {
 
     /// One access unit from the camera: Some((unit to send, is it an IDR)), or None when it
     /// must be held back.
-    pub fn process(&mut self, mut unit: Vec<u8>) -> Option<(Vec<u8>, bool)> {
+    pub(super) fn process(&mut self, mut unit: Vec<u8>) -> Option<(Vec<u8>, bool)> {
         if nal::is_idr(&unit) {
             if self.params.complete_idr(&mut unit).is_err() {
                 if !self.warned_no_params {

@@ -35,7 +35,7 @@ use crate::source::{
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 #[derive(Debug)]
-pub enum PipelineError {
+pub(crate) enum PipelineError {
     Encoder(EncodeError),
     /// A thread could not be started.
     Spawn(std::io::Error),
@@ -69,7 +69,7 @@ struct Shared {
     snapshot_waiters: Mutex<Vec<Sender<Picture>>>,
 }
 
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     shared: Arc<Shared>,
     source_info: SourceInfo,
     controls: Option<Arc<dyn CameraControls>>,
@@ -81,7 +81,7 @@ pub struct Pipeline {
 impl Pipeline {
     /// Starts the threads. The encoder takes the picture size and frame rate from the source
     /// (frames of any other size could not be encoded); the rest of `settings` is used as given.
-    pub fn start(
+    pub(crate) fn start(
         source: Box<dyn FrameSource>,
         settings: EncoderSettings,
         out: Sender<AccessUnit>,
@@ -134,7 +134,7 @@ impl Pipeline {
     }
 
     /// Makes the next encoded frame an IDR. Cheap; any thread.
-    pub fn request_keyframe(&self) {
+    pub(crate) fn request_keyframe(&self) {
         self.shared
             .keyframe_requested
             .store(true, Ordering::Release);
@@ -142,45 +142,45 @@ impl Pipeline {
 
     /// Changes the target bitrate from the next frame on. Any thread; a rejected value is
     /// logged by the encoder thread and otherwise ignored.
-    pub fn set_bitrate(&mut self, kbps: u32) {
+    pub(crate) fn set_bitrate(&mut self, kbps: u32) {
         self.shared
             .bitrate_requested
             .store(kbps.max(1), Ordering::Release);
         self.settings.bitrate_kbps = kbps;
     }
 
-    pub fn stats(&self) -> PipelineStats {
+    pub(crate) fn stats(&self) -> PipelineStats {
         self.shared.counters.snapshot()
     }
 
-    pub fn source_info(&self) -> &SourceInfo {
+    pub(crate) fn source_info(&self) -> &SourceInfo {
         &self.source_info
     }
 
     /// Sends a copy of the next frame to `reply` (for a JPEG snapshot).
-    pub fn request_snapshot(&self, reply: Sender<Picture>) {
+    pub(crate) fn request_snapshot(&self, reply: Sender<Picture>) {
         if let Ok(mut waiters) = self.shared.snapshot_waiters.lock() {
             waiters.push(reply);
         }
     }
 
     /// The source's camera controls, if it has any (see `FrameSource::controls`).
-    pub fn controls(&self) -> Option<Arc<dyn CameraControls>> {
+    pub(crate) fn controls(&self) -> Option<Arc<dyn CameraControls>> {
         self.controls.clone()
     }
 
     /// Live facts about the source's camera (format, state, dropped frames), if it has one.
-    pub fn camera_status(&self) -> Option<Arc<CameraStatus>> {
+    pub(crate) fn camera_status(&self) -> Option<Arc<CameraStatus>> {
         self.camera.clone()
     }
 
     /// The settings the encoder started with (size and frame rate from the source).
-    pub fn settings(&self) -> &EncoderSettings {
+    pub(crate) fn settings(&self) -> &EncoderSettings {
         &self.settings
     }
 
     /// Stops both threads and waits for them. Also done on drop.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         self.shared.mailbox.close();
         for thread in self.threads.drain(..) {
             let name = thread.thread().name().unwrap_or("pipeline").to_owned();

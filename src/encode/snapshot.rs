@@ -9,14 +9,14 @@ use crate::source::Frame;
 
 /// A frame's pixels, owned (I420, tightly packed).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Picture {
+pub(crate) struct Picture {
     pub width: u32,
     pub height: u32,
     pub i420: Vec<u8>,
 }
 
 impl Picture {
-    pub fn of(frame: &Frame) -> Picture {
+    pub(crate) fn of(frame: &Frame) -> Picture {
         Picture {
             width: frame.width,
             height: frame.height,
@@ -25,7 +25,7 @@ impl Picture {
     }
 
     /// JPEG at `quality` (1-100), 4:2:0 like the source, no colour conversion.
-    pub fn to_jpeg(&self, quality: u8) -> Result<Vec<u8>, String> {
+    pub(crate) fn to_jpeg(&self, quality: u8) -> Result<Vec<u8>, String> {
         let (w, h) = (self.width as usize, self.height as usize);
         if self.i420.len() < w * h * 3 / 2 || w > u16::MAX as usize || h > u16::MAX as usize {
             return Err(format!("picture {w}x{h} has a wrong size"));

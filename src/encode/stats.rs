@@ -33,7 +33,7 @@ pub struct PipelineStats {
 }
 
 /// How many recent encode times the median is taken over.
-pub const ENCODE_WINDOW: usize = 100;
+pub(crate) const ENCODE_WINDOW: usize = 100;
 
 pub(super) struct Counters {
     /// Reference point for the `last_*` times, which are stored as nanoseconds after it plus
@@ -52,7 +52,7 @@ pub(super) struct Counters {
 }
 
 impl Counters {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Counters {
             origin: Instant::now(),
             captured: AtomicU64::new(0),
@@ -68,29 +68,29 @@ impl Counters {
         }
     }
 
-    pub fn captured(&self, at: Instant) {
+    pub(super) fn captured(&self, at: Instant) {
         self.captured.fetch_add(1, Ordering::Relaxed);
         self.last_capture
             .store(self.encode_instant(at), Ordering::Relaxed);
     }
 
-    pub fn dropped_in_mailbox(&self) {
+    pub(super) fn dropped_in_mailbox(&self) {
         self.dropped_in_mailbox.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn dropped_channel_full(&self) {
+    pub(super) fn dropped_channel_full(&self) {
         self.dropped_channel_full.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn skipped(&self) {
+    pub(super) fn skipped(&self) {
         self.skipped.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn error(&self) {
+    pub(super) fn error(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn encoded(&self, at: Instant, took: Duration, keyframe: bool) {
+    pub(super) fn encoded(&self, at: Instant, took: Duration, keyframe: bool) {
         self.encoded.fetch_add(1, Ordering::Relaxed);
         if keyframe {
             self.keyframes.fetch_add(1, Ordering::Relaxed);
@@ -104,7 +104,7 @@ impl Counters {
             .push(micros);
     }
 
-    pub fn snapshot(&self) -> PipelineStats {
+    pub(super) fn snapshot(&self) -> PipelineStats {
         let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let dropped_in_mailbox = get(&self.dropped_in_mailbox);
         let dropped_channel_full = get(&self.dropped_channel_full);

@@ -34,7 +34,7 @@ impl Default for KeyframeConfig {
 
 /// Counters for `status` and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct KeyframeCounters {
+pub(crate) struct KeyframeCounters {
     /// Requests sent to the encoder.
     pub requested: u64,
     /// Requests folded into one already outstanding.
@@ -44,7 +44,7 @@ pub struct KeyframeCounters {
 }
 
 #[derive(Debug)]
-pub struct KeyframePolicy {
+pub(crate) struct KeyframePolicy {
     config: KeyframeConfig,
     /// A request went to the encoder at this time and no IDR has come through since.
     outstanding_since: Option<Instant>,
@@ -58,7 +58,7 @@ pub struct KeyframePolicy {
 }
 
 impl KeyframePolicy {
-    pub fn new(config: KeyframeConfig) -> Self {
+    pub(crate) fn new(config: KeyframeConfig) -> Self {
         KeyframePolicy {
             config,
             outstanding_since: None,
@@ -71,12 +71,12 @@ impl KeyframePolicy {
     }
 
     /// A viewer became connected and needs its first IDR now.
-    pub fn on_join(&mut self, now: Instant) {
+    pub(crate) fn on_join(&mut self, now: Instant) {
         self.request(now);
     }
 
     /// A viewer asked for a keyframe (PLI, FIR or the `keyframe` command).
-    pub fn on_viewer_request(&mut self, viewer: ViewerId, now: Instant) {
+    pub(crate) fn on_viewer_request(&mut self, viewer: ViewerId, now: Instant) {
         if let Some(&heard) = self.last_heard.get(&viewer)
             && now < heard + self.config.per_viewer_interval
         {
@@ -102,18 +102,18 @@ impl KeyframePolicy {
     }
 
     /// An IDR went out to the viewers.
-    pub fn on_keyframe(&mut self, now: Instant) {
+    pub(crate) fn on_keyframe(&mut self, now: Instant) {
         self.outstanding_since = None;
         self.deferred_until = None;
         self.last_keyframe = Some(now);
     }
 
-    pub fn on_viewer_left(&mut self, viewer: ViewerId) {
+    pub(crate) fn on_viewer_left(&mut self, viewer: ViewerId) {
         self.last_heard.remove(&viewer);
     }
 
     /// `anyone_waiting`: some connected viewer has not had its first IDR yet.
-    pub fn handle_timeout(&mut self, now: Instant, anyone_waiting: bool) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant, anyone_waiting: bool) {
         if self.deferred_until.is_some_and(|at| at <= now) {
             self.deferred_until = None;
             self.request(now);
@@ -131,7 +131,7 @@ impl KeyframePolicy {
         }
     }
 
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let retry = self.outstanding_since.map(|s| s + self.config.retry_after);
         match (self.deferred_until, retry) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -140,11 +140,11 @@ impl KeyframePolicy {
     }
 
     /// True once per request that must go to the encoder.
-    pub fn poll_request(&mut self) -> bool {
+    pub(crate) fn poll_request(&mut self) -> bool {
         std::mem::take(&mut self.ask)
     }
 
-    pub fn counters(&self) -> KeyframeCounters {
+    pub(crate) fn counters(&self) -> KeyframeCounters {
         self.counters
     }
 

@@ -12,8 +12,8 @@
 //! loop { match hub.poll_output() { Transmit(t) | KeyframeNeeded | Event(e) | Timeout(at) } }
 //! ```
 
-pub mod keyframe;
-pub mod viewer;
+pub(crate) mod keyframe;
+pub(crate) mod viewer;
 
 #[cfg(test)]
 mod tests;
@@ -80,7 +80,7 @@ impl Default for HubConfig {
     }
 }
 
-pub enum Input<'a> {
+pub(crate) enum Input<'a> {
     /// A datagram that arrived on the media socket.
     Receive {
         now: Instant,
@@ -97,7 +97,7 @@ pub enum Input<'a> {
 }
 
 #[derive(Debug)]
-pub enum Output {
+pub(crate) enum Output {
     Transmit(Transmit),
     /// Ask the encoder for an IDR (already coalesced and rate-limited).
     KeyframeNeeded,
@@ -107,7 +107,7 @@ pub enum Output {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum HubEvent {
+pub(crate) enum HubEvent {
     ViewerConnected(ViewerId),
     ViewerLeft {
         viewer: ViewerId,
@@ -129,7 +129,7 @@ pub enum HubEvent {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum LeaveReason {
+pub(crate) enum LeaveReason {
     /// WHEP DELETE.
     Deleted,
     /// ICE lost the viewer.
@@ -199,7 +199,7 @@ impl std::error::Error for HubError {}
 
 /// Counters for `status`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct HubCounters {
+pub(crate) struct HubCounters {
     pub viewers: usize,
     pub connected: usize,
     pub keyframes: KeyframeCounters,
@@ -207,7 +207,7 @@ pub struct HubCounters {
     pub datagrams_unclaimed: u64,
 }
 
-pub struct Hub {
+pub(crate) struct Hub {
     config: HubConfig,
     candidates: Vec<Candidate>,
     cert: DtlsCert,
@@ -224,7 +224,7 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(config: HubConfig, now: Instant) -> Result<Hub, HubError> {
+    pub(crate) fn new(config: HubConfig, now: Instant) -> Result<Hub, HubError> {
         let provider = str0m::crypto::from_feature_flags();
         // One certificate for every viewer: generating one per offer would add to each
         // viewer's time to first frame for no security gain (the fingerprint is per answer).
@@ -252,7 +252,12 @@ impl Hub {
     }
 
     /// A WHEP offer: creates the viewer and returns the SDP answer.
-    pub fn offer(&mut self, now: Instant, id: ViewerId, sdp: &str) -> Result<String, OfferError> {
+    pub(crate) fn offer(
+        &mut self,
+        now: Instant,
+        id: ViewerId,
+        sdp: &str,
+    ) -> Result<String, OfferError> {
         self.tick(now);
         if self.viewers.len() >= self.config.max_viewers {
             return Err(OfferError::Full {
@@ -285,7 +290,7 @@ impl Hub {
     }
 
     /// WHEP DELETE: the viewer is gone at once. False if there is no such viewer.
-    pub fn remove(&mut self, now: Instant, id: ViewerId) -> bool {
+    pub(crate) fn remove(&mut self, now: Instant, id: ViewerId) -> bool {
         self.tick(now);
         let Some(index) = self.index_of(id) else {
             return false;
@@ -296,13 +301,13 @@ impl Hub {
     }
 
     /// Closes every viewer (shutdown); their goodbye packets are in the output.
-    pub fn remove_all(&mut self, now: Instant) {
+    pub(crate) fn remove_all(&mut self, now: Instant) {
         while !self.viewers.is_empty() {
             self.drop_viewer(now, 0, LeaveReason::Shutdown);
         }
     }
 
-    pub fn handle_input(&mut self, input: Input) {
+    pub(crate) fn handle_input(&mut self, input: Input) {
         let now = match input {
             Input::Receive { now, .. } | Input::AccessUnit { now, .. } | Input::Timeout(now) => now,
         };
@@ -320,7 +325,7 @@ impl Hub {
     }
 
     /// A reply or event on a viewer's control channel. False if it has no open channel.
-    pub fn send_control(&mut self, now: Instant, id: ViewerId, text: &str) -> bool {
+    pub(crate) fn send_control(&mut self, now: Instant, id: ViewerId, text: &str) -> bool {
         self.tick(now);
         let Some(index) = self.index_of(id) else {
             return false;
@@ -334,14 +339,14 @@ impl Hub {
     }
 
     /// A viewer asked for a keyframe through the control channel: same limits as PLI.
-    pub fn request_keyframe(&mut self, now: Instant, id: ViewerId) {
+    pub(crate) fn request_keyframe(&mut self, now: Instant, id: ViewerId) {
         if self.index_of(id).is_some() {
             self.keyframes.on_viewer_request(id, now);
             self.collect_keyframe_request();
         }
     }
 
-    pub fn poll_output(&mut self) -> Output {
+    pub(crate) fn poll_output(&mut self) -> Output {
         if let Some(o) = self.outputs.pop_front() {
             return o;
         }
@@ -357,7 +362,7 @@ impl Hub {
         Output::Timeout(next.unwrap_or(self.last_now + Duration::from_secs(3600)))
     }
 
-    pub fn counters(&self) -> HubCounters {
+    pub(crate) fn counters(&self) -> HubCounters {
         HubCounters {
             viewers: self.viewers.len(),
             connected: self.viewers.iter().filter(|v| v.connected).count(),
@@ -366,7 +371,7 @@ impl Hub {
         }
     }
 
-    pub fn viewer_ids(&self) -> Vec<ViewerId> {
+    pub(crate) fn viewer_ids(&self) -> Vec<ViewerId> {
         self.viewers.iter().map(|v| v.id).collect()
     }
 

@@ -19,7 +19,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig}
 use super::{OfferError, ViewerId};
 
 /// The one data channel the device answers on.
-pub const CONTROL_LABEL: &str = "control";
+pub(crate) const CONTROL_LABEL: &str = "control";
 
 /// Constrained baseline first (what OpenH264 produces), then baseline, whose decoders play
 /// constrained baseline too. packetization-mode=1 only: IDRs are larger than one packet.
@@ -34,7 +34,7 @@ const SEND_BUFFER_PACKETS: usize = 150;
 const MAX_DRIVE_ROUNDS: usize = 10_000;
 
 #[derive(Debug)]
-pub enum ViewerEvent {
+pub(crate) enum ViewerEvent {
     Transmit(Transmit),
     /// ICE and DTLS are up: media can flow.
     Connected,
@@ -48,7 +48,7 @@ pub enum ViewerEvent {
     Failed(String),
 }
 
-pub struct Viewer {
+pub(crate) struct Viewer {
     pub id: ViewerId,
     rtc: Rtc,
     pub created: Instant,
@@ -65,7 +65,7 @@ pub struct Viewer {
 
 impl Viewer {
     /// Builds the viewer's `Rtc`, accepts the offer and returns the viewer with its answer.
-    pub fn from_offer(
+    pub(crate) fn from_offer(
         id: ViewerId,
         now: Instant,
         sdp: &str,
@@ -159,27 +159,28 @@ impl Viewer {
             .or_else(|| negotiated.first().map(|(pt, _)| *pt))
     }
 
-    pub fn accepts(&self, input: &Input) -> bool {
+    pub(crate) fn accepts(&self, input: &Input) -> bool {
         !self.failed && self.rtc.accepts(input)
     }
 
-    pub fn has_video(&self) -> bool {
-        self.video.is_some()
-    }
-
-    pub fn receive(&mut self, now: Instant, receive: Receive, events: &mut Vec<ViewerEvent>) {
+    pub(crate) fn receive(
+        &mut self,
+        now: Instant,
+        receive: Receive,
+        events: &mut Vec<ViewerEvent>,
+    ) {
         let input = Input::Receive(now, receive);
         self.guarded(events, |rtc| rtc.handle_input(input));
         self.drive(now, events);
     }
 
-    pub fn handle_timeout(&mut self, now: Instant, events: &mut Vec<ViewerEvent>) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant, events: &mut Vec<ViewerEvent>) {
         self.guarded(events, |rtc| rtc.handle_input(Input::Timeout(now)));
         self.drive(now, events);
     }
 
     /// Sends one access unit, shared with the other viewers without a copy.
-    pub fn write_frame(
+    pub(crate) fn write_frame(
         &mut self,
         now: Instant,
         wallclock: Instant,
@@ -199,7 +200,7 @@ impl Viewer {
     }
 
     /// Sends one text message on the control channel. False if there is no open channel.
-    pub fn send_control(
+    pub(crate) fn send_control(
         &mut self,
         now: Instant,
         text: &str,
@@ -221,7 +222,7 @@ impl Viewer {
 
     /// Closes the session the polite way (RTCP BYE, SCTP shutdown, DTLS close_notify), so the
     /// viewer learns at once instead of after its ICE timeout. The packets come out as events.
-    pub fn close(&mut self, now: Instant, events: &mut Vec<ViewerEvent>) {
+    pub(crate) fn close(&mut self, now: Instant, events: &mut Vec<ViewerEvent>) {
         if !self.failed {
             self.guarded(events, |rtc| rtc.close());
             self.drive(now, events);
@@ -251,7 +252,7 @@ impl Viewer {
 
     /// Drains str0m until it wants a future timeout, feeding it `now` whenever it asks for
     /// time that has already come (str0m sends queued media only on a timeout).
-    pub fn drive(&mut self, now: Instant, events: &mut Vec<ViewerEvent>) {
+    pub(crate) fn drive(&mut self, now: Instant, events: &mut Vec<ViewerEvent>) {
         // Feeding `now` is repeated only while it makes progress: str0m may keep reporting
         // a timeout that is due without having anything to do for it.
         let mut fed_now = false;

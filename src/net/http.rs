@@ -29,7 +29,7 @@ use smol::{LocalExecutor, Timer};
 
 /// One complete request, body included, as the handler sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
+pub(crate) struct Request {
     /// As sent, e.g. `GET` (methods are case-sensitive). `HEAD` requests reach the handler as
     /// `HEAD`; the server drops the body of the response.
     pub method: String,
@@ -43,12 +43,12 @@ pub struct Request {
 
 impl Request {
     /// The first value of header `name`, compared case-insensitively.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         header_values(&self.headers, name).next()
     }
 
     /// The target without its query.
-    pub fn path(&self) -> &str {
+    pub(crate) fn path(&self) -> &str {
         self.target
             .split_once('?')
             .map_or(self.target.as_str(), |(path, _)| path)
@@ -59,7 +59,7 @@ impl Request {
 /// connection, `Connection: close`; a handler's own `Content-Length`, `Transfer-Encoding` and
 /// `Connection` headers are not sent (a `Connection: close` makes the server close after it).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
+pub(crate) struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -67,7 +67,7 @@ pub struct Response {
 
 impl Response {
     /// An empty response with `status`.
-    pub fn new(status: u16) -> Self {
+    pub(crate) fn new(status: u16) -> Self {
         Response {
             status,
             headers: Vec::new(),
@@ -76,13 +76,13 @@ impl Response {
     }
 
     /// Adds a header; a name may appear more than once (WHEP sends several `Link` headers).
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+    pub(crate) fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
     }
 
     /// Sets the body and its `Content-Type`, replacing any earlier one.
-    pub fn with_body(mut self, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+    pub(crate) fn with_body(mut self, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
         self.headers
             .retain(|(name, _)| !name.eq_ignore_ascii_case("content-type"));
         self.headers
@@ -92,14 +92,14 @@ impl Response {
     }
 
     /// A one-line plain-text message, e.g. for errors.
-    pub fn text(status: u16, message: &str) -> Self {
+    pub(crate) fn text(status: u16, message: &str) -> Self {
         Response::new(status).with_body("text/plain; charset=utf-8", format!("{message}\n"))
     }
 }
 
 /// What one client may cost the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Request line plus header fields; more gets 431.
     pub max_head_bytes: usize,
     /// Request body; a larger `Content-Length` gets 413 before the body is read.
@@ -138,7 +138,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// future stops accepting; connections already open are served to their end.
 ///
 /// The event loop is single-threaded, so neither the handler nor its futures need be `Send`.
-pub async fn serve<H, F>(
+pub(crate) async fn serve<H, F>(
     listener: TcpListener,
     limits: Limits,
     executor: Rc<LocalExecutor<'static>>,

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 /// one (0.0.0.0 or ::) stands for every usable interface address of that family (both families
 /// for ::, which is dual-stack on Linux). Link-local IPv6 needs a scope id that SDP can't carry,
 /// so it is left out. Loopback stays: local players (and tests) use it.
-pub fn host_candidates(bound: SocketAddr) -> Vec<SocketAddr> {
+pub(crate) fn host_candidates(bound: SocketAddr) -> Vec<SocketAddr> {
     if !bound.ip().is_unspecified() {
         return vec![bound];
     }

@@ -1,7 +1,7 @@
 //! The edge: sockets and HTTP. Everything here does IO; the decisions live in `hub` and
 //! `control`.
 
-pub mod http;
-pub mod interfaces;
-pub mod udp;
-pub mod whep;
+pub(crate) mod http;
+pub(crate) mod interfaces;
+pub(crate) mod udp;
+pub(crate) mod whep;

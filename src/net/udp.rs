@@ -17,13 +17,13 @@ const BATCH: usize = 8;
 /// Large enough for an IDR burst to every viewer without the kernel dropping it.
 const SOCKET_BUFFER_BYTES: usize = 2 * 1024 * 1024;
 
-pub struct Datagram<'a> {
+pub(crate) struct Datagram<'a> {
     pub source: SocketAddr,
     pub destination: SocketAddr,
     pub contents: &'a [u8],
 }
 
-pub struct MediaSocket {
+pub(crate) struct MediaSocket {
     socket: Async<UdpSocket>,
     state: UdpSocketState,
     local: SocketAddr,
@@ -32,7 +32,7 @@ pub struct MediaSocket {
 }
 
 impl MediaSocket {
-    pub fn bind(addr: SocketAddr) -> io::Result<MediaSocket> {
+    pub(crate) fn bind(addr: SocketAddr) -> io::Result<MediaSocket> {
         let socket = UdpSocket::bind(addr)?;
         let state = UdpSocketState::new((&socket).into())?;
         // Best effort: a smaller buffer still works, it only drops sooner under bursts.
@@ -53,17 +53,17 @@ impl MediaSocket {
         })
     }
 
-    pub fn local_addr(&self) -> SocketAddr {
+    pub(crate) fn local_addr(&self) -> SocketAddr {
         self.local
     }
 
-    pub async fn readable(&self) -> io::Result<()> {
+    pub(crate) async fn readable(&self) -> io::Result<()> {
         self.socket.readable().await
     }
 
     /// Reads what is queued (one batch) and hands each datagram to `f`. Returns the number
     /// read; 0 when nothing was waiting.
-    pub fn recv_batch(&mut self, mut f: impl FnMut(Datagram)) -> io::Result<usize> {
+    pub(crate) fn recv_batch(&mut self, mut f: impl FnMut(Datagram)) -> io::Result<usize> {
         let mut slices: Vec<IoSliceMut> = self
             .buffers
             .iter_mut()
@@ -98,7 +98,7 @@ impl MediaSocket {
     }
 
     /// Sends one datagram from `source` (a local candidate address) to `destination`.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         source: SocketAddr,
         destination: SocketAddr,

@@ -17,7 +17,7 @@ use crate::encode::snapshot::Picture;
 use crate::hub::{OfferError, ViewerId};
 
 /// The page, compiled in: no CDN, no build step.
-pub const PAGE: &str = include_str!("../web/index.html");
+pub(crate) const PAGE: &str = include_str!("../web/index.html");
 
 const SDP: &str = "application/sdp";
 const JSON: &str = "application/json";
@@ -50,14 +50,14 @@ pub(crate) enum LoopRequest {
 /// JPEG quality of snapshots.
 const SNAPSHOT_QUALITY: u8 = 85;
 
-pub struct Routes {
+pub(crate) struct Routes {
     loop_tx: Sender<LoopRequest>,
     cors_origin: Option<String>,
     tokens: Tokens,
 }
 
 impl Routes {
-    pub fn new(
+    pub(crate) fn new(
         loop_tx: Sender<LoopRequest>,
         cors_origin: Option<String>,
         tokens: Tokens,
@@ -69,7 +69,7 @@ impl Routes {
         })
     }
 
-    pub async fn handle(self: Rc<Self>, req: Request) -> Response {
+    pub(crate) async fn handle(self: Rc<Self>, req: Request) -> Response {
         let response = self.route(&req).await;
         self.with_cors(&req, response)
     }

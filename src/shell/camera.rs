@@ -13,7 +13,7 @@ use crate::source::v4l2::{V4l2Source, open_first_streaming};
 use crate::source::{CameraStatus, FrameSource, SourceInfo};
 
 /// What the configuration asks of a camera.
-pub fn wanted(config: &Config) -> Wanted {
+pub(super) fn wanted(config: &Config) -> Wanted {
     let v = &config.video;
     Wanted {
         width: v.size.width,
@@ -26,7 +26,7 @@ pub fn wanted(config: &Config) -> Wanted {
 /// `--source DEVICE`. A device that is not there (yet) is waited for, showing "no signal":
 /// a camera may be plugged in after rtcam starts. A device that is there but cannot stream
 /// what was asked (e.g. `--format` it lacks) is an error.
-pub fn open_device(config: &Config, path: &Path) -> Result<Box<dyn FrameSource>, String> {
+pub(super) fn open_device(config: &Config, path: &Path) -> Result<Box<dyn FrameSource>, String> {
     let wanted = wanted(config);
     let status = Arc::new(CameraStatus::new());
     let controls = Arc::new(V4l2Controls::new(path));
@@ -63,7 +63,7 @@ pub fn open_device(config: &Config, path: &Path) -> Result<Box<dyn FrameSource>,
 
 /// `--source auto`: the first capture device that delivers a frame, supervised; None (with
 /// the reasons logged) when there is none, so the caller falls back to the test pattern.
-pub fn open_auto(config: &Config) -> Option<Box<dyn FrameSource>> {
+pub(super) fn open_auto(config: &Config) -> Option<Box<dyn FrameSource>> {
     let wanted = wanted(config);
     match open_first_streaming(&wanted) {
         Ok(source) => {

@@ -48,14 +48,17 @@ pub(crate) struct EventLoop {
 }
 
 enum PipelineState {
-    Running {
-        pipeline: Started,
-        starter: Starter,
-    },
+    Running(Box<Current>),
     /// A restart runs on a worker thread; the viewers are served meanwhile.
     Restarting(smol::Task<Result<Restarted, String>>),
     /// Only while switching between the two.
     Switching,
+}
+
+/// The pipeline that runs, and what starts the next one.
+struct Current {
+    pipeline: Started,
+    starter: Starter,
 }
 
 /// Where an HTTP request's answer goes.
@@ -73,7 +76,7 @@ enum Wake {
     Readable,
     Request(LoopRequest),
     Actuated(Actuated),
-    Restarted(Result<Restarted, String>),
+    Restarted(Box<Result<Restarted, String>>),
     Timeout,
     Stop,
 }
@@ -92,10 +95,10 @@ impl EventLoop {
             streamer,
             socket,
             units: Some(started.units.clone()),
-            pipeline: PipelineState::Running {
+            pipeline: PipelineState::Running(Box::new(Current {
                 pipeline: started,
                 starter,
-            },
+            })),
             actuators,
             requests,
             stop,
@@ -116,7 +119,7 @@ impl EventLoop {
             match wake {
                 Wake::Unit(unit) => self.on_unit(now, unit).await,
                 Wake::UnitsEnded => {
-                    if matches!(self.pipeline, PipelineState::Running { .. }) {
+                    if matches!(self.pipeline, PipelineState::Running(_)) {
                         break Err("the encoder stopped".to_string());
                     }
                     self.units = None;
@@ -126,10 +129,10 @@ impl EventLoop {
                 Wake::Actuated((op, result)) => {
                     self.streamer.handle_input(now, Input::Controls(op, result));
                 }
-                Wake::Restarted(Ok(restarted)) => self.on_restarted(now, restarted),
-                Wake::Restarted(Err(why)) => {
-                    break Err(format!("the stream could not start again: {why}"));
-                }
+                Wake::Restarted(restarted) => match *restarted {
+                    Ok(restarted) => self.on_restarted(now, restarted),
+                    Err(why) => break Err(format!("the stream could not start again: {why}")),
+                },
                 Wake::Timeout => self.streamer.handle_input(now, Input::Timeout),
                 Wake::Stop => break Ok(()),
             }
@@ -189,7 +192,7 @@ impl EventLoop {
         let actuated = async { Wake::Actuated(actuators.next_result().await) };
         let restarted = async {
             match pipeline {
-                PipelineState::Restarting(task) => Wake::Restarted(task.await),
+                PipelineState::Restarting(task) => Wake::Restarted(Box::new(task.await)),
                 _ => std::future::pending().await,
             }
         };
@@ -257,8 +260,8 @@ impl EventLoop {
             LoopRequest::Health { reply } => (Waiter::Health(reply), Call::Health),
             LoopRequest::Snapshot { reply } => {
                 match &self.pipeline {
-                    PipelineState::Running { pipeline, .. } => {
-                        pipeline.pipeline.request_snapshot(reply)
+                    PipelineState::Running(current) => {
+                        current.pipeline.pipeline.request_snapshot(reply)
                     }
                     _ => self.snapshots.push(reply),
                 }
@@ -287,10 +290,10 @@ impl EventLoop {
             started.pipeline.request_snapshot(reply);
         }
         self.units = Some(started.units.clone());
-        self.pipeline = PipelineState::Running {
+        self.pipeline = PipelineState::Running(Box::new(Current {
             pipeline: started,
             starter,
-        };
+        }));
         self.streamer
             .handle_input(now, Input::Restarted { running, failure });
     }
@@ -322,24 +325,25 @@ impl EventLoop {
     fn encoder(&mut self, command: EncoderCommand) {
         match command {
             EncoderCommand::Keyframe => {
-                if let PipelineState::Running { pipeline, .. } = &self.pipeline {
-                    pipeline.pipeline.request_keyframe();
+                if let PipelineState::Running(current) = &self.pipeline {
+                    current.pipeline.pipeline.request_keyframe();
                 }
                 // During a restart there is nothing to ask: a new encoder starts with an IDR.
             }
             EncoderCommand::Bitrate(kbps) => {
-                if let PipelineState::Running { pipeline, .. } = &mut self.pipeline {
-                    pipeline.pipeline.set_bitrate(kbps);
+                if let PipelineState::Running(current) = &mut self.pipeline {
+                    current.pipeline.pipeline.set_bitrate(kbps);
                 }
             }
             EncoderCommand::Restart(settings) => {
                 let state = std::mem::replace(&mut self.pipeline, PipelineState::Switching);
-                let PipelineState::Running { pipeline, starter } = state else {
+                let PipelineState::Running(current) = state else {
                     log::warn!("a restart was asked for while one is under way");
                     self.pipeline = state;
                     return;
                 };
                 // The receiver stays here to drain the old pipeline's last units.
+                let Current { pipeline, starter } = *current;
                 let Started { pipeline, .. } = pipeline;
                 let task = smol::unblock(move || starter.restart(pipeline, settings));
                 self.pipeline = PipelineState::Restarting(task);
@@ -364,9 +368,9 @@ impl EventLoop {
     /// What only the shell can read, for status and health.
     fn readings(&self) -> Readings {
         let (pipeline, camera) = match &self.pipeline {
-            PipelineState::Running { pipeline, .. } => (
-                pipeline.pipeline.stats(),
-                pipeline.pipeline.camera_status().map(|c| c.read()),
+            PipelineState::Running(current) => (
+                current.pipeline.pipeline.stats(),
+                current.pipeline.pipeline.camera_status().map(|c| c.read()),
             ),
             _ => (PipelineStats::default(), None),
         };

@@ -4,7 +4,7 @@ use std::fs;
 use std::path::Path;
 
 /// The 1-minute load average per CPU (1.0 = every core busy), from /proc/loadavg.
-pub fn cpu_load() -> Option<f64> {
+pub(super) fn cpu_load() -> Option<f64> {
     let text = fs::read_to_string("/proc/loadavg").ok()?;
     let load: f64 = text.split_whitespace().next()?.parse().ok()?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -12,7 +12,7 @@ pub fn cpu_load() -> Option<f64> {
 }
 
 /// The SoC temperature in °C: the thermal zone named like the CPU/SoC, else the first one.
-pub fn soc_temp_c() -> Option<f64> {
+pub(super) fn soc_temp_c() -> Option<f64> {
     soc_temp_in(Path::new("/sys/class/thermal"))
 }
 

@@ -41,7 +41,7 @@ pub struct CameraReading {
 }
 
 #[derive(Debug, Default)]
-pub struct CameraStatus {
+pub(crate) struct CameraStatus {
     /// The negotiated format, e.g. `YUYV 640x480 @ 30 fps`.
     format: Mutex<String>,
     state: AtomicU8,
@@ -56,22 +56,22 @@ pub struct CameraStatus {
 }
 
 impl CameraStatus {
-    pub fn new() -> CameraStatus {
+    pub(crate) fn new() -> CameraStatus {
         CameraStatus::default()
     }
 
-    pub fn set_format(&self, format: String) {
+    pub(crate) fn set_format(&self, format: String) {
         *self.format.lock().unwrap_or_else(PoisonError::into_inner) = format;
     }
 
-    pub fn format(&self) -> String {
+    pub(crate) fn format(&self) -> String {
         self.format
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
-    pub fn set_state(&self, state: CameraState) {
+    pub(crate) fn set_state(&self, state: CameraState) {
         let code = match state {
             CameraState::Streaming => 0,
             CameraState::NoSignal => 1,
@@ -80,7 +80,7 @@ impl CameraStatus {
         self.state.store(code, Ordering::Relaxed);
     }
 
-    pub fn state(&self) -> CameraState {
+    pub(crate) fn state(&self) -> CameraState {
         match self.state.load(Ordering::Relaxed) {
             0 => CameraState::Streaming,
             1 => CameraState::NoSignal,
@@ -88,28 +88,28 @@ impl CameraStatus {
         }
     }
 
-    pub fn add_dropped(&self, frames: u64) {
+    pub(crate) fn add_dropped(&self, frames: u64) {
         self.dropped.fetch_add(frames, Ordering::Relaxed);
     }
 
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    pub fn add_broken(&self) {
+    pub(crate) fn add_broken(&self) {
         self.broken.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn broken(&self) -> u64 {
+    pub(crate) fn broken(&self) -> u64 {
         self.broken.load(Ordering::Relaxed)
     }
 
-    pub fn set_passthrough(&self, passthrough: bool, idr_on_request: bool) {
+    pub(crate) fn set_passthrough(&self, passthrough: bool, idr_on_request: bool) {
         self.passthrough.store(passthrough, Ordering::Relaxed);
         self.idr_on_request.store(idr_on_request, Ordering::Relaxed);
     }
 
-    pub fn read(&self) -> CameraReading {
+    pub(crate) fn read(&self) -> CameraReading {
         CameraReading {
             format: self.format(),
             state: self.state(),
@@ -120,7 +120,7 @@ impl CameraStatus {
     }
 
     /// None when not passing H.264 through; else whether the camera takes IDR requests.
-    pub fn idr_on_request(&self) -> Option<bool> {
+    pub(crate) fn idr_on_request(&self) -> Option<bool> {
         self.passthrough
             .load(Ordering::Relaxed)
             .then(|| self.idr_on_request.load(Ordering::Relaxed))

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::Frame;
 
-pub enum Capture {
+pub(crate) enum Capture {
     Raw(Frame),
     /// One access unit from the camera, Annex B (start codes), as the driver delivered it. The
     /// pipeline completes it (SPS/PPS before IDRs) and makes it an `AccessUnit`.
@@ -19,14 +19,7 @@ pub enum Capture {
 }
 
 impl Capture {
-    pub fn seq(&self) -> u64 {
-        match self {
-            Capture::Raw(frame) => frame.seq,
-            Capture::Encoded { seq, .. } => *seq,
-        }
-    }
-
-    pub fn captured(&self) -> Instant {
+    pub(crate) fn captured(&self) -> Instant {
         match self {
             Capture::Raw(frame) => frame.captured,
             Capture::Encoded { captured, .. } => *captured,

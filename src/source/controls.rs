@@ -199,7 +199,7 @@ impl ControlRequest {
 /// The snake_case name for a driver's control label: lowercase ASCII letters and digits, every
 /// other run of characters one `_` (`White Balance Temperature, Auto` →
 /// `white_balance_temperature_auto`).
-pub fn snake_case(label: &str) -> String {
+pub(crate) fn snake_case(label: &str) -> String {
     let mut out = String::with_capacity(label.len());
     for c in label.chars() {
         if c.is_ascii_alphanumeric() {

@@ -10,35 +10,35 @@ use super::{Frame, FrameSource, SourceError, SourceInfo};
 
 /// Shared on/off switch for the injected fault.
 #[derive(Clone, Default)]
-pub struct FaultSwitch(Arc<AtomicBool>);
+pub(crate) struct FaultSwitch(Arc<AtomicBool>);
 
 impl FaultSwitch {
-    pub fn new() -> FaultSwitch {
+    pub(crate) fn new() -> FaultSwitch {
         FaultSwitch::default()
     }
 
     /// From now on the camera is "unplugged".
-    pub fn fail(&self) {
+    pub(crate) fn fail(&self) {
         self.0.store(true, Ordering::Release);
     }
 
     /// The camera is "plugged back in".
-    pub fn recover(&self) {
+    pub(crate) fn recover(&self) {
         self.0.store(false, Ordering::Release);
     }
 
-    pub fn is_failing(&self) -> bool {
+    pub(crate) fn is_failing(&self) -> bool {
         self.0.load(Ordering::Acquire)
     }
 }
 
-pub struct FailingSource {
+pub(crate) struct FailingSource {
     inner: Box<dyn FrameSource>,
     switch: FaultSwitch,
 }
 
 impl FailingSource {
-    pub fn new(inner: Box<dyn FrameSource>, switch: FaultSwitch) -> FailingSource {
+    pub(crate) fn new(inner: Box<dyn FrameSource>, switch: FaultSwitch) -> FailingSource {
         FailingSource { inner, switch }
     }
 }

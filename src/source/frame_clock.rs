@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-pub struct FrameClock {
+pub(crate) struct FrameClock {
     fps: u32,
     /// Time of slot 0, set by the first call.
     start: Option<Instant>,
@@ -18,7 +18,7 @@ pub struct FrameClock {
 
 impl FrameClock {
     /// `fps` must be at least 1.
-    pub fn new(fps: u32) -> Self {
+    pub(crate) fn new(fps: u32) -> Self {
         FrameClock {
             fps: fps.max(1),
             start: None,
@@ -28,7 +28,7 @@ impl FrameClock {
 
     /// Claims the next frame slot, given the current time: its index and when it is due (in the
     /// past or now if the caller is late).
-    pub fn next_slot(&mut self, now: Instant) -> (u64, Instant) {
+    pub(crate) fn next_slot(&mut self, now: Instant) -> (u64, Instant) {
         let start = *self.start.get_or_insert(now);
         let current = self.slot_at(start, now);
         // More than one frame behind: skip to the slot that is due now.
@@ -39,7 +39,7 @@ impl FrameClock {
 
     /// Sleeps until the next slot is due and returns its index: the pacing of a source that
     /// makes its own pictures.
-    pub fn wait_next_slot(&mut self) -> u64 {
+    pub(crate) fn wait_next_slot(&mut self) -> u64 {
         let (slot, due) = self.next_slot(Instant::now());
         let wait = due.saturating_duration_since(Instant::now());
         if !wait.is_zero() {

@@ -3,7 +3,7 @@
 //! Writers (the test pattern, the frame stamp) address pixels by row; the view checks the plane
 //! sizes once, up front, so those writers can slice rows without further bounds worries.
 
-pub struct I420Mut<'a> {
+pub(crate) struct I420Mut<'a> {
     width: usize,
     height: usize,
     y: &'a mut [u8],
@@ -16,7 +16,7 @@ pub struct I420Mut<'a> {
 impl<'a> I420Mut<'a> {
     /// A view of planes with the given strides. None if the size is odd or zero, a stride is
     /// shorter than a row, or a plane is too short for `height` rows.
-    pub fn new(
+    pub(crate) fn new(
         width: u32,
         height: u32,
         (y, y_stride): (&'a mut [u8], usize),
@@ -49,7 +49,7 @@ impl<'a> I420Mut<'a> {
 
     /// A view of a tightly packed I420 buffer (Y, then U, then V; strides `width` and
     /// `width / 2`), the layout of [`crate::source::Frame::data`].
-    pub fn packed(buf: &'a mut [u8], width: u32, height: u32) -> Option<Self> {
+    pub(crate) fn packed(buf: &'a mut [u8], width: u32, height: u32) -> Option<Self> {
         let luma = width as usize * height as usize;
         if buf.len() < luma + luma / 2 {
             return None;
@@ -64,23 +64,23 @@ impl<'a> I420Mut<'a> {
         )
     }
 
-    pub fn width(&self) -> usize {
+    pub(crate) fn width(&self) -> usize {
         self.width
     }
 
-    pub fn height(&self) -> usize {
+    pub(crate) fn height(&self) -> usize {
         self.height
     }
 
     /// Luma row `row` (`width` bytes). Panics if `row >= height`.
-    pub fn y_row(&mut self, row: usize) -> &mut [u8] {
+    pub(crate) fn y_row(&mut self, row: usize) -> &mut [u8] {
         assert!(row < self.height, "luma row {row} out of range");
         let start = row * self.y_stride;
         &mut self.y[start..start + self.width]
     }
 
     /// Chroma rows `row` of U and V (`width / 2` bytes each). Panics if `row >= height / 2`.
-    pub fn uv_rows(&mut self, row: usize) -> (&mut [u8], &mut [u8]) {
+    pub(crate) fn uv_rows(&mut self, row: usize) -> (&mut [u8], &mut [u8]) {
         assert!(row < self.height / 2, "chroma row {row} out of range");
         let start = row * self.uv_stride;
         let end = start + self.width / 2;

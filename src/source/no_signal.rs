@@ -13,7 +13,7 @@ const TEXT_LUMA: u8 = 220;
 const BAR_COLOURS: [(u8, u8, u8); 4] =
     [(60, 160, 100), (70, 90, 150), (60, 100, 90), (90, 128, 128)];
 
-pub struct NoSignal {
+pub(crate) struct NoSignal {
     width: u32,
     height: u32,
     /// Background, bars, title and reason, drawn once.
@@ -23,7 +23,7 @@ pub struct NoSignal {
 
 impl NoSignal {
     /// A placeholder of `width`×`height` (even, at least 16×16) saying `reason`.
-    pub fn new(width: u32, height: u32, reason: &str) -> NoSignal {
+    pub(crate) fn new(width: u32, height: u32, reason: &str) -> NoSignal {
         let (width, height) = (width.max(16) & !1, height.max(16) & !1);
         let len = width as usize * height as usize * 3 / 2;
         let mut base = vec![0u8; len];
@@ -64,7 +64,7 @@ impl NoSignal {
     }
 
     /// One placeholder frame; `since` is when the signal was lost (shown in seconds).
-    pub fn frame(&self, seq: u64, captured: Instant, since: Instant) -> Frame {
+    pub(crate) fn frame(&self, seq: u64, captured: Instant, since: Instant) -> Frame {
         let mut data = self.pool.get();
         data.copy_from_slice(&self.base);
         if let Some(mut planes) = I420Mut::packed(&mut data, self.width, self.height) {

@@ -6,13 +6,13 @@
 //! plus the stamp, far below a millisecond even at 1280x720.
 
 mod background;
-pub mod camera;
+pub(crate) mod camera;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use background::Background;
-pub use camera::SimulatedCamera;
+pub(crate) use camera::SimulatedCamera;
 use camera::{ARCSEC_PER_TURN, View};
 
 use super::frame_clock::FrameClock;
@@ -25,7 +25,7 @@ use crate::encode::limits;
 const PAN_STEP: usize = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PatternError {
+pub(crate) enum PatternError {
     /// I420 needs even dimensions.
     OddSize { width: u32, height: u32 },
     /// Smaller than `limits::WIDTH`×`limits::HEIGHT` allow.
@@ -88,12 +88,12 @@ impl std::error::Error for PatternError {}
 /// Where the frame's window sits on the background: its top-left corner in background pixels.
 /// The pattern pans it every frame; a simulated pan/tilt camera can drive it instead.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Window {
+pub(crate) struct Window {
     pub x: usize,
     pub y: usize,
 }
 
-pub struct TestPattern {
+pub(crate) struct TestPattern {
     width: u32,
     height: u32,
     fps: u32,
@@ -109,7 +109,7 @@ pub struct TestPattern {
 }
 
 impl TestPattern {
-    pub fn new(width: u32, height: u32, fps: u32) -> Result<TestPattern, PatternError> {
+    pub(crate) fn new(width: u32, height: u32, fps: u32) -> Result<TestPattern, PatternError> {
         if !width.is_multiple_of(2) || !height.is_multiple_of(2) {
             return Err(PatternError::OddSize { width, height });
         }
@@ -146,25 +146,26 @@ impl TestPattern {
     }
 
     /// Drives the pattern from these controls (kept across restarts at another size).
-    pub fn with_camera(mut self, camera: Arc<SimulatedCamera>) -> TestPattern {
+    pub(crate) fn with_camera(mut self, camera: Arc<SimulatedCamera>) -> TestPattern {
         self.camera = camera;
         self
     }
 
     /// Off: the picture stands still unless panned, tilted or zoomed.
-    pub fn with_drift(mut self, drifting: bool) -> TestPattern {
+    pub(crate) fn with_drift(mut self, drifting: bool) -> TestPattern {
         self.drifting = drifting;
         self
     }
 
     /// The clock pair this source's stamps convert capture times with.
-    pub fn anchor(&self) -> WallClockAnchor {
+    #[cfg(test)]
+    pub(crate) fn anchor(&self) -> WallClockAnchor {
         self.anchor
     }
 
     /// Draws frame `seq` as captured at `captured` and moves the window on. Does not wait:
     /// `next_frame` paces the calls, tests and benchmarks call it directly.
-    pub fn render(&mut self, seq: u64, captured: Instant) -> Frame {
+    pub(crate) fn render(&mut self, seq: u64, captured: Instant) -> Frame {
         let mut data = self.pool.get();
         let mut planes = I420Mut::packed(&mut data, self.width, self.height)
             .expect("pool buffers are sized for this pattern");

@@ -15,7 +15,7 @@ const MAX_SPARE: usize = 4;
 
 /// A shared pool of equally sized byte buffers. Cloning gives another handle to the same pool.
 #[derive(Clone)]
-pub struct FramePool {
+pub(crate) struct FramePool {
     shared: Arc<Shared>,
 }
 
@@ -26,7 +26,7 @@ struct Shared {
 
 impl FramePool {
     /// A pool of buffers of `buf_len` bytes each (for I420: `width * height * 3 / 2`).
-    pub fn new(buf_len: usize) -> Self {
+    pub(crate) fn new(buf_len: usize) -> Self {
         FramePool {
             shared: Arc::new(Shared {
                 buf_len,
@@ -35,13 +35,9 @@ impl FramePool {
         }
     }
 
-    pub fn buf_len(&self) -> usize {
-        self.shared.buf_len
-    }
-
     /// A buffer of `buf_len` bytes: a returned one if there is one (holding whatever its last user
     /// left in it), otherwise a new zeroed one.
-    pub fn get(&self) -> FrameBuf {
+    pub(crate) fn get(&self) -> FrameBuf {
         let reused = self.shared.lock_spares().pop();
         let data = reused.unwrap_or_else(|| vec![0; self.shared.buf_len]);
         FrameBuf {
@@ -50,8 +46,9 @@ impl FramePool {
         }
     }
 
+    #[cfg(test)]
     /// How many returned buffers are waiting for reuse.
-    pub fn spare_count(&self) -> usize {
+    pub(crate) fn spare_count(&self) -> usize {
         self.shared.lock_spares().len()
     }
 }
@@ -71,16 +68,16 @@ impl Shared {
 }
 
 /// One frame's bytes. Derefs to `[u8]`; goes back to its pool when dropped.
-pub struct FrameBuf {
+pub(crate) struct FrameBuf {
     data: Vec<u8>,
     /// The pool to return to; None for a buffer that belongs to no pool.
     home: Option<Arc<Shared>>,
 }
 
 impl FrameBuf {
-    /// Wraps a Vec that belongs to no pool (freed normally on drop), for sources and tests that
-    /// produce frames only now and then.
-    pub fn unpooled(data: Vec<u8>) -> Self {
+    /// Wraps a Vec that belongs to no pool (freed normally on drop), for tests.
+    #[cfg(test)]
+    pub(crate) fn unpooled(data: Vec<u8>) -> Self {
         FrameBuf { data, home: None }
     }
 }

@@ -39,14 +39,15 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use super::i420::I420Mut;
 
 /// Payload length in bytes.
-pub const PAYLOAD_LEN: usize = 14;
+pub(crate) const PAYLOAD_LEN: usize = 14;
 /// Payload length in bits (one cell each).
-pub const PAYLOAD_BITS: usize = PAYLOAD_LEN * 8;
+pub(crate) const PAYLOAD_BITS: usize = PAYLOAD_LEN * 8;
 
 const LUMA_ONE: u8 = 235;
 const LUMA_ZERO: u8 = 16;
 const CHROMA_NEUTRAL: u8 = 128;
 /// Roughly mid-way between `LUMA_ZERO` and `LUMA_ONE`.
+#[cfg(any(test, feature = "client"))]
 const LUMA_THRESHOLD: u32 = 126;
 
 /// What a stamp carries.
@@ -60,7 +61,7 @@ pub struct Stamp {
 
 impl Stamp {
     /// The 14-byte payload, CRC included.
-    pub fn to_bytes(&self) -> [u8; PAYLOAD_LEN] {
+    pub(crate) fn to_bytes(self) -> [u8; PAYLOAD_LEN] {
         let mut bytes = [0u8; PAYLOAD_LEN];
         bytes[0..4].copy_from_slice(&self.seq.to_be_bytes());
         bytes[4..12].copy_from_slice(&self.capture_us.to_be_bytes());
@@ -70,7 +71,8 @@ impl Stamp {
     }
 
     /// Parses a payload; None if the CRC does not match.
-    pub fn from_bytes(bytes: &[u8; PAYLOAD_LEN]) -> Option<Stamp> {
+    #[cfg(any(test, feature = "client"))]
+    pub(crate) fn from_bytes(bytes: &[u8; PAYLOAD_LEN]) -> Option<Stamp> {
         let crc = u16::from_be_bytes([bytes[12], bytes[13]]);
         if crc16_ccitt_false(&bytes[..12]) != crc {
             return None;
@@ -87,7 +89,7 @@ impl Stamp {
 }
 
 /// CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no final XOR).
-pub fn crc16_ccitt_false(data: &[u8]) -> u16 {
+pub(crate) fn crc16_ccitt_false(data: &[u8]) -> u16 {
     let mut crc: u16 = 0xffff;
     for &byte in data {
         crc ^= u16::from(byte) << 8;
@@ -146,17 +148,17 @@ impl Layout {
 
 /// Height in pixels of the stamp in a picture of this width (`u32::MAX` if the picture is
 /// narrower than one cell, as no height is enough then).
-pub fn stamp_rows_px(width: u32) -> u32 {
+pub(crate) fn stamp_rows_px(width: u32) -> u32 {
     Layout::for_width(width).map_or(u32::MAX, |layout| layout.height_px() as u32)
 }
 
 /// True if a stamp fits in a picture of this size.
-pub fn fits(width: u32, height: u32) -> bool {
+pub(crate) fn fits(width: u32, height: u32) -> bool {
     Layout::for_picture(width, height).is_some()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DoesNotFit {
+pub(crate) struct DoesNotFit {
     pub width: u32,
     pub height: u32,
 }
@@ -174,7 +176,7 @@ impl std::fmt::Display for DoesNotFit {
 impl std::error::Error for DoesNotFit {}
 
 /// Draws the stamp into the top-left corner of the picture.
-pub fn write(planes: &mut I420Mut<'_>, stamp: &Stamp) -> Result<(), DoesNotFit> {
+pub(crate) fn write(planes: &mut I420Mut<'_>, stamp: &Stamp) -> Result<(), DoesNotFit> {
     let (width, height) = (planes.width() as u32, planes.height() as u32);
     let layout = Layout::for_picture(width, height).ok_or(DoesNotFit { width, height })?;
     let bytes = stamp.to_bytes();
@@ -198,7 +200,8 @@ pub fn write(planes: &mut I420Mut<'_>, stamp: &Stamp) -> Result<(), DoesNotFit> 
 
 /// Reads a stamp from a luma plane. None if the picture is too small for a stamp, the plane is
 /// shorter than its size says, or the CRC does not match (a damaged or missing stamp).
-pub fn read(y_plane: &[u8], width: u32, height: u32, stride: usize) -> Option<Stamp> {
+#[cfg(any(test, feature = "client"))]
+pub(crate) fn read(y_plane: &[u8], width: u32, height: u32, stride: usize) -> Option<Stamp> {
     let layout = Layout::for_picture(width, height)?;
     let used_width = layout.cells_per_row * layout.cell;
     if stride < width as usize || y_plane.len() < (layout.height_px() - 1) * stride + used_width {
@@ -233,19 +236,19 @@ pub fn read(y_plane: &[u8], width: u32, height: u32, stride: usize) -> Option<St
 /// jump or run backwards; instead a source records one (`Instant`, `SystemTime`) pair when it
 /// starts and converts every capture `Instant` through it.
 #[derive(Debug, Clone, Copy)]
-pub struct WallClockAnchor {
+pub(crate) struct WallClockAnchor {
     instant: Instant,
     epoch_us: u64,
 }
 
 impl WallClockAnchor {
     /// Anchors at the current time.
-    pub fn now() -> Self {
+    pub(crate) fn now() -> Self {
         WallClockAnchor::new(Instant::now(), SystemTime::now())
     }
 
     /// Anchors at a given pair of simultaneous readings of both clocks.
-    pub fn new(instant: Instant, wall: SystemTime) -> Self {
+    pub(crate) fn new(instant: Instant, wall: SystemTime) -> Self {
         let epoch_us = wall
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.as_micros() as u64);
@@ -253,7 +256,7 @@ impl WallClockAnchor {
     }
 
     /// Microseconds since the Unix epoch at monotonic time `at`.
-    pub fn to_epoch_us(&self, at: Instant) -> u64 {
+    pub(crate) fn to_epoch_us(self, at: Instant) -> u64 {
         match at.checked_duration_since(self.instant) {
             Some(after) => self.epoch_us.saturating_add(after.as_micros() as u64),
             None => {

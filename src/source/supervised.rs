@@ -20,9 +20,9 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(4);
 
 /// Opens (or reopens) the camera.
-pub type Opener = Box<dyn FnMut() -> Result<Box<dyn FrameSource>, String> + Send>;
+pub(crate) type Opener = Box<dyn FnMut() -> Result<Box<dyn FrameSource>, String> + Send>;
 
-pub struct Supervised {
+pub(crate) struct Supervised {
     open: Opener,
     current: Option<Box<dyn FrameSource>>,
     /// Fixed for the life of the stream (the encoder's size and rate).
@@ -44,7 +44,11 @@ pub struct Supervised {
 
 impl Supervised {
     /// Supervises `first` (already open); `open` reopens the same camera after a failure.
-    pub fn new(first: Box<dyn FrameSource>, label: impl Into<String>, open: Opener) -> Supervised {
+    pub(crate) fn new(
+        first: Box<dyn FrameSource>,
+        label: impl Into<String>,
+        open: Opener,
+    ) -> Supervised {
         let info = first.info();
         let status = first
             .camera_status()
@@ -70,7 +74,7 @@ impl Supervised {
 
     /// Starts without a camera (it failed to open): placeholder frames of `info`'s size until
     /// `open` succeeds.
-    pub fn waiting(
+    pub(crate) fn waiting(
         info: SourceInfo,
         label: impl Into<String>,
         why: &str,
@@ -100,12 +104,13 @@ impl Supervised {
     }
 
     /// Hands out the camera's controls even before the camera first opened.
-    pub fn with_controls(mut self, controls: Arc<dyn CameraControls>) -> Supervised {
+    pub(crate) fn with_controls(mut self, controls: Arc<dyn CameraControls>) -> Supervised {
         self.controls = Some(controls);
         self
     }
 
-    pub fn status(&self) -> Arc<CameraStatus> {
+    #[cfg(test)]
+    pub(crate) fn status(&self) -> Arc<CameraStatus> {
         self.status.clone()
     }
 

@@ -5,14 +5,14 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Frames and bytes over the last `window`.
-pub struct StreamMeter {
+pub(super) struct StreamMeter {
     window: Duration,
     frames: VecDeque<(Instant, usize)>,
     bytes_in_window: usize,
 }
 
 impl StreamMeter {
-    pub fn new(window: Duration) -> StreamMeter {
+    pub(super) fn new(window: Duration) -> StreamMeter {
         StreamMeter {
             window,
             frames: VecDeque::new(),
@@ -20,14 +20,14 @@ impl StreamMeter {
         }
     }
 
-    pub fn record(&mut self, now: Instant, bytes: usize) {
+    pub(super) fn record(&mut self, now: Instant, bytes: usize) {
         self.frames.push_back((now, bytes));
         self.bytes_in_window += bytes;
         self.expire(now);
     }
 
     /// (frames per second, kbit/s) over the window ending at `now`.
-    pub fn rates(&mut self, now: Instant) -> (f64, f64) {
+    pub(super) fn rates(&mut self, now: Instant) -> (f64, f64) {
         self.expire(now);
         let secs = self.window.as_secs_f64();
         let fps = self.frames.len() as f64 / secs;
@@ -47,20 +47,20 @@ impl StreamMeter {
 }
 
 /// The last `capacity` samples of a duration; reports the median.
-pub struct LatencyWindow {
+pub(crate) struct LatencyWindow {
     capacity: usize,
     samples: VecDeque<Duration>,
 }
 
 impl LatencyWindow {
-    pub fn new(capacity: usize) -> LatencyWindow {
+    pub(crate) fn new(capacity: usize) -> LatencyWindow {
         LatencyWindow {
             capacity,
             samples: VecDeque::with_capacity(capacity),
         }
     }
 
-    pub fn record(&mut self, sample: Duration) {
+    pub(crate) fn record(&mut self, sample: Duration) {
         if self.samples.len() == self.capacity {
             self.samples.pop_front();
         }
@@ -68,7 +68,7 @@ impl LatencyWindow {
     }
 
     /// Median in milliseconds; 0 with no samples.
-    pub fn median_ms(&self) -> f64 {
+    pub(crate) fn median_ms(&self) -> f64 {
         let mut v: Vec<Duration> = self.samples.iter().copied().collect();
         if v.is_empty() {
             return 0.0;

@@ -36,17 +36,27 @@ use std::time::Instant;
 use str0m::net::Transmit;
 
 use crate::control::protocol::ErrorCode;
-use crate::control::ptz::PerAxis;
-use crate::control::{
-    ControlConfig, ControlPlane, Failure, OpId, PlaneOutput, Role, Status, StreamSettings,
-};
-use crate::encode::AccessUnit;
-use crate::hub::{self, Hub, HubConfig, HubError, HubEvent, OfferError, ViewerId};
-use crate::source::{ControlError, ControlReply, ControlRequest, SourceInfo};
-
-pub use meter::{LatencyWindow, StreamMeter};
+use crate::control::{ControlPlane, Failure, PlaneOutput};
+use crate::hub::{self, Hub, HubEvent};
+pub(crate) use meter::LatencyWindow;
 use stream::Stream;
 pub use stream::{Readings, Running};
+
+// What the streamer's inputs and outputs are made of.
+pub use crate::control::auth::Role;
+pub use crate::control::plane::{ControlConfig, OpId};
+pub use crate::control::protocol::{StreamChange, StreamSettings};
+pub use crate::control::ptz::{AxisLimits, AxisName, PerAxis, PtzLimits};
+pub use crate::control::status::Status;
+pub use crate::encode::AccessUnit;
+pub use crate::encode::stats::PipelineStats;
+pub use crate::hub::keyframe::KeyframeConfig;
+pub use crate::hub::{HubConfig, HubError, OfferError, ViewerId};
+pub use crate::source::SourceInfo;
+pub use crate::source::camera_status::{CameraReading, CameraState};
+pub use crate::source::controls::{
+    ControlError, ControlInfo, ControlKind, ControlReply, ControlRequest,
+};
 
 #[derive(Clone, Debug)]
 pub struct StreamerConfig {
@@ -339,7 +349,7 @@ impl Streamer {
 
     /// `stream.set`: a bitrate goes to the running encoder at once; a new size or frame rate
     /// restarts the pipeline off the loop, and the command is answered when it is back.
-    fn change_stream(&mut self, op: OpId, change: crate::control::StreamChange) {
+    fn change_stream(&mut self, op: OpId, change: StreamChange) {
         let now = self.now;
         if self.restart.is_some() {
             let busy = Failure::new(

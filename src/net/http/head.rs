@@ -35,7 +35,7 @@ pub(super) enum Refusal {
 }
 
 impl Refusal {
-    pub fn status(self) -> u16 {
+    pub(super) fn status(self) -> u16 {
         match self {
             Refusal::Malformed => 400,
             Refusal::Timeout => 408,
@@ -47,7 +47,7 @@ impl Refusal {
     }
 
     /// The one-line explanation in the response body.
-    pub fn message(self) -> &'static str {
+    pub(super) fn message(self) -> &'static str {
         match self {
             Refusal::Malformed => "malformed request",
             Refusal::Timeout => "request not received in time",
@@ -101,7 +101,7 @@ pub(super) fn parse(buf: &[u8], max_head_bytes: usize) -> Result<Option<Head>, R
 
 impl Head {
     /// The body's length from `Content-Length`, or why the request can't be read.
-    pub fn body_length(&self, max_body_bytes: usize) -> Result<usize, Refusal> {
+    pub(super) fn body_length(&self, max_body_bytes: usize) -> Result<usize, Refusal> {
         if header_values(&self.headers, "transfer-encoding")
             .next()
             .is_some()
@@ -131,7 +131,7 @@ impl Head {
     }
 
     /// Whether the client asked to keep the connection open after this request.
-    pub fn keep_alive(&self) -> bool {
+    pub(super) fn keep_alive(&self) -> bool {
         if has_token(&self.headers, "connection", "close") {
             false
         } else if self.http10 {
@@ -143,13 +143,13 @@ impl Head {
 
     /// Whether the client holds back the body until it sees `100 Continue`. HTTP/1.0 clients
     /// don't know the interim response (RFC 9110 10.1.1).
-    pub fn expects_continue(&self) -> bool {
+    pub(super) fn expects_continue(&self) -> bool {
         !self.http10
             && header_values(&self.headers, "expect")
                 .any(|value| value.trim().eq_ignore_ascii_case("100-continue"))
     }
 
-    pub fn into_request(self, body: Vec<u8>, peer: SocketAddr) -> Request {
+    pub(super) fn into_request(self, body: Vec<u8>, peer: SocketAddr) -> Request {
         Request {
             method: self.method,
             target: self.target,

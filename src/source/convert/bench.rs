@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Converter, PixelFormat};
+use crate::encode::{EncoderSettings, Pipeline};
 use crate::source::frame_clock::FrameClock;
 use crate::source::pattern::TestPattern;
 use crate::source::{Frame, FramePool, FrameSource, SourceError, SourceInfo};
@@ -14,7 +15,11 @@ use crate::source::{Frame, FramePool, FrameSource, SourceError, SourceInfo};
 const DISTINCT_FRAMES: u64 = 8;
 
 /// `DISTINCT_FRAMES` camera frames of the moving test pattern in `format` (tightly packed).
-pub fn camera_frames(format: PixelFormat, width: u32, height: u32) -> Result<Vec<Vec<u8>>, String> {
+pub(crate) fn camera_frames(
+    format: PixelFormat,
+    width: u32,
+    height: u32,
+) -> Result<Vec<Vec<u8>>, String> {
     let mut pattern = TestPattern::new(width, height, 30).map_err(|e| e.to_string())?;
     let now = Instant::now();
     (0..DISTINCT_FRAMES)
@@ -127,7 +132,7 @@ fn packed_stride(format: PixelFormat, width: u32) -> u32 {
 /// A frame source that behaves like a camera delivering `format` at `fps`: it waits for each
 /// frame's time, then converts a prepared camera frame to I420 on the capture thread, as the
 /// V4L2 source does (minus the driver's DQBUF, a cheap ioctl).
-pub struct SyntheticCamera {
+pub(crate) struct SyntheticCamera {
     inputs: Vec<Vec<u8>>,
     converter: Converter,
     pool: FramePool,
@@ -138,7 +143,7 @@ pub struct SyntheticCamera {
 }
 
 impl SyntheticCamera {
-    pub fn new(
+    pub(crate) fn new(
         format: PixelFormat,
         width: u32,
         height: u32,
@@ -187,13 +192,54 @@ impl FrameSource for SyntheticCamera {
 }
 
 /// CPU time this process has used so far (user + system).
-pub fn process_cpu_time() -> Duration {
+pub(crate) fn process_cpu_time() -> Duration {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: getrusage fills one rusage.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
     let tv =
         |t: libc::timeval| Duration::new(t.tv_sec.max(0) as u64, (t.tv_usec.max(0) as u32) * 1000);
     tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// Runs the real pipeline on a synthetic camera; returns CPU seconds per second and frames.
+pub fn bench_camera_cpu(
+    format: PixelFormat,
+    width: u32,
+    height: u32,
+    seconds: f64,
+) -> Result<(f64, u64), String> {
+    let source = SyntheticCamera::new(format, width, height, 30)?;
+    let (tx, rx) = smol::channel::bounded(8);
+    let settings = EncoderSettings {
+        bitrate_kbps: 1500,
+        ..EncoderSettings::default()
+    };
+    // A second to settle (encoder start, first IDR), then measure.
+    let mut pipeline =
+        Pipeline::start(Box::new(source), settings, tx).map_err(|e| e.to_string())?;
+    let drain = std::thread::spawn(move || {
+        let mut n = 0u64;
+        while smol::block_on(rx.recv()).is_ok() {
+            n += 1;
+        }
+        n
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let (cpu0, wall0, frames0) = (
+        process_cpu_time(),
+        Instant::now(),
+        pipeline.stats().frames_encoded,
+    );
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    let (cpu1, wall1, frames1) = (
+        process_cpu_time(),
+        Instant::now(),
+        pipeline.stats().frames_encoded,
+    );
+    pipeline.stop();
+    let _ = drain.join();
+    let cpu = (cpu1 - cpu0).as_secs_f64() / (wall1 - wall0).as_secs_f64();
+    Ok((cpu, frames1 - frames0))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use zune_jpeg::zune_core::options::DecoderOptions;
 
 use super::ConvertError;
 
-pub struct MjpegDecoder {
+pub(crate) struct MjpegDecoder {
     /// Interleaved Y, Cb, Cr at full resolution, reused between frames.
     ycc: Vec<u8>,
 }
@@ -27,13 +27,13 @@ impl Default for MjpegDecoder {
 }
 
 impl MjpegDecoder {
-    pub fn new() -> MjpegDecoder {
+    pub(crate) fn new() -> MjpegDecoder {
         MjpegDecoder { ycc: Vec::new() }
     }
 
     /// Decodes `jpeg`, which must be `expected` (width, height), into `out`: packed I420 of
     /// `out_size` (the expected size rounded down to even).
-    pub fn decode_to_i420(
+    pub(crate) fn decode_to_i420(
         &mut self,
         jpeg: &[u8],
         expected: (usize, usize),

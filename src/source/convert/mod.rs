@@ -8,13 +8,14 @@
 //!
 //! Odd capture sizes are cropped to even ones (I420 halves both dimensions).
 
-pub mod bench;
+#[cfg(any(test, feature = "testing"))]
+pub(crate) mod bench;
 mod mjpeg;
 mod planar;
 
 use std::fmt;
 
-pub use mjpeg::MjpegDecoder;
+pub(crate) use mjpeg::MjpegDecoder;
 
 /// The camera formats rtcam can take, cheapest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -114,7 +115,7 @@ impl fmt::Display for PixelFormat {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConvertError {
+pub(crate) enum ConvertError {
     /// A plane is shorter than the format and size need.
     ShortPlane {
         plane: usize,
@@ -138,8 +139,6 @@ pub enum ConvertError {
     NotRaw(PixelFormat),
     /// The output buffer does not fit the picture.
     BadOutput { needed: usize, got: usize },
-    /// A conversion library refused the picture.
-    Library(String),
 }
 
 impl fmt::Display for ConvertError {
@@ -170,7 +169,6 @@ impl fmt::Display for ConvertError {
                     "output buffer of {got} bytes, the picture needs {needed}"
                 )
             }
-            ConvertError::Library(why) => write!(f, "{why}"),
         }
     }
 }
@@ -178,7 +176,7 @@ impl fmt::Display for ConvertError {
 impl std::error::Error for ConvertError {}
 
 /// Turns one negotiated camera format into I420 frames.
-pub struct Converter {
+pub(crate) struct Converter {
     format: PixelFormat,
     /// The even size that comes out.
     width: usize,
@@ -194,7 +192,7 @@ pub struct Converter {
 
 impl Converter {
     /// A converter for `format` at the driver's `width`×`height` and plane strides.
-    pub fn new(format: PixelFormat, width: u32, height: u32, strides: &[u32]) -> Converter {
+    pub(crate) fn new(format: PixelFormat, width: u32, height: u32, strides: &[u32]) -> Converter {
         Converter {
             format,
             width: width as usize & !1,
@@ -206,23 +204,24 @@ impl Converter {
         }
     }
 
-    pub fn format(&self) -> PixelFormat {
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn format(&self) -> PixelFormat {
         self.format
     }
 
     /// The size of the I420 pictures that come out (even).
-    pub fn output_size(&self) -> (u32, u32) {
+    pub(crate) fn output_size(&self) -> (u32, u32) {
         (self.width as u32, self.height as u32)
     }
 
     /// Bytes of one output picture.
-    pub fn output_len(&self) -> usize {
+    pub(crate) fn output_len(&self) -> usize {
         self.width * self.height * 3 / 2
     }
 
     /// Converts one captured frame (its memory planes, each cut to `bytesused`) into `out`,
     /// tightly packed I420 of `output_size()`.
-    pub fn convert(&mut self, planes: &[&[u8]], out: &mut [u8]) -> Result<(), ConvertError> {
+    pub(crate) fn convert(&mut self, planes: &[&[u8]], out: &mut [u8]) -> Result<(), ConvertError> {
         let needed = self.output_len();
         if out.len() < needed {
             return Err(ConvertError::BadOutput {

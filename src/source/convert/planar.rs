@@ -4,7 +4,7 @@
 use super::ConvertError;
 
 /// A plane and its stride in bytes.
-pub type Plane<'a> = (&'a [u8], usize);
+pub(super) type Plane<'a> = (&'a [u8], usize);
 
 /// Checks that `rows` rows of `row_len` bytes fit a plane with this stride.
 fn check(
@@ -47,7 +47,7 @@ fn copy_rows(dst: &mut [u8], dst_stride: usize, (src, stride): Plane<'_>, rows: 
 }
 
 /// Planar 4:2:0 with any strides: three row-by-row copies.
-pub fn from_i420(
+pub(super) fn from_i420(
     w: usize,
     h: usize,
     y: Plane<'_>,
@@ -67,7 +67,7 @@ pub fn from_i420(
 }
 
 /// Y plane plus interleaved chroma (NV12: U first; NV21: V first).
-pub fn from_nv12(
+pub(super) fn from_nv12(
     w: usize,
     h: usize,
     y: Plane<'_>,
@@ -110,7 +110,7 @@ pub fn from_nv12(
 /// developers' guide's choice) was tried first: its SSE and AVX2 paths leave the last 16 luma
 /// samples of every row at zero (`packed_422_rows_keep_their_last_pixels` catches it), and its
 /// NEON path on the boards could not be checked, so it is not used.
-pub fn from_packed_422(
+pub(super) fn from_packed_422(
     w: usize,
     h: usize,
     src: Plane<'_>,

@@ -7,7 +7,7 @@
 
 use crate::source::i420::I420Mut;
 
-pub struct Background {
+pub(super) struct Background {
     width: usize,
     height: usize,
     y: Vec<u8>,
@@ -32,7 +32,7 @@ const CHECKER: usize = 32;
 
 impl Background {
     /// Draws a `width`×`height` background (both even).
-    pub fn new(width: usize, height: usize) -> Self {
+    pub(super) fn new(width: usize, height: usize) -> Self {
         let (width, height) = (width & !1, height & !1);
         let mut y = vec![0u8; width * height];
         let mut u = vec![0u8; width * height / 4];
@@ -56,14 +56,14 @@ impl Background {
         }
     }
 
-    pub fn width(&self) -> usize {
+    pub(super) fn width(&self) -> usize {
         self.width
     }
 
     /// Fills `out` with the window whose top-left corner is (`x`, `y`), wrapping around the
     /// edges. Odd coordinates are rounded down so chroma stays aligned. `out` must not be larger
     /// than the background.
-    pub fn copy_window(&self, x: usize, y: usize, out: &mut I420Mut<'_>) {
+    pub(super) fn copy_window(&self, x: usize, y: usize, out: &mut I420Mut<'_>) {
         let (x, y) = ((x % self.width) & !1, (y % self.height) & !1);
         let (out_width, out_height) = (out.width(), out.height());
         debug_assert!(out_width <= self.width && out_height <= self.height);
@@ -86,7 +86,7 @@ impl Background {
 impl Background {
     /// Like `copy_window`, magnified `zoom_percent / 100` times about the window's centre
     /// (nearest neighbour: a simulated zoom, not a scaler).
-    pub fn copy_window_zoomed(
+    pub(super) fn copy_window_zoomed(
         &self,
         x: usize,
         y: usize,

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use crate::source::controls::{CameraControls, ControlError, ControlInfo, ControlKind};
 
 /// Arc-seconds per full turn: the whole background width.
-pub const ARCSEC_PER_TURN: i64 = 360 * 3600;
+pub(crate) const ARCSEC_PER_TURN: i64 = 360 * 3600;
 
 /// (name, label, min, max, step, default)
 const CONTROLS: [(&str, &str, i64, i64, i64, i64); 4] = [
@@ -35,7 +35,7 @@ const CONTROLS: [(&str, &str, i64, i64, i64, i64); 4] = [
 
 /// Where the simulated camera points, as its controls say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct View {
+pub(crate) struct View {
     pub pan: i64,
     pub tilt: i64,
     pub zoom: i64,
@@ -67,12 +67,12 @@ impl View {
 
 /// The controls, shared between the pattern (capture thread) and whoever sets them.
 #[derive(Debug, Default)]
-pub struct SimulatedCamera {
+pub(crate) struct SimulatedCamera {
     view: Mutex<View>,
 }
 
 impl SimulatedCamera {
-    pub fn view(&self) -> View {
+    pub(crate) fn view(&self) -> View {
         self.view.lock().map(|v| *v).unwrap_or_default()
     }
 

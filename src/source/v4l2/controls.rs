@@ -18,7 +18,7 @@ use super::raw;
 use crate::source::controls::snake_case;
 use crate::source::{CameraControls, ControlError, ControlInfo, ControlKind};
 
-pub struct V4l2Controls {
+pub(crate) struct V4l2Controls {
     path: PathBuf,
     open: Mutex<Option<Open>>,
 }
@@ -31,7 +31,7 @@ struct Open {
 
 impl V4l2Controls {
     /// Controls of the device at `path`, opened on first use.
-    pub fn new(path: &Path) -> V4l2Controls {
+    pub(crate) fn new(path: &Path) -> V4l2Controls {
         V4l2Controls {
             path: path.to_path_buf(),
             open: Mutex::new(None),
@@ -39,7 +39,7 @@ impl V4l2Controls {
     }
 
     /// Closes the node; the next call opens it again.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         *self.open.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
@@ -274,7 +274,7 @@ fn control_ids(device: &Device) -> io::Result<BTreeMap<String, u32>> {
 }
 
 /// Every control of a device with its current value.
-pub fn list_controls(device: &Device) -> io::Result<Vec<ControlInfo>> {
+pub(crate) fn list_controls(device: &Device) -> io::Result<Vec<ControlInfo>> {
     let mut taken = BTreeMap::new();
     let mut out = Vec::new();
     for q in query_controls(device)? {

@@ -15,7 +15,7 @@ use crate::source::convert::PixelFormat;
 
 /// One video capture device as `rtcam devices` shows it.
 #[derive(Debug, Clone, Serialize)]
-pub struct DeviceReport {
+pub(crate) struct DeviceReport {
     pub path: PathBuf,
     /// The card name (`HD Pro Webcam C920`, `vivid`).
     pub name: String,
@@ -31,7 +31,7 @@ pub struct DeviceReport {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct FormatReport {
+pub(crate) struct FormatReport {
     pub fourcc: String,
     pub description: String,
     pub compressed: bool,
@@ -42,7 +42,7 @@ pub struct FormatReport {
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
-pub enum SizeReport {
+pub(crate) enum SizeReport {
     Discrete {
         width: u32,
         height: u32,
@@ -61,7 +61,7 @@ pub enum SizeReport {
 
 /// The video capture nodes under /dev, in numeric order (`video2` before `video10`). Nodes
 /// that only carry metadata (UVC makes one per camera) are left out.
-pub fn capture_device_paths() -> Vec<PathBuf> {
+pub(crate) fn capture_device_paths() -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir("/dev") else {
         return Vec::new();
     };
@@ -87,7 +87,7 @@ pub fn capture_device_paths() -> Vec<PathBuf> {
 }
 
 /// The capture buffer type of a device that can stream video, preferring single-planar.
-pub fn capture_buf_type(device: &Device) -> Option<BufType> {
+pub(crate) fn capture_buf_type(device: &Device) -> Option<BufType> {
     let caps = device.capabilities().ok()?.device_capabilities();
     if !caps.contains(CapabilityFlags::STREAMING) {
         None
@@ -101,7 +101,7 @@ pub fn capture_buf_type(device: &Device) -> Option<BufType> {
 }
 
 /// Everything about every capture device.
-pub fn list_devices() -> Vec<DeviceReport> {
+pub(crate) fn list_devices() -> Vec<DeviceReport> {
     capture_device_paths()
         .iter()
         .map(|path| describe(path))
@@ -109,7 +109,7 @@ pub fn list_devices() -> Vec<DeviceReport> {
 }
 
 /// Everything about one device; errors end up in `error`, not as a failure.
-pub fn describe(path: &Path) -> DeviceReport {
+pub(crate) fn describe(path: &Path) -> DeviceReport {
     let mut report = DeviceReport {
         path: path.to_path_buf(),
         name: String::new(),
@@ -203,7 +203,7 @@ fn fps_of(numerator: u32, denominator: u32) -> f64 {
     (f64::from(denominator) / f64::from(numerator) * 100.0).round() / 100.0
 }
 
-pub fn fourcc_text(fourcc: [u8; 4]) -> String {
+pub(crate) fn fourcc_text(fourcc: [u8; 4]) -> String {
     fourcc
         .iter()
         .map(|&b| match b {
@@ -218,7 +218,11 @@ pub fn fourcc_text(fourcc: [u8; 4]) -> String {
 
 /// What a device offers, in the shape negotiation takes. Range sizes are resolved to the
 /// allowed size nearest `wanted`.
-pub fn offers(device: &Device, buf_type: BufType, wanted: (u32, u32)) -> io::Result<Vec<Offer>> {
+pub(crate) fn offers(
+    device: &Device,
+    buf_type: BufType,
+    wanted: (u32, u32),
+) -> io::Result<Vec<Offer>> {
     let mut out = Vec::new();
     for desc in device.formats(buf_type) {
         let desc = desc?;
@@ -281,7 +285,7 @@ fn nearest_step(wanted: u32, min: u32, max: u32, step: u32) -> u32 {
 /// Runs device enumeration with panics turned into errors: linuxvideo 0.3 asserts on some
 /// driver answers (a non-UTF-8 name, an unexpected enumeration type), and a quirky camera must
 /// not take rtcam down.
-pub fn guard<T>(f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+pub(crate) fn guard<T>(f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
         let why = panic
             .downcast_ref::<&str>()

@@ -6,12 +6,12 @@
 //! of its own is the simplest way to wait for a frame with a timeout. The latest-wins mailbox
 //! behind it drops frames the encoder cannot keep up with.
 
-pub mod controls;
-pub mod device;
-pub mod negotiate;
+pub(crate) mod controls;
+pub(crate) mod device;
+pub(crate) mod negotiate;
 mod raw;
-pub mod report;
-pub mod stream;
+pub(crate) mod report;
+pub(crate) mod stream;
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -22,7 +22,7 @@ use linuxvideo::{BufType, Device};
 
 use self::controls::V4l2Controls;
 use self::device::{capture_buf_type, guard, offers};
-use self::negotiate::{Choice, Wanted, choose};
+use self::negotiate::{Wanted, choose};
 use self::stream::{
     Captured, MmapStream, NegotiatedFormat, monotonic_now, set_format, set_frame_rate,
 };
@@ -37,14 +37,13 @@ const BROKEN_LIMIT: u32 = 30;
 /// The shortest wait for a frame before the camera counts as silent.
 const MIN_FRAME_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub struct V4l2Source {
+pub(crate) struct V4l2Source {
     // Field order matters: the stream (its mappings) goes before the device closes its fd.
     stream: MmapStream,
     /// Holds the fd the stream uses open.
     _device: Device,
     path: PathBuf,
     card: String,
-    choice: Choice,
     negotiated: NegotiatedFormat,
     /// None for H.264, which is passed through.
     converter: Option<Converter>,
@@ -68,7 +67,7 @@ pub struct V4l2Source {
 impl V4l2Source {
     /// Opens `path`, negotiates the format closest to `wanted` and starts streaming. `status`
     /// and `controls` outlive reopenings of the same camera.
-    pub fn open(
+    pub(crate) fn open(
         path: &Path,
         wanted: &Wanted,
         status: Arc<CameraStatus>,
@@ -152,7 +151,6 @@ impl V4l2Source {
             _device: device,
             path: path.to_path_buf(),
             card,
-            choice,
             negotiated,
             pool: FramePool::new(width as usize * height as usize * 3 / 2),
             converter,
@@ -171,26 +169,22 @@ impl V4l2Source {
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The format the camera delivers, e.g. `YUYV 640x480 @ 30 fps`.
-    pub fn format_description(&self) -> String {
+    pub(crate) fn format_description(&self) -> String {
         self.status.format()
     }
 
     /// The controls object this source hands out (shared with reopenings).
-    pub fn v4l2_controls(&self) -> Arc<V4l2Controls> {
+    pub(crate) fn v4l2_controls(&self) -> Arc<V4l2Controls> {
         self.controls.clone()
     }
 
-    pub fn pixel_format(&self) -> PixelFormat {
-        self.choice.format
-    }
-
     /// Waits for one frame and keeps it for the first `next_capture` (the probe of `auto`).
-    pub fn probe(&mut self) -> Result<(), String> {
+    pub(crate) fn probe(&mut self) -> Result<(), String> {
         match self.capture() {
             Ok(capture) => {
                 self.pending = Some(capture);
@@ -385,7 +379,7 @@ impl std::fmt::Debug for V4l2Source {
 
 /// Opens the first capture device that delivers a frame. On failure, every device tried with
 /// why it was passed over.
-pub fn open_first_streaming(wanted: &Wanted) -> Result<V4l2Source, Vec<(PathBuf, String)>> {
+pub(crate) fn open_first_streaming(wanted: &Wanted) -> Result<V4l2Source, Vec<(PathBuf, String)>> {
     let mut passed_over = Vec::new();
     for path in device::capture_device_paths() {
         let status = Arc::new(CameraStatus::new());

@@ -10,7 +10,7 @@ use crate::source::convert::PixelFormat;
 
 /// Frame rates a size is offered at.
 #[derive(Debug, Clone, PartialEq)]
-pub enum FpsOffer {
+pub(crate) enum FpsOffer {
     List(Vec<f64>),
     /// Any rate from the first to the second.
     Range(f64, f64),
@@ -21,7 +21,7 @@ pub enum FpsOffer {
 impl FpsOffer {
     /// The rate to ask for when `wanted` is wanted: the lowest rate at or above it (extra
     /// frames are dropped cheaply), else the highest there is.
-    pub fn best_for(&self, wanted: f64) -> f64 {
+    pub(crate) fn best_for(&self, wanted: f64) -> f64 {
         match self {
             FpsOffer::List(list) if !list.is_empty() => {
                 let at_least = list
@@ -38,7 +38,7 @@ impl FpsOffer {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct SizeOffer {
+pub(crate) struct SizeOffer {
     pub width: u32,
     pub height: u32,
     pub fps: FpsOffer,
@@ -46,7 +46,7 @@ pub struct SizeOffer {
 
 /// One format a device offers.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Offer {
+pub(crate) struct Offer {
     pub format: PixelFormat,
     /// The driver's exact fourcc (`NM12` and `NV12` are both NV12 to the converter).
     pub fourcc: [u8; 4],
@@ -56,7 +56,7 @@ pub struct Offer {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Wanted {
+pub(crate) struct Wanted {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
@@ -66,7 +66,7 @@ pub struct Wanted {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Choice {
+pub(crate) struct Choice {
     pub format: PixelFormat,
     pub fourcc: [u8; 4],
     pub width: u32,
@@ -75,7 +75,7 @@ pub struct Choice {
 }
 
 /// Picks the offer closest to `wanted`; the error says what the camera has instead.
-pub fn choose(offers: &[Offer], wanted: &Wanted) -> Result<Choice, String> {
+pub(crate) fn choose(offers: &[Offer], wanted: &Wanted) -> Result<Choice, String> {
     let allowed = |offer: &&Offer| match wanted.format {
         Some(format) => offer.format == format,
         None => offer.format != PixelFormat::H264,

@@ -9,25 +9,24 @@ use std::io;
 use std::mem::size_of;
 use std::os::fd::RawFd;
 
-pub const BUF_TYPE_VIDEO_CAPTURE: u32 = 1;
-pub const BUF_TYPE_VIDEO_CAPTURE_MPLANE: u32 = 9;
-pub const MEMORY_MMAP: u32 = 1;
-pub const FIELD_ANY: u32 = 0;
-pub const FIELD_NONE: u32 = 1;
-pub const VIDEO_MAX_PLANES: usize = 8;
+pub(super) const BUF_TYPE_VIDEO_CAPTURE: u32 = 1;
+pub(super) const BUF_TYPE_VIDEO_CAPTURE_MPLANE: u32 = 9;
+pub(super) const MEMORY_MMAP: u32 = 1;
+pub(super) const FIELD_ANY: u32 = 0;
+pub(super) const FIELD_NONE: u32 = 1;
+pub(super) const VIDEO_MAX_PLANES: usize = 8;
 
-pub const BUF_FLAG_KEYFRAME: u32 = 0x0000_0008;
-pub const BUF_FLAG_ERROR: u32 = 0x0000_0040;
-pub const BUF_FLAG_TIMESTAMP_MASK: u32 = 0x0000_e000;
-pub const BUF_FLAG_TIMESTAMP_MONOTONIC: u32 = 0x0000_2000;
+pub(super) const BUF_FLAG_ERROR: u32 = 0x0000_0040;
+pub(super) const BUF_FLAG_TIMESTAMP_MASK: u32 = 0x0000_e000;
+pub(super) const BUF_FLAG_TIMESTAMP_MONOTONIC: u32 = 0x0000_2000;
 
 /// `V4L2_CID_MPEG_VIDEO_FORCE_KEY_FRAME`: a button that makes an encoding device's next frame
 /// an IDR.
-pub const CID_FORCE_KEY_FRAME: u32 = 0x0099_09e5;
+pub(super) const CID_FORCE_KEY_FRAME: u32 = 0x0099_09e5;
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
-pub struct PixFormat {
+pub(super) struct PixFormat {
     pub width: u32,
     pub height: u32,
     pub pixelformat: u32,
@@ -44,7 +43,7 @@ pub struct PixFormat {
 
 #[repr(C, packed)]
 #[derive(Clone, Copy, Default, Debug)]
-pub struct PlanePixFormat {
+pub(super) struct PlanePixFormat {
     pub sizeimage: u32,
     pub bytesperline: u32,
     pub reserved: [u16; 6],
@@ -52,7 +51,7 @@ pub struct PlanePixFormat {
 
 #[repr(C, packed)]
 #[derive(Clone, Copy, Default, Debug)]
-pub struct PixFormatMplane {
+pub(super) struct PixFormatMplane {
     pub width: u32,
     pub height: u32,
     pub pixelformat: u32,
@@ -69,7 +68,7 @@ pub struct PixFormatMplane {
 
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub union FormatUnion {
+pub(super) union FormatUnion {
     pub pix: PixFormat,
     pub pix_mp: PixFormatMplane,
     pub raw: [u8; 200],
@@ -79,14 +78,14 @@ pub union FormatUnion {
 
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct Format {
+pub(super) struct Format {
     pub type_: u32,
     pub fmt: FormatUnion,
 }
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
-pub struct RequestBuffers {
+pub(super) struct RequestBuffers {
     pub count: u32,
     pub type_: u32,
     pub memory: u32,
@@ -97,7 +96,7 @@ pub struct RequestBuffers {
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
-pub struct Timecode {
+pub(super) struct Timecode {
     pub type_: u32,
     pub flags: u32,
     pub frames: u8,
@@ -109,7 +108,7 @@ pub struct Timecode {
 
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub union PlaneMem {
+pub(super) union PlaneMem {
     pub mem_offset: u32,
     pub userptr: libc::c_ulong,
     pub fd: i32,
@@ -117,7 +116,7 @@ pub union PlaneMem {
 
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct Plane {
+pub(super) struct Plane {
     pub bytesused: u32,
     pub length: u32,
     pub m: PlaneMem,
@@ -127,7 +126,7 @@ pub struct Plane {
 
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub union BufferMem {
+pub(super) union BufferMem {
     pub offset: u32,
     pub userptr: libc::c_ulong,
     pub planes: *mut Plane,
@@ -136,7 +135,7 @@ pub union BufferMem {
 
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct Buffer {
+pub(super) struct Buffer {
     pub index: u32,
     pub type_: u32,
     pub bytesused: u32,
@@ -154,14 +153,14 @@ pub struct Buffer {
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
-pub struct Fract {
+pub(super) struct Fract {
     pub numerator: u32,
     pub denominator: u32,
 }
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
-pub struct CaptureParm {
+pub(super) struct CaptureParm {
     pub capability: u32,
     pub capturemode: u32,
     pub timeperframe: Fract,
@@ -172,41 +171,41 @@ pub struct CaptureParm {
 
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub union StreamParmUnion {
+pub(super) union StreamParmUnion {
     pub capture: CaptureParm,
     pub raw: [u8; 200],
 }
 
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct StreamParm {
+pub(super) struct StreamParm {
     pub type_: u32,
     pub parm: StreamParmUnion,
 }
 
-pub const CTRL_FLAG_NEXT_CTRL: u32 = 0x8000_0000;
-pub const CTRL_FLAG_DISABLED: u32 = 0x0001;
-pub const CTRL_FLAG_GRABBED: u32 = 0x0002;
-pub const CTRL_FLAG_READ_ONLY: u32 = 0x0004;
-pub const CTRL_FLAG_INACTIVE: u32 = 0x0010;
-pub const CTRL_FLAG_WRITE_ONLY: u32 = 0x0040;
+pub(super) const CTRL_FLAG_NEXT_CTRL: u32 = 0x8000_0000;
+pub(super) const CTRL_FLAG_DISABLED: u32 = 0x0001;
+pub(super) const CTRL_FLAG_GRABBED: u32 = 0x0002;
+pub(super) const CTRL_FLAG_READ_ONLY: u32 = 0x0004;
+pub(super) const CTRL_FLAG_INACTIVE: u32 = 0x0010;
+pub(super) const CTRL_FLAG_WRITE_ONLY: u32 = 0x0040;
 
-pub const CTRL_TYPE_INTEGER: u32 = 1;
-pub const CTRL_TYPE_BOOLEAN: u32 = 2;
-pub const CTRL_TYPE_MENU: u32 = 3;
-pub const CTRL_TYPE_BUTTON: u32 = 4;
-pub const CTRL_TYPE_INTEGER64: u32 = 5;
-pub const CTRL_TYPE_CTRL_CLASS: u32 = 6;
-pub const CTRL_TYPE_INTEGER_MENU: u32 = 9;
+pub(super) const CTRL_TYPE_INTEGER: u32 = 1;
+pub(super) const CTRL_TYPE_BOOLEAN: u32 = 2;
+pub(super) const CTRL_TYPE_MENU: u32 = 3;
+pub(super) const CTRL_TYPE_BUTTON: u32 = 4;
+pub(super) const CTRL_TYPE_INTEGER64: u32 = 5;
+pub(super) const CTRL_TYPE_CTRL_CLASS: u32 = 6;
+pub(super) const CTRL_TYPE_INTEGER_MENU: u32 = 9;
 
 /// `V4L2_CID_BASE` and `V4L2_CID_LASTP1`: the user controls, for drivers that cannot
 /// enumerate with `CTRL_FLAG_NEXT_CTRL`.
-pub const CID_BASE: u32 = 0x0098_0900;
-pub const CID_LASTP1: u32 = CID_BASE + 43;
+pub(super) const CID_BASE: u32 = 0x0098_0900;
+pub(super) const CID_LASTP1: u32 = CID_BASE + 43;
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
-pub struct QueryCtrl {
+pub(super) struct QueryCtrl {
     pub id: u32,
     pub type_: u32,
     pub name: [u8; 32],
@@ -220,7 +219,7 @@ pub struct QueryCtrl {
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
-pub struct Control {
+pub(super) struct Control {
     pub id: u32,
     pub value: i32,
 }
@@ -228,7 +227,7 @@ pub struct Control {
 /// `v4l2_querymenu`: `name` is a union with an `i64` value for integer menus.
 #[repr(C, packed)]
 #[derive(Clone, Copy, Default, Debug)]
-pub struct QueryMenu {
+pub(super) struct QueryMenu {
     pub id: u32,
     pub index: u32,
     pub name: [u8; 32],
@@ -236,7 +235,7 @@ pub struct QueryMenu {
 }
 
 /// All-zero value of a plain C struct, as the V4L2 API expects before filling in fields.
-pub fn zeroed<T: Copy>() -> T {
+pub(super) fn zeroed<T: Copy>() -> T {
     // SAFETY: only used for the repr(C) structs above, for which all-zero bytes are valid
     // (integers, arrays of integers, null pointers).
     unsafe { std::mem::zeroed() }
@@ -249,25 +248,25 @@ const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
     (dir << 30) | ((size as u32) << 16) | ((b'V' as u32) << 8) | nr
 }
 
-pub const VIDIOC_G_FMT: u32 = ioc(IOC_READ | IOC_WRITE, 4, size_of::<Format>());
-pub const VIDIOC_S_FMT: u32 = ioc(IOC_READ | IOC_WRITE, 5, size_of::<Format>());
-pub const VIDIOC_REQBUFS: u32 = ioc(IOC_READ | IOC_WRITE, 8, size_of::<RequestBuffers>());
-pub const VIDIOC_QUERYBUF: u32 = ioc(IOC_READ | IOC_WRITE, 9, size_of::<Buffer>());
-pub const VIDIOC_QBUF: u32 = ioc(IOC_READ | IOC_WRITE, 15, size_of::<Buffer>());
-pub const VIDIOC_DQBUF: u32 = ioc(IOC_READ | IOC_WRITE, 17, size_of::<Buffer>());
-pub const VIDIOC_STREAMON: u32 = ioc(IOC_WRITE, 18, size_of::<i32>());
-pub const VIDIOC_STREAMOFF: u32 = ioc(IOC_WRITE, 19, size_of::<i32>());
-pub const VIDIOC_G_CTRL: u32 = ioc(IOC_READ | IOC_WRITE, 27, size_of::<Control>());
-pub const VIDIOC_S_CTRL: u32 = ioc(IOC_READ | IOC_WRITE, 28, size_of::<Control>());
-pub const VIDIOC_QUERYCTRL: u32 = ioc(IOC_READ | IOC_WRITE, 36, size_of::<QueryCtrl>());
-pub const VIDIOC_QUERYMENU: u32 = ioc(IOC_READ | IOC_WRITE, 37, size_of::<QueryMenu>());
-pub const VIDIOC_S_PARM: u32 = ioc(IOC_READ | IOC_WRITE, 22, size_of::<StreamParm>());
+pub(super) const VIDIOC_G_FMT: u32 = ioc(IOC_READ | IOC_WRITE, 4, size_of::<Format>());
+pub(super) const VIDIOC_S_FMT: u32 = ioc(IOC_READ | IOC_WRITE, 5, size_of::<Format>());
+pub(super) const VIDIOC_REQBUFS: u32 = ioc(IOC_READ | IOC_WRITE, 8, size_of::<RequestBuffers>());
+pub(super) const VIDIOC_QUERYBUF: u32 = ioc(IOC_READ | IOC_WRITE, 9, size_of::<Buffer>());
+pub(super) const VIDIOC_QBUF: u32 = ioc(IOC_READ | IOC_WRITE, 15, size_of::<Buffer>());
+pub(super) const VIDIOC_DQBUF: u32 = ioc(IOC_READ | IOC_WRITE, 17, size_of::<Buffer>());
+pub(super) const VIDIOC_STREAMON: u32 = ioc(IOC_WRITE, 18, size_of::<i32>());
+pub(super) const VIDIOC_STREAMOFF: u32 = ioc(IOC_WRITE, 19, size_of::<i32>());
+pub(super) const VIDIOC_G_CTRL: u32 = ioc(IOC_READ | IOC_WRITE, 27, size_of::<Control>());
+pub(super) const VIDIOC_S_CTRL: u32 = ioc(IOC_READ | IOC_WRITE, 28, size_of::<Control>());
+pub(super) const VIDIOC_QUERYCTRL: u32 = ioc(IOC_READ | IOC_WRITE, 36, size_of::<QueryCtrl>());
+pub(super) const VIDIOC_QUERYMENU: u32 = ioc(IOC_READ | IOC_WRITE, 37, size_of::<QueryMenu>());
+pub(super) const VIDIOC_S_PARM: u32 = ioc(IOC_READ | IOC_WRITE, 22, size_of::<StreamParm>());
 
 /// One ioctl on `fd` with `arg`, retried on EINTR.
 ///
 /// # Safety
 /// `request` must be an ioctl whose argument is a `T` (the constants above with their types).
-pub unsafe fn ioctl<T>(fd: RawFd, request: u32, arg: &mut T) -> io::Result<()> {
+pub(super) unsafe fn ioctl<T>(fd: RawFd, request: u32, arg: &mut T) -> io::Result<()> {
     loop {
         // SAFETY: the caller pairs the request with its argument type; `arg` is a valid,
         // exclusive pointer for the duration of the call.

@@ -28,7 +28,7 @@ pub fn print_devices(json: bool) -> ExitCode {
 }
 
 /// One device as readable text.
-pub fn describe(d: &DeviceReport) -> String {
+pub(crate) fn describe(d: &DeviceReport) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}: {}", d.path.display(), d.name);
     let _ = writeln!(

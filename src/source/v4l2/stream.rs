@@ -18,7 +18,7 @@ const MAX_PLANES: usize = 3;
 
 /// What the driver agreed to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NegotiatedFormat {
+pub(crate) struct NegotiatedFormat {
     pub fourcc: [u8; 4],
     pub width: u32,
     pub height: u32,
@@ -28,7 +28,7 @@ pub struct NegotiatedFormat {
 }
 
 impl NegotiatedFormat {
-    pub fn buf_type(&self) -> u32 {
+    pub(crate) fn buf_type(&self) -> u32 {
         if self.multiplanar {
             raw::BUF_TYPE_VIDEO_CAPTURE_MPLANE
         } else {
@@ -38,7 +38,7 @@ impl NegotiatedFormat {
 }
 
 /// Sets the capture format (VIDIOC_S_FMT); the driver may adjust size and format.
-pub fn set_format(
+pub(crate) fn set_format(
     fd: RawFd,
     multiplanar: bool,
     fourcc: [u8; 4],
@@ -96,7 +96,7 @@ pub fn set_format(
 
 /// Asks for a frame rate (VIDIOC_S_PARM); returns the rate the driver chose, None if the
 /// driver does not let the rate be set.
-pub fn set_frame_rate(fd: RawFd, buf_type: u32, fps: u32) -> Option<f64> {
+pub(crate) fn set_frame_rate(fd: RawFd, buf_type: u32, fps: u32) -> Option<f64> {
     let mut parm: StreamParm = raw::zeroed();
     parm.type_ = buf_type;
     parm.parm.capture = raw::CaptureParm {
@@ -114,7 +114,7 @@ pub fn set_frame_rate(fd: RawFd, buf_type: u32, fps: u32) -> Option<f64> {
 }
 
 /// One dequeued frame, valid while the callback runs.
-pub struct Captured<'a> {
+pub(crate) struct Captured<'a> {
     /// Each memory plane, cut to what the driver filled.
     pub planes: &'a [&'a [u8]],
     /// The driver's frame counter; gaps are frames the driver dropped.
@@ -123,8 +123,6 @@ pub struct Captured<'a> {
     pub monotonic: Option<Duration>,
     /// The driver flagged the data as possibly corrupt.
     pub error: bool,
-    /// For compressed formats: the driver says this is a key frame.
-    pub keyframe: bool,
 }
 
 struct Mapping {
@@ -133,7 +131,7 @@ struct Mapping {
 }
 
 /// A running mmap capture stream. Stops streaming and unmaps on drop.
-pub struct MmapStream {
+pub(crate) struct MmapStream {
     fd: RawFd,
     buf_type: u32,
     mem_planes: usize,
@@ -147,7 +145,7 @@ unsafe impl Send for MmapStream {}
 impl MmapStream {
     /// Allocates and maps the buffers, queues them and starts streaming. `fd` must stay open
     /// while the stream lives.
-    pub fn start(fd: RawFd, format: &NegotiatedFormat) -> io::Result<MmapStream> {
+    pub(crate) fn start(fd: RawFd, format: &NegotiatedFormat) -> io::Result<MmapStream> {
         let buf_type = format.buf_type();
         let mut request = RequestBuffers {
             count: BUFFER_COUNT,
@@ -243,7 +241,7 @@ impl MmapStream {
 
     /// Waits up to `timeout` for the next filled buffer, hands it to `f`, and gives the buffer
     /// back to the driver.
-    pub fn next<T>(
+    pub(crate) fn next<T>(
         &mut self,
         timeout: Duration,
         f: impl FnOnce(&Captured<'_>) -> T,
@@ -292,7 +290,6 @@ impl MmapStream {
             sequence: buf.sequence,
             monotonic,
             error: buf.flags & raw::BUF_FLAG_ERROR != 0,
-            keyframe: buf.flags & raw::BUF_FLAG_KEYFRAME != 0,
         };
         let result = f(&captured);
         self.queue(index)?;
@@ -357,7 +354,7 @@ impl Drop for MmapStream {
 }
 
 /// CLOCK_MONOTONIC now, to turn driver timestamps into `Instant`s.
-pub fn monotonic_now() -> Duration {
+pub(crate) fn monotonic_now() -> Duration {
     let mut ts: libc::timespec = raw::zeroed();
     // SAFETY: clock_gettime writes one timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
