@@ -16,6 +16,8 @@ pub(crate) mod keyframe;
 pub(crate) mod viewer;
 
 #[cfg(test)]
+pub(crate) mod peer;
+#[cfg(test)]
 mod tests;
 
 use std::collections::VecDeque;
