@@ -25,7 +25,7 @@
 //! it says `Timeout` after every input.
 
 mod meter;
-mod stream;
+mod state;
 #[cfg(test)]
 mod tests;
 
@@ -39,8 +39,8 @@ use crate::control::protocol::ErrorCode;
 use crate::control::{ControlPlane, Failure, PlaneOutput};
 use crate::hub::{self, Hub, HubEvent};
 pub(crate) use meter::LatencyWindow;
-use stream::Stream;
-pub use stream::{Readings, Running};
+use state::StreamState;
+pub use state::{Readings, Running};
 
 // What the streamer's inputs and outputs are made of.
 pub use crate::control::auth::Role;
@@ -157,7 +157,7 @@ pub enum ActuatorCommand {
 pub struct Streamer {
     hub: Hub,
     plane: ControlPlane,
-    stream: Stream,
+    stream: StreamState,
     outputs: VecDeque<Output>,
     /// HTTP calls waiting for the next readings.
     waiting_calls: Vec<(CallId, Call)>,
@@ -180,7 +180,7 @@ impl Streamer {
         Ok(Streamer {
             hub: Hub::new(config.hub, now)?,
             plane: ControlPlane::new(config.control, running.settings),
-            stream: Stream::new(running, now, max_viewers),
+            stream: StreamState::new(running, now, max_viewers),
             outputs: VecDeque::new(),
             waiting_calls: Vec::new(),
             readings_asked: false,

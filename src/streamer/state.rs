@@ -33,7 +33,7 @@ pub struct Readings {
     pub capture_to_wire_ms_p50: f64,
 }
 
-pub(super) struct Stream {
+pub(super) struct StreamState {
     running: Running,
     max_viewers: usize,
     started: Instant,
@@ -44,9 +44,9 @@ pub(super) struct Stream {
     auth_failures: u64,
 }
 
-impl Stream {
-    pub(super) fn new(running: Running, now: Instant, max_viewers: usize) -> Stream {
-        Stream {
+impl StreamState {
+    pub(super) fn new(running: Running, now: Instant, max_viewers: usize) -> StreamState {
+        StreamState {
             running,
             max_viewers,
             started: now,
