@@ -4,7 +4,8 @@
 //! `source` (camera or test pattern → I420 frames) → `encode` (one OpenH264 encoder thread) →
 //! `hub` (sans-IO: one str0m `Rtc` per viewer, fan-out, keyframe policy) → `net` (UDP socket,
 //! HTTP/WHEP signaling). `control` answers the viewers' data-channel commands. `runtime` is the
-//! event loop that owns the sockets and timers and wires the parts together.
+//! event loop that owns the sockets and timers and wires the parts together. `web` is the
+//! viewer page, compiled in.
 
 pub mod boards;
 pub mod cli;
@@ -16,3 +17,4 @@ pub mod hub;
 pub mod net;
 pub mod runtime;
 pub mod source;
+pub(crate) mod web;
