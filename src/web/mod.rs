@@ -1,5 +1,7 @@
-//! The viewer page, compiled into the binary: no CDN, no build step. Every file is served from
-//! the root: `GET /` and `/index.html` are the page.
+//! The viewer page, compiled into the binary: no CDN, no build step. `index.html` (markup)
+//! loads `style.css` and `main.js`, an ES module that imports the others (`<script
+//! type="module">`, relative URLs, so the page also works behind a path prefix). Every file is
+//! served from the root: `GET /` and `/index.html` are the page, `/main.js` its entry point.
 
 /// One file of the page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,7 +15,21 @@ pub(crate) struct Asset {
 macro_rules! files {
     ($($name:literal),* $(,)?) => { &[$(($name, include_str!($name))),*] };
 }
-const FILES: &[(&str, &str)] = files!["index.html"];
+const FILES: &[(&str, &str)] = files![
+    "index.html",
+    "style.css",
+    "main.js",
+    "state.js",
+    "auth.js",
+    "whep.js",
+    "control.js",
+    "steering.js",
+    "ptz-pad.js",
+    "controls-panel.js",
+    "stats.js",
+    "stamp.js",
+    "ui.js",
+];
 
 /// Module scripts must come as JavaScript: browsers refuse to run a module served with any
 /// other type.
@@ -108,6 +124,14 @@ mod tests {
         let page = asset("/").unwrap();
         assert_eq!(page.content_type, "text/html; charset=utf-8");
         assert!(page.body.contains("<video"));
+        assert_eq!(
+            asset("/style.css").unwrap().content_type,
+            "text/css; charset=utf-8"
+        );
+        assert_eq!(
+            asset("/main.js").unwrap().content_type,
+            "text/javascript; charset=utf-8"
+        );
         for name in FILES.iter().map(|(n, _)| n) {
             assert!(asset(&format!("/{name}")).is_some(), "{name}: no type");
         }
@@ -141,6 +165,12 @@ mod tests {
     #[test]
     fn every_reference_and_import_resolves_and_every_file_is_used() {
         let refs = html_references(body("index.html"));
+        for expected in ["style.css", "main.js"] {
+            assert!(
+                refs.contains(&expected),
+                "index.html loads {expected}: {refs:?}"
+            );
+        }
         let mut reached = BTreeSet::from(["/index.html".to_string()]);
         let mut todo: Vec<String> = Vec::new();
         for r in refs {
@@ -153,8 +183,10 @@ mod tests {
                 todo.push(path);
             }
         }
+        let mut import_count = 0;
         while let Some(module) = todo.pop() {
             for spec in imports(asset(&module).unwrap().body) {
+                import_count += 1;
                 assert!(
                     spec.starts_with("./") || spec.starts_with("../") || spec.starts_with('/'),
                     "{module} imports {spec:?}: a bare specifier does not load in a browser"
@@ -169,6 +201,7 @@ mod tests {
                 }
             }
         }
+        assert!(import_count >= 10, "only {import_count} imports found");
         let all: BTreeSet<String> = FILES.iter().map(|(n, _)| format!("/{n}")).collect();
         assert_eq!(reached, all, "files the page never loads");
     }
