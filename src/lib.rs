@@ -136,5 +136,6 @@ pub(crate) mod net;
 pub mod shell;
 pub(crate) mod source;
 pub mod streamer;
+pub(crate) mod web;
 
 pub use source::v4l2::report::print_devices;

@@ -350,6 +350,15 @@ fn status_health_and_page_over_http() {
             .starts_with("text/html")
     );
     assert!(page.text().contains("<video"));
+    // Its module scripts: a browser runs them only when served as JavaScript.
+    let module = get(&server, "GET", "/main.js");
+    assert_eq!(module.status, 200);
+    assert_eq!(
+        module.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(module.header("cache-control"), Some("no-store"));
+    assert_eq!(get(&server, "POST", "/style.css").status, 405);
     server.stop().unwrap();
 }
 

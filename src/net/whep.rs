@@ -16,9 +16,6 @@ use crate::control::{Role, Status, Tokens};
 use crate::encode::snapshot::Picture;
 use crate::hub::{OfferError, ViewerId};
 
-/// The page, compiled in: no CDN, no build step.
-pub(crate) const PAGE: &str = include_str!("../web/index.html");
-
 const SDP: &str = "application/sdp";
 const JSON: &str = "application/json";
 
@@ -77,13 +74,18 @@ impl Routes {
     async fn route(&self, req: &Request) -> Response {
         let method = req.method.as_str();
         let path = req.path();
-        match path {
-            "/" | "/index.html" => match method {
+        // The page and its files. no-store for all of them, not only the HTML: a module cached
+        // from an older rtcam next to a newer index.html would break the page after an upgrade,
+        // there is no ETag to revalidate cheaply, and the files are small and local.
+        if let Some(file) = crate::web::asset(path) {
+            return match method {
                 "GET" | "HEAD" => Response::new(200)
                     .header("Cache-Control", "no-store")
-                    .with_body("text/html; charset=utf-8", PAGE),
+                    .with_body(file.content_type, file.body),
                 _ => not_allowed("GET, HEAD"),
-            },
+            };
+        }
+        match path {
             "/healthz" => match method {
                 "GET" | "HEAD" => match self.ask(|reply| LoopRequest::Health { reply }).await {
                     Some(Ok(())) => Response::text(200, "ok"),

@@ -51,19 +51,23 @@ try {
   check(rpc.status && rpc.status.width > 0, `status result: ${JSON.stringify(rpc.status)}`);
   result.status = rpc.status;
 
-  // 3. The stamp reader: on a synthetic picture (exact), then on the live video.
-  const synthetic = await page.evaluate(() => {
+  // 3. The stamp reader: on a synthetic picture (exact), then on the live video. The
+  // geometry, CRC and decoder are the page's own (src/web/stamp.js, imported as the page
+  // imports it); only the drawing of the cells is the test's.
+  const synthetic = await page.evaluate(async () => {
+    const stamp = await import(new URL('stamp.js', location.href).href);
     const r = window.rtcam;
+    if (r.decodeStamp !== stamp.decodeStamp || r.crc16 !== stamp.crc16) return { notTheModule: true };
     const make = (w, seq, us, corrupt) => {
-      const c = w >= 480 ? 16 : 8, perRow = Math.floor(w / c), rows = Math.ceil(112 / perRow);
+      const { c, perRow, rows } = stamp.stampGeometry(w);
       const bytes = new Uint8Array(14), dv = new DataView(bytes.buffer);
       dv.setUint32(0, seq);
       dv.setUint32(4, Math.floor(us / 4294967296));
       dv.setUint32(8, us % 4294967296);
-      dv.setUint16(12, r.crc16(bytes, 12));
+      dv.setUint16(12, stamp.crc16(bytes, 12));
       if (corrupt) bytes[5] ^= 0x10;
       const h = rows * c, data = new Uint8ClampedArray(w * h * 4);
-      for (let i = 0; i < 112; i++) {
+      for (let i = 0; i < stamp.STAMP_BITS; i++) {
         const v = (bytes[i >> 3] >> (7 - (i & 7))) & 1 ? 235 : 16;
         const x0 = (i % perRow) * c, y0 = Math.floor(i / perRow) * c;
         for (let y = y0; y < y0 + c; y++) for (let x = x0; x < x0 + c; x++) {
@@ -71,7 +75,7 @@ try {
           data[o] = data[o + 1] = data[o + 2] = v; data[o + 3] = 255;
         }
       }
-      return r.decodeStamp({ data, width: w, height: h }, w);
+      return stamp.decodeStamp({ data, width: w, height: h }, w);
     };
     const us = Date.now() * 1000 + 123;
     return {
@@ -82,6 +86,7 @@ try {
       us,
     };
   });
+  check(!synthetic.notTheModule, 'window.rtcam.decodeStamp/crc16 are not those of stamp.js');
   check(synthetic.vga && synthetic.vga.seq === 4000000000 && synthetic.vga.captureUs === synthetic.us,
     `synthetic 640 stamp: ${JSON.stringify(synthetic)}`);
   check(synthetic.small && synthetic.small.seq === 7 && synthetic.small.captureUs === synthetic.us,
