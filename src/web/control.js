@@ -42,7 +42,7 @@ export function send(cmd, args = {}, opts = {}) {
 
 // A command the user asked for: as send(), and a failure is shown unless `opts.quiet`.
 export function command(cmd, args = {}, opts = {}) {
-  return send(cmd, args).catch((e) => {
+  return send(cmd, args, opts).catch((e) => {
     if (!opts.quiet) toast(e.message || `${cmd} failed`);
     throw e;
   });

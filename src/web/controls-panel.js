@@ -197,8 +197,12 @@ export function showStream(st) {
   fillSelect(ui.bitrate, PRESETS.bitrate_kbps, st.bitrate_kbps, fmt.rate);
 }
 
+// A new size or frame rate reopens the camera, and the answer comes once it is back: give it
+// longer than a plain command.
+const STREAM_SET_TIMEOUT_MS = 20000;
+
 export function setStream(change) {
-  return command('stream.set', change).then((r) => { showStream(r); return r; },
+  return command('stream.set', change, { timeoutMs: STREAM_SET_TIMEOUT_MS }).then((r) => { showStream(r); return r; },
     (e) => { if (rtcam.stream) showStream(rtcam.stream); throw e; });
 }
 
