@@ -13,6 +13,7 @@ pub mod config;
 pub mod control;
 pub mod encode;
 pub mod hub;
+pub mod logger;
 pub mod net;
 pub mod runtime;
 pub mod source;

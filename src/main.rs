@@ -15,9 +15,7 @@ fn main() -> ExitCode {
     if let Some(Command::Devices { json }) = cli.command {
         return rtcam::source::v4l2::report::print_devices(json);
     }
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_millis()
-        .init();
+    rtcam::logger::init();
     let config = match cli.load_config() {
         Ok(c) => c,
         Err(e) => {
