@@ -6,6 +6,7 @@
 //! HTTP/WHEP signaling). `control` answers the viewers' data-channel commands. `runtime` is the
 //! event loop that owns the sockets and timers and wires the parts together.
 
+pub mod args;
 pub mod boards;
 pub mod cli;
 pub mod client;

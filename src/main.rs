@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use async_signal::{Signal, Signals};
-use clap::Parser;
 use smol::stream::StreamExt;
 
 use rtcam::cli::{Cli, Command};
