@@ -48,7 +48,11 @@ impl Parser {
         T: Into<OsString>,
     {
         Parser {
-            args: args.into_iter().map(Into::into).collect::<Vec<_>>().into_iter(),
+            args: args
+                .into_iter()
+                .map(Into::into)
+                .collect::<Vec<_>>()
+                .into_iter(),
             inline: None,
             only_positionals: false,
         }
@@ -87,9 +91,9 @@ impl Parser {
             "-h" => Ok(Some(Arg::Long("help".into()))),
             "-V" => Ok(Some(Arg::Long("version".into()))),
             "-" => Ok(Some(Arg::Positional(arg))),
-            _ if text.starts_with('-') => Err(UsageError(format!(
-                "unexpected argument '{text}' found"
-            ))),
+            _ if text.starts_with('-') => {
+                Err(UsageError(format!("unexpected argument '{text}' found")))
+            }
             _ => Ok(Some(Arg::Positional(arg))),
         }
     }
@@ -179,7 +183,11 @@ pub fn option_lines(options: &[(&str, &str)]) -> String {
         let indent = if option.starts_with("--") { "    " } else { "" };
         format!("{indent}{option}")
     };
-    let width = options.iter().map(|(o, _)| shown(o).len()).max().unwrap_or(0);
+    let width = options
+        .iter()
+        .map(|(o, _)| shown(o).len())
+        .max()
+        .unwrap_or(0);
     let mut out = String::new();
     for (option, about) in options {
         out.push_str(&format!("  {:width$}  {about}\n", shown(option)));

@@ -207,7 +207,10 @@ impl Cli {
             "size" => self.size = Some(p.parse("--size <WxH>").map_err(usage)?),
             "fps" => self.fps = Some(p.number_in("--fps <N>", 1..=120).map_err(usage)?),
             "bitrate" => {
-                self.bitrate = Some(p.number_in("--bitrate <KBPS>", 50..=50_000).map_err(usage)?);
+                self.bitrate = Some(
+                    p.number_in("--bitrate <KBPS>", 50..=50_000)
+                        .map_err(usage)?,
+                );
             }
             "idr-interval" => {
                 self.idr_interval = Some(
@@ -603,7 +606,10 @@ mod tests {
         ));
         assert!(matches!(
             parse_args(&["devices", "--jsn"]),
-            Err(CliExit::Usage { usage: DEVICES_USAGE, .. })
+            Err(CliExit::Usage {
+                usage: DEVICES_USAGE,
+                ..
+            })
         ));
         assert!(matches!(
             parse_args(&["cameras"]),
@@ -618,7 +624,10 @@ mod tests {
         assert_eq!(cli.size.map(|s| s.to_string()).as_deref(), Some("640x480"));
         assert!(cli.print_config);
         let err = parse_args(&["--fps", "0"]).unwrap_err().to_string();
-        assert_eq!(err, "invalid value '0' for '--fps <N>': 0 is not in 1..=120");
+        assert_eq!(
+            err,
+            "invalid value '0' for '--fps <N>': 0 is not in 1..=120"
+        );
         let err = parse_args(&["--size", "123x45"]).unwrap_err().to_string();
         assert!(err.contains("123x45") && err.contains("64x64"), "{err}");
         assert!(parse_args(&["--print-config=yes"]).is_err());
