@@ -36,11 +36,18 @@ fn version_and_usage_errors() {
         String::from_utf8_lossy(&out.stdout),
         format!("rtcam {}\n", env!("CARGO_PKG_VERSION"))
     );
-    for args in [&["--fps", "0"][..], &["--no-such-flag"], &["devices", "--jsn"]] {
+    for args in [
+        &["--fps", "0"][..],
+        &["--no-such-flag"],
+        &["devices", "--jsn"],
+    ] {
         let out = Command::new(BIN).args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}: bad usage exits 2");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.starts_with("error: ") && err.contains("--help"), "{err}");
+        assert!(
+            err.starts_with("error: ") && err.contains("--help"),
+            "{err}"
+        );
     }
 }
 
