@@ -3,104 +3,236 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand};
 use toml::{Table, Value};
 
+use crate::args::{self, Arg, Parser, UsageError};
 use crate::boards;
 use crate::config::{
     self, Config, ConfigError, DEFAULT_CONFIG_PATH, FormatSpec, Layer, Size, SourceSpec,
     parse_seconds,
 };
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "rtcam",
-    version,
-    about = "Low-latency camera streamer: H.264 over WebRTC (WHEP) to any number of browsers",
-    after_help = "Settings come from the built-in defaults, then --board, then the config file, \
-                  then these options; --print-config shows the result.\n\
-                  Open http://<device>:8080/ in a browser to watch. WHEP players can POST an \
-                  SDP offer to http://<device>:8080/whep.\n\
-                  Logging: RUST_LOG=debug (or e.g. RUST_LOG=rtcam=debug,str0m=info)."
-)]
+const ABOUT: &str =
+    "Low-latency camera streamer: H.264 over WebRTC (WHEP) to any number of browsers";
+const USAGE: &str = "Usage: rtcam [OPTIONS] [COMMAND]";
+const DEVICES_ABOUT: &str = "List the video capture devices: name, driver, bus, formats with \
+                             sizes and frame rates, and controls with their ranges and values";
+const DEVICES_USAGE: &str = "Usage: rtcam devices [OPTIONS]";
+
+/// `--help`: the options as the parser below reads them, with their defaults.
+const OPTIONS: &[(&str, &str)] = &[
+    (
+        "--config <PATH>",
+        "Config file [default: /etc/rtcam/rtcam.toml, if it exists]",
+    ),
+    (
+        "--board <NAME>",
+        "Start from a board preset (see the boards/ folder); auto = from the device tree",
+    ),
+    (
+        "--print-config",
+        "Print the effective configuration (board, then file, then options) and exit",
+    ),
+    (
+        "--listen <ADDR:PORT>",
+        "HTTP address for the page, WHEP signaling and status [default: 0.0.0.0:8080]",
+    ),
+    (
+        "--rtc-port <PORT>",
+        "The one UDP port for all WebRTC media, 0 = any free port [default: 8555]",
+    ),
+    (
+        "--source <auto|test|DEVICE>",
+        "Frame source: auto (first camera, else the test pattern), test, or a device path \
+         [default: auto]",
+    ),
+    (
+        "--format <auto|FOURCC>",
+        "Camera pixel format: auto (the cheapest good one: YU12 > NV12 > YUYV > MJPEG) or a \
+         fourcc (YUYV, MJPG, NV12, ...); H264 streams the camera's own H.264 [default: auto]",
+    ),
+    ("--size <WxH>", "Picture size [default: 1280x720]"),
+    ("--fps <N>", "Frames per second, 1-120 [default: 30]"),
+    (
+        "--bitrate <KBPS>",
+        "Target video bitrate in kbit/s, 50-50000 [default: 1500]",
+    ),
+    (
+        "--idr-interval <SECS>",
+        "Seconds between periodic IDR frames; viewers also get one on join and on request \
+         [default: 2]",
+    ),
+    (
+        "--encoder-threads <N>",
+        "OpenH264 threads (1-4); each encodes one slice of every picture, so a multi-core \
+         board keeps up with sizes one core cannot [default: 1]",
+    ),
+    (
+        "--max-viewers <N>",
+        "Most viewers at once (1-256); more get 503 [default: 16]",
+    ),
+    (
+        "--cors-origin <ORIGIN>",
+        "Turn CORS on for cross-origin WHEP players, allowing this origin (or '*')",
+    ),
+    ("-h, --help", "Print help"),
+    ("-V, --version", "Print version"),
+];
+
+const AFTER_HELP: &str = "Settings come from the built-in defaults, then --board, then the \
+config file, then these options; --print-config shows the result.
+Open http://<device>:8080/ in a browser to watch. WHEP players can POST an SDP offer to \
+http://<device>:8080/whep.
+Logging: RUST_LOG=debug (or e.g. RUST_LOG=rtcam=debug,str0m=info).";
+
+/// The command line: what to do, and the options that override the config file.
+#[derive(Debug, Default, PartialEq)]
 pub struct Cli {
     /// Instead of streaming: `devices` lists the cameras.
-    #[command(subcommand)]
     pub command: Option<Command>,
-
-    /// Config file [default: /etc/rtcam/rtcam.toml, if it exists].
-    #[arg(long, value_name = "PATH")]
+    /// `--config`: the config file (else /etc/rtcam/rtcam.toml, if it exists).
     pub config: Option<PathBuf>,
-
-    /// Start from a board preset (see the boards/ folder); auto = from the device tree.
-    #[arg(long, value_name = "NAME", value_parser = board_name)]
+    /// `--board`: a board preset name, or auto.
     pub board: Option<String>,
-
-    /// Print the effective configuration (board, then file, then options) and exit.
-    #[arg(long)]
     pub print_config: bool,
-
-    /// HTTP address for the page, WHEP signaling and status [default: 0.0.0.0:8080].
-    #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<SocketAddr>,
-
-    /// The one UDP port for all WebRTC media, 0 = any free port [default: 8555].
-    #[arg(long, value_name = "PORT")]
     pub rtc_port: Option<u16>,
-
-    /// Frame source: auto (first camera, else the test pattern), test, or a device path
-    /// [default: auto].
-    #[arg(long, value_name = "auto|test|DEVICE")]
     pub source: Option<SourceSpec>,
-
-    /// Camera pixel format: auto (the cheapest good one: YU12 > NV12 > YUYV > MJPEG) or a
-    /// fourcc (YUYV, MJPG, NV12, ...); H264 streams the camera's own H.264 [default: auto].
-    #[arg(long, value_name = "auto|FOURCC")]
     pub format: Option<FormatSpec>,
-
-    /// Picture size [default: 1280x720].
-    #[arg(long, value_name = "WxH")]
     pub size: Option<Size>,
-
-    /// Frames per second [default: 30].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=120))]
     pub fps: Option<u32>,
-
-    /// Target video bitrate in kbit/s [default: 1500].
-    #[arg(long, value_name = "KBPS", value_parser = clap::value_parser!(u32).range(50..=50_000))]
     pub bitrate: Option<u32>,
-
-    /// Seconds between periodic IDR frames; viewers also get one on join and on request
-    /// [default: 2].
-    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub idr_interval: Option<f64>,
-
-    /// OpenH264 threads; each encodes one slice of every picture, so a multi-core board keeps
-    /// up with sizes one core cannot [default: 1].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4))]
     pub encoder_threads: Option<u32>,
-
-    /// Most viewers at once; more get 503 [default: 16].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub max_viewers: Option<u32>,
-
-    /// Turn CORS on for cross-origin WHEP players, allowing this origin (or '*').
-    #[arg(long, value_name = "ORIGIN")]
     pub cors_origin: Option<String>,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// List the video capture devices: name, driver, bus, formats with sizes and frame
-    /// rates, and controls with their ranges and values.
-    Devices {
-        /// Print JSON (one array of devices) instead of text.
-        #[arg(long)]
-        json: bool,
+    /// List the video capture devices (`--json`: as one JSON array).
+    Devices { json: bool },
+}
+
+/// Why parsing did not give a `Cli`: help or version asked for (exit 0), or bad usage (exit 2).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CliExit {
+    Help(String),
+    Version(String),
+    Usage {
+        error: UsageError,
+        usage: &'static str,
     },
 }
 
+impl std::fmt::Display for CliExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CliExit::Help(text) | CliExit::Version(text) => f.write_str(text),
+            CliExit::Usage { error, .. } => error.fmt(f),
+        }
+    }
+}
+
 impl Cli {
+    /// The process's command line. Prints the help or version and exits 0 when asked for them;
+    /// prints a usage error and exits 2 on bad usage.
+    pub fn parse() -> Cli {
+        match Cli::try_parse_from(std::env::args_os()) {
+            Ok(cli) => cli,
+            Err(CliExit::Help(text) | CliExit::Version(text)) => {
+                print!("{text}");
+                std::process::exit(0)
+            }
+            Err(CliExit::Usage { error, usage }) => {
+                args::print_usage_error(&error, usage);
+                std::process::exit(args::USAGE_EXIT.into())
+            }
+        }
+    }
+
+    /// `argv` with the program name first, as `std::env::args_os()` gives it.
+    pub fn try_parse_from<I, T>(argv: I) -> Result<Cli, CliExit>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString>,
+    {
+        let mut parser = Parser::new(argv.into_iter().skip(1));
+        let usage = |error| CliExit::Usage {
+            error,
+            usage: USAGE,
+        };
+        let mut cli = Cli::default();
+        while let Some(arg) = parser.next_arg().map_err(usage)? {
+            cli.take(&mut parser, arg)?;
+        }
+        Ok(cli)
+    }
+
+    fn take(&mut self, p: &mut Parser, arg: Arg) -> Result<(), CliExit> {
+        let usage = |error| CliExit::Usage {
+            error,
+            usage: USAGE,
+        };
+        let name = match arg {
+            Arg::Long(name) => name,
+            Arg::Positional(word) => {
+                return match word.to_str() {
+                    Some("devices") => {
+                        self.command = Some(parse_devices(p)?);
+                        Ok(())
+                    }
+                    Some("help") => Err(help_for(p).map_err(usage)?),
+                    _ => Err(usage(UsageError(format!(
+                        "unrecognized subcommand '{}'",
+                        word.to_string_lossy()
+                    )))),
+                };
+            }
+        };
+        match name.as_str() {
+            "help" => return Err(CliExit::Help(help())),
+            "version" => return Err(CliExit::Version(version())),
+            "print-config" => self.print_config = true,
+            "config" => self.config = Some(p.value("--config <PATH>").map_err(usage)?.into()),
+            "board" => {
+                self.board = Some(p.checked("--board <NAME>", board_name).map_err(usage)?);
+            }
+            "listen" => self.listen = Some(p.parse("--listen <ADDR:PORT>").map_err(usage)?),
+            "rtc-port" => self.rtc_port = Some(p.parse("--rtc-port <PORT>").map_err(usage)?),
+            "source" => {
+                self.source = Some(p.parse("--source <auto|test|DEVICE>").map_err(usage)?);
+            }
+            "format" => self.format = Some(p.parse("--format <auto|FOURCC>").map_err(usage)?),
+            "size" => self.size = Some(p.parse("--size <WxH>").map_err(usage)?),
+            "fps" => self.fps = Some(p.number_in("--fps <N>", 1..=120).map_err(usage)?),
+            "bitrate" => {
+                self.bitrate = Some(
+                    p.number_in("--bitrate <KBPS>", 50..=50_000)
+                        .map_err(usage)?,
+                );
+            }
+            "idr-interval" => {
+                self.idr_interval = Some(
+                    p.checked("--idr-interval <SECS>", parse_seconds)
+                        .map_err(usage)?,
+                );
+            }
+            "encoder-threads" => {
+                self.encoder_threads =
+                    Some(p.number_in("--encoder-threads <N>", 1..=4).map_err(usage)?);
+            }
+            "max-viewers" => {
+                self.max_viewers = Some(p.number_in("--max-viewers <N>", 1..=256).map_err(usage)?);
+            }
+            "cors-origin" => {
+                self.cors_origin = Some(p.string("--cors-origin <ORIGIN>").map_err(usage)?);
+            }
+            _ => return Err(usage(args::unexpected(&Arg::Long(name)))),
+        }
+        Ok(())
+    }
+
     /// Board preset, then the config file, then these options. The board is `--board`, else
     /// the file's `board =`; `auto` is resolved here, from the device tree.
     pub fn load_config(&self) -> Result<Config, ConfigError> {
@@ -215,6 +347,56 @@ fn board_name(s: &str) -> Result<String, String> {
             boards::NAMES.join(", ")
         ))
     }
+}
+
+fn parse_devices(p: &mut Parser) -> Result<Command, CliExit> {
+    let usage = |error| CliExit::Usage {
+        error,
+        usage: DEVICES_USAGE,
+    };
+    let mut json = false;
+    while let Some(arg) = p.next_arg().map_err(usage)? {
+        match &arg {
+            Arg::Long(name) if name == "json" => json = true,
+            Arg::Long(name) if name == "help" => return Err(CliExit::Help(devices_help())),
+            _ => return Err(usage(args::unexpected(&arg))),
+        }
+    }
+    Ok(Command::Devices { json })
+}
+
+/// `rtcam help [devices]`.
+fn help_for(p: &mut Parser) -> Result<CliExit, UsageError> {
+    match p.next_arg()? {
+        None => Ok(CliExit::Help(help())),
+        Some(Arg::Positional(word)) if word == "devices" => Ok(CliExit::Help(devices_help())),
+        Some(arg) => Err(args::unexpected(&arg)),
+    }
+}
+
+fn help() -> String {
+    format!(
+        "{ABOUT}\n\n{USAGE}\n\nCommands:\n  devices  {DEVICES_ABOUT}\n  help     Print this \
+         message or the help of the given subcommand(s)\n\nOptions:\n{}\n{AFTER_HELP}\n",
+        args::option_lines(OPTIONS)
+    )
+}
+
+fn devices_help() -> String {
+    format!(
+        "{DEVICES_ABOUT}\n\n{DEVICES_USAGE}\n\nOptions:\n{}",
+        args::option_lines(&[
+            (
+                "--json",
+                "Print JSON (one array of devices) instead of text"
+            ),
+            ("-h, --help", "Print help"),
+        ])
+    )
+}
+
+fn version() -> String {
+    format!("rtcam {}\n", env!("CARGO_PKG_VERSION"))
 }
 
 /// A preset name for `asked` (`auto`: this machine's).
@@ -385,6 +567,73 @@ mod tests {
         assert_eq!(parse(&["--config", file.path()]).unwrap(), c);
     }
 
+    fn parse_args(args: &[&str]) -> Result<Cli, CliExit> {
+        Cli::try_parse_from(std::iter::once("rtcam").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn help_version_and_the_devices_command() {
+        let help = match parse_args(&["--help"]) {
+            Err(CliExit::Help(text)) => text,
+            other => panic!("{other:?}"),
+        };
+        for (option, _) in OPTIONS {
+            assert!(help.contains(option), "{option} in --help");
+        }
+        assert!(help.contains("devices") && help.contains("RUST_LOG"));
+        assert_eq!(parse_args(&["-h"]), Err(CliExit::Help(help.clone())));
+        assert_eq!(parse_args(&["help"]), Err(CliExit::Help(help)));
+        assert_eq!(
+            parse_args(&["-V"]),
+            Err(CliExit::Version(format!(
+                "rtcam {}\n",
+                env!("CARGO_PKG_VERSION")
+            )))
+        );
+        let devices = |args: &[&str]| parse_args(args).map(|c| c.command);
+        assert_eq!(devices(&[]), Ok(None));
+        assert_eq!(
+            devices(&["devices"]),
+            Ok(Some(Command::Devices { json: false }))
+        );
+        assert_eq!(
+            devices(&["--config", "/dev/null", "devices", "--json"]),
+            Ok(Some(Command::Devices { json: true }))
+        );
+        assert!(matches!(
+            parse_args(&["devices", "--help"]),
+            Err(CliExit::Help(t)) if t.contains("--json")
+        ));
+        assert!(matches!(
+            parse_args(&["devices", "--jsn"]),
+            Err(CliExit::Usage {
+                usage: DEVICES_USAGE,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_args(&["cameras"]),
+            Err(CliExit::Usage { usage: USAGE, .. })
+        ));
+    }
+
+    #[test]
+    fn option_values_inline_or_separate() {
+        let cli = parse_args(&["--fps=15", "--size", "640x480", "--print-config"]).unwrap();
+        assert_eq!(cli.fps, Some(15));
+        assert_eq!(cli.size.map(|s| s.to_string()).as_deref(), Some("640x480"));
+        assert!(cli.print_config);
+        let err = parse_args(&["--fps", "0"]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid value '0' for '--fps <N>': 0 is not in 1..=120"
+        );
+        let err = parse_args(&["--size", "123x45"]).unwrap_err().to_string();
+        assert!(err.contains("123x45") && err.contains("64x64"), "{err}");
+        assert!(parse_args(&["--print-config=yes"]).is_err());
+        assert!(parse_args(&["--listen"]).is_err());
+    }
+
     #[test]
     fn bad_values_are_refused() {
         for args in [
@@ -401,6 +650,9 @@ mod tests {
             &["--board", ""],
             &["--config", "/nonexistent/rtcam.toml"],
             &["--no-such-flag"],
+            &["--idr-interval", "0"],
+            &["--rtc-port", "65536"],
+            &["--format", "RGB3"],
         ] {
             assert!(parse(args).is_err(), "{args:?} was accepted");
         }

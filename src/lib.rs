@@ -122,6 +122,7 @@
 // the bench drivers are public too, and what they expose is not flagged as unreachable.
 #![cfg_attr(feature = "testing", warn(unreachable_pub))]
 
+pub mod args;
 #[cfg(feature = "testing")]
 pub mod bench;
 pub mod boards;
@@ -132,6 +133,7 @@ pub mod config;
 pub(crate) mod control;
 pub(crate) mod encode;
 pub(crate) mod hub;
+pub mod logger;
 pub(crate) mod net;
 pub mod shell;
 pub(crate) mod source;

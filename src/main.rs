@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use async_signal::{Signal, Signals};
-use clap::Parser;
 use smol::stream::StreamExt;
 
 use rtcam::cli::{Cli, Command};
@@ -15,9 +14,7 @@ fn main() -> ExitCode {
     if let Some(Command::Devices { json }) = cli.command {
         return rtcam::print_devices(json);
     }
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_millis()
-        .init();
+    rtcam::logger::init();
     let config = match cli.load_config() {
         Ok(c) => c,
         Err(e) => {

@@ -29,6 +29,29 @@ fn help_lists_the_options() {
 }
 
 #[test]
+fn version_and_usage_errors() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("rtcam {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    for args in [
+        &["--fps", "0"][..],
+        &["--no-such-flag"],
+        &["devices", "--jsn"],
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: bad usage exits 2");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("error: ") && err.contains("--help"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn bad_options_fail_with_a_message() {
     let out = Command::new(BIN)
         .args(["--size", "123x45"])

@@ -4,47 +4,139 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use clap::Parser;
+use rtcam::args::{self, Arg, Parser, UsageError};
 use rtcam::client::expect::{self, Expect, ExpectOptions};
 use rtcam::client::{ClientEvent, ClientOptions, WhepClient};
 use serde_json::json;
 
-#[derive(Parser)]
-#[command(name = "rtcam-client", about = "WHEP test viewer(s) for rtcam")]
+const USAGE: &str = "Usage: rtcam-client [OPTIONS] [URL]";
+const DEFAULT_URL: &str = "http://127.0.0.1:8080/whep";
+const HELP_OPTIONS: &[(&str, &str)] = &[
+    ("--viewers <VIEWERS>", "Viewers to run at once [default: 1]"),
+    ("--seconds <SECONDS>", "How long to watch [default: 10]"),
+    ("--no-decode", "Don't decode (cheap viewers for load tests)"),
+    (
+        "--expect <camera|no-signal>",
+        "Instead of statistics: check that the pictures are camera frames (vivid's colour \
+         bars, no test-pattern stamp, changing) or rtcam's \"no signal\" placeholder; exit \
+         non-zero if not. One viewer; --seconds is the time limit",
+    ),
+    (
+        "--pictures <PICTURES>",
+        "Pictures to judge with --expect [default: 12]",
+    ),
+    (
+        "--wait-state <STATE>",
+        "With --expect: first wait until /api/status says this camera_state",
+    ),
+    (
+        "--set-control <NAME=VALUE>",
+        "With --expect: claim control, set this camera control, check it reads back",
+    ),
+    (
+        "--token <TOKEN>",
+        "Bearer token (a control token for --set-control)",
+    ),
+    (
+        "--stop-file <PATH>",
+        "Stop watching (and report) as soon as this file exists, for scripts that cannot know \
+         the duration in advance",
+    ),
+    ("-h, --help", "Print help"),
+];
+
 struct Args {
     /// WHEP endpoint.
-    #[arg(default_value = "http://127.0.0.1:8080/whep")]
     url: String,
     /// Viewers to run at once.
-    #[arg(long, default_value_t = 1)]
     viewers: usize,
     /// How long to watch.
-    #[arg(long, default_value_t = 10.0)]
     seconds: f64,
     /// Don't decode (cheap viewers for load tests).
-    #[arg(long)]
     no_decode: bool,
-    /// Instead of statistics: check that the pictures are camera frames (vivid's colour bars,
-    /// no test-pattern stamp, changing) or rtcam's "no signal" placeholder; exit non-zero if
-    /// not. One viewer; --seconds is the time limit.
-    #[arg(long, value_name = "camera|no-signal")]
+    /// Instead of statistics: check that the pictures are camera frames or rtcam's "no
+    /// signal" placeholder. One viewer; --seconds is the time limit.
     expect: Option<String>,
     /// Pictures to judge with --expect.
-    #[arg(long, default_value_t = 12)]
     pictures: usize,
     /// With --expect: first wait until /api/status says this camera_state.
-    #[arg(long, value_name = "STATE")]
     wait_state: Option<String>,
     /// With --expect: claim control, set this camera control, check it reads back.
-    #[arg(long, value_name = "NAME=VALUE")]
     set_control: Option<String>,
     /// Bearer token (a control token for --set-control).
-    #[arg(long)]
     token: Option<String>,
-    /// Stop watching (and report) as soon as this file exists, for scripts that cannot know
-    /// the duration in advance.
-    #[arg(long, value_name = "PATH")]
+    /// Stop watching (and report) as soon as this file exists.
     stop_file: Option<std::path::PathBuf>,
+}
+
+/// Why there are no `Args`: the help was asked for, or the command line is bad.
+enum ArgsExit {
+    Help,
+    Usage(UsageError),
+}
+
+impl From<UsageError> for ArgsExit {
+    fn from(e: UsageError) -> ArgsExit {
+        ArgsExit::Usage(e)
+    }
+}
+
+impl Args {
+    fn parse(argv: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Args, ArgsExit> {
+        let mut parsed = Args {
+            url: DEFAULT_URL.into(),
+            viewers: 1,
+            seconds: 10.0,
+            no_decode: false,
+            expect: None,
+            pictures: 12,
+            wait_state: None,
+            set_control: None,
+            token: None,
+            stop_file: None,
+        };
+        let mut url = None;
+        let mut p = Parser::new(argv);
+        while let Some(arg) = p.next_arg()? {
+            let name = match arg {
+                Arg::Positional(value) if url.is_none() => {
+                    url = Some(value.into_string().map_err(|v| {
+                        args::invalid(&v.to_string_lossy(), "[URL]", "not valid UTF-8")
+                    })?);
+                    continue;
+                }
+                Arg::Positional(_) => return Err(args::unexpected(&arg).into()),
+                Arg::Long(name) => name,
+            };
+            match name.as_str() {
+                "help" => return Err(ArgsExit::Help),
+                "viewers" => parsed.viewers = p.parse("--viewers <VIEWERS>")?,
+                "seconds" => parsed.seconds = p.parse("--seconds <SECONDS>")?,
+                "no-decode" => parsed.no_decode = true,
+                "expect" => parsed.expect = Some(p.string("--expect <camera|no-signal>")?),
+                "pictures" => parsed.pictures = p.parse("--pictures <PICTURES>")?,
+                "wait-state" => parsed.wait_state = Some(p.string("--wait-state <STATE>")?),
+                "set-control" => {
+                    parsed.set_control = Some(p.string("--set-control <NAME=VALUE>")?);
+                }
+                "token" => parsed.token = Some(p.string("--token <TOKEN>")?),
+                "stop-file" => parsed.stop_file = Some(p.value("--stop-file <PATH>")?.into()),
+                _ => return Err(args::unexpected(&Arg::Long(name)).into()),
+            }
+        }
+        if let Some(url) = url {
+            parsed.url = url;
+        }
+        Ok(parsed)
+    }
+}
+
+fn help() -> String {
+    format!(
+        "WHEP test viewer(s) for rtcam\n\n{USAGE}\n\nArguments:\n  [URL]  WHEP endpoint \
+         [default: {DEFAULT_URL}]\n\nOptions:\n{}",
+        args::option_lines(HELP_OPTIONS)
+    )
 }
 
 fn expect_mode(args: &Args, expect: &str) -> ExitCode {
@@ -89,7 +181,17 @@ fn expect_mode(args: &Args, expect: &str) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::parse(std::env::args_os().skip(1)) {
+        Ok(args) => args,
+        Err(ArgsExit::Help) => {
+            print!("{}", help());
+            return ExitCode::SUCCESS;
+        }
+        Err(ArgsExit::Usage(e)) => {
+            args::print_usage_error(&e, USAGE);
+            return ExitCode::from(args::USAGE_EXIT);
+        }
+    };
     if let Some(expect) = &args.expect {
         return expect_mode(&args, expect);
     }

@@ -27,7 +27,7 @@ pub fn config() -> Config {
 }
 
 pub fn start(config: Config) -> Server {
-    let _ = env_logger::builder().is_test(true).try_init();
+    rtcam::logger::init_for_tests();
     shell::spawn(config).expect("rtcam starts")
 }
 
