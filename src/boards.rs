@@ -3,8 +3,6 @@
 //! `auto` picks the preset from the device tree's model string, which every Raspberry Pi
 //! kernel provides (`/sys/firmware/devicetree/base/model`, "Raspberry Pi 4 Model B Rev 1.4").
 
-use std::path::Path;
-
 /// Names accepted by `--board` and `board =`, besides `auto`.
 pub const NAMES: &[&str] = &["generic-usb", "rpi-zero-2w", "rpi3", "rpi4", "rpi5"];
 
@@ -24,8 +22,6 @@ const PRESETS: &[(&str, &str)] = &[
 
 /// Where the kernel publishes the board's model (under /sys, so it is readable inside the
 /// systemd unit's sandbox, which hides /proc/device-tree with ProcSubset=pid).
-const MODEL_PATH: &str = "/sys/firmware/devicetree/base/model";
-
 /// The TOML text of a preset.
 pub fn preset(name: &str) -> Option<&'static str> {
     PRESETS
@@ -37,25 +33,6 @@ pub fn preset(name: &str) -> Option<&'static str> {
 /// True for a name `--board` accepts: a preset or `auto`.
 pub fn is_known(name: &str) -> bool {
     name == AUTO || preset(name).is_some()
-}
-
-/// The preset for this machine, and the model string it was chosen by, if there is one.
-pub fn detect() -> (&'static str, Option<String>) {
-    detect_from(Path::new(MODEL_PATH))
-}
-
-fn detect_from(model_path: &Path) -> (&'static str, Option<String>) {
-    match std::fs::read(model_path) {
-        Ok(bytes) => {
-            // Device tree strings end in NUL.
-            let model = String::from_utf8_lossy(&bytes)
-                .trim_end_matches('\0')
-                .trim()
-                .to_string();
-            (for_model(&model).unwrap_or(FALLBACK), Some(model))
-        }
-        Err(_) => (FALLBACK, None),
-    }
 }
 
 /// The preset for a device tree model string, None for boards without one.
@@ -136,21 +113,5 @@ mod tests {
         for (model, expected) in cases {
             assert_eq!(for_model(model), expected, "{model:?}");
         }
-    }
-
-    #[test]
-    fn detection_reads_the_device_tree_and_falls_back() {
-        let dir = std::env::temp_dir().join(format!("rtcam-boards-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let model = dir.join("model");
-        std::fs::write(&model, b"Raspberry Pi 4 Model B Rev 1.5\0").unwrap();
-        assert_eq!(
-            detect_from(&model),
-            ("rpi4", Some("Raspberry Pi 4 Model B Rev 1.5".to_string()))
-        );
-        std::fs::write(&model, b"QEMU virt\0").unwrap();
-        assert_eq!(detect_from(&model), (FALLBACK, Some("QEMU virt".into())));
-        assert_eq!(detect_from(&dir.join("missing")), (FALLBACK, None));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

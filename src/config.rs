@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -488,17 +488,6 @@ impl Layer {
         }
     }
 
-    /// The config file at `path`.
-    pub fn from_file(path: &Path) -> Result<Layer, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            origin: path.display().to_string(),
-            line: None,
-            key: None,
-            message: format!("cannot read: {e}"),
-        })?;
-        Layer::parse(path.display().to_string(), &text)
-    }
-
     fn has_key(&self, dotted: &str) -> bool {
         let mut table = &self.table;
         let mut parts = dotted.split('.').peekable();
@@ -688,12 +677,6 @@ mod tests {
         let err = load(&[board]).unwrap_err();
         assert_eq!(err.origin, "board x");
         assert_eq!(err.key.as_deref(), Some("video.bitrate_kbps"));
-    }
-
-    #[test]
-    fn a_missing_file_is_an_error_that_says_so() {
-        let err = Layer::from_file(Path::new("/nonexistent/rtcam.toml")).unwrap_err();
-        assert!(err.to_string().contains("cannot read"), "{err}");
     }
 
     #[test]

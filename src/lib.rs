@@ -122,18 +122,15 @@
 // the bench drivers are public too, and what they expose is not flagged as unreachable.
 #![cfg_attr(feature = "testing", warn(unreachable_pub))]
 
-pub mod args;
 #[cfg(feature = "testing")]
 pub mod bench;
 pub mod boards;
-pub mod cli;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod config;
 pub(crate) mod control;
 pub(crate) mod encode;
 pub(crate) mod hub;
-pub mod logger;
 pub(crate) mod net;
 pub mod shell;
 pub(crate) mod source;

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use async_signal::{Signal, Signals};
 use smol::stream::StreamExt;
 
-use rtcam::cli::{Cli, Command};
 use rtcam::shell;
+use rtcam::shell::cli::{Cli, Command};
 use rtcam::shell::notify::{self, Notifier};
 
 fn main() -> ExitCode {
@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     if let Some(Command::Devices { json }) = cli.command {
         return rtcam::print_devices(json);
     }
-    rtcam::logger::init();
+    rtcam::shell::logger::init();
     let config = match cli.load_config() {
         Ok(c) => c,
         Err(e) => {

@@ -156,7 +156,7 @@ fn the_packaged_config_is_valid_and_picks_the_board() {
     assert!(out.status.success(), "{err}");
     let text = String::from_utf8_lossy(&out.stdout);
     // `auto` is resolved to a preset (generic-usb on a machine without a device tree).
-    let board = rtcam::boards::detect().0;
+    let board = rtcam::shell::cli::detect_board().0;
     assert!(
         text.starts_with(&format!("board = \"{board}\"\n")),
         "{text}"

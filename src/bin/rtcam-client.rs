@@ -4,9 +4,9 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rtcam::args::{self, Arg, Parser, UsageError};
 use rtcam::client::expect::{self, Expect, ExpectOptions};
 use rtcam::client::{ClientEvent, ClientOptions, WhepClient};
+use rtcam::shell::args::{self, Arg, Parser, UsageError};
 use serde_json::json;
 
 const USAGE: &str = "Usage: rtcam-client [OPTIONS] [URL]";

@@ -12,9 +12,12 @@
 //! ```
 
 mod actuator;
+pub mod args;
 mod camera;
+pub mod cli;
 mod event_loop;
 mod host;
+pub mod logger;
 pub mod notify;
 mod pipeline;
 #[cfg(test)]

@@ -78,7 +78,7 @@ fn viewer(server: &Server, token: Option<&str>) -> WhepClient {
 
 #[test]
 fn the_loop_keeps_serving_viewers_while_a_restart_takes_its_time() {
-    crate::logger::init_for_tests();
+    crate::shell::logger::init_for_tests();
     let (began_tx, began) = mpsc::channel();
     let (release, release_rx) = mpsc::channel();
     let config = config();

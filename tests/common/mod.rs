@@ -27,7 +27,7 @@ pub fn config() -> Config {
 }
 
 pub fn start(config: Config) -> Server {
-    rtcam::logger::init_for_tests();
+    rtcam::shell::logger::init_for_tests();
     shell::spawn(config).expect("rtcam starts")
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
 
-use crate::args::{self, Arg, Parser, UsageError};
+use super::args::{self, Arg, Parser, UsageError};
 use crate::boards;
 use crate::config::{
     self, Config, ConfigError, DEFAULT_CONFIG_PATH, FormatSpec, Layer, Size, SourceSpec,
@@ -238,9 +238,9 @@ impl Cli {
     pub fn load_config(&self) -> Result<Config, ConfigError> {
         let mut layers = Vec::new();
         match &self.config {
-            Some(path) => layers.push(Layer::from_file(path)?),
+            Some(path) => layers.push(read_layer(path)?),
             None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
-                layers.push(Layer::from_file(Path::new(DEFAULT_CONFIG_PATH))?)
+                layers.push(read_layer(Path::new(DEFAULT_CONFIG_PATH))?)
             }
             None => {}
         }
@@ -404,12 +404,48 @@ fn resolve_board(asked: &str) -> &str {
     if asked != boards::AUTO {
         return asked;
     }
-    let (name, model) = boards::detect();
+    let (name, model) = detect_board();
     match model {
         Some(model) => log::info!("board auto: {model:?} -> {name}"),
         None => log::info!("board auto: no device tree model, using {name}"),
     }
     name
+}
+
+/// The config file at `path`, as a layer.
+fn read_layer(path: &Path) -> Result<Layer, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        origin: path.display().to_string(),
+        line: None,
+        key: None,
+        message: format!("cannot read: {e}"),
+    })?;
+    Layer::parse(path.display().to_string(), &text)
+}
+
+/// Where the device tree names the board.
+const MODEL_PATH: &str = "/sys/firmware/devicetree/base/model";
+
+/// The preset for this machine, and the model string it was chosen by, if there is one.
+pub fn detect_board() -> (&'static str, Option<String>) {
+    detect_board_from(Path::new(MODEL_PATH))
+}
+
+fn detect_board_from(model_path: &Path) -> (&'static str, Option<String>) {
+    match std::fs::read(model_path) {
+        Ok(bytes) => {
+            // Device tree strings end in NUL.
+            let model = String::from_utf8_lossy(&bytes)
+                .trim_end_matches('\0')
+                .trim()
+                .to_string();
+            (
+                boards::for_model(&model).unwrap_or(boards::FALLBACK),
+                Some(model),
+            )
+        }
+        Err(_) => (boards::FALLBACK, None),
+    }
 }
 
 #[cfg(test)]
@@ -544,7 +580,7 @@ mod tests {
     #[test]
     fn auto_board_is_this_machines_preset() {
         let c = parse(&["--config", "/dev/null", "--board", "auto"]).unwrap();
-        assert_eq!(c.board.as_deref(), Some(boards::detect().0));
+        assert_eq!(c.board.as_deref(), Some(detect_board().0));
     }
 
     #[test]
@@ -656,5 +692,33 @@ mod tests {
         ] {
             assert!(parse(args).is_err(), "{args:?} was accepted");
         }
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error_that_says_so() {
+        let err = read_layer(Path::new("/nonexistent/rtcam.toml")).unwrap_err();
+        assert!(err.to_string().contains("cannot read"), "{err}");
+    }
+
+    #[test]
+    fn detection_reads_the_device_tree_and_falls_back() {
+        let dir = std::env::temp_dir().join(format!("rtcam-boards-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let model = dir.join("model");
+        std::fs::write(&model, b"Raspberry Pi 4 Model B Rev 1.5\0").unwrap();
+        assert_eq!(
+            detect_board_from(&model),
+            ("rpi4", Some("Raspberry Pi 4 Model B Rev 1.5".to_string()))
+        );
+        std::fs::write(&model, b"QEMU virt\0").unwrap();
+        assert_eq!(
+            detect_board_from(&model),
+            (boards::FALLBACK, Some("QEMU virt".into()))
+        );
+        assert_eq!(
+            detect_board_from(&dir.join("missing")),
+            (boards::FALLBACK, None)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
