@@ -19,6 +19,9 @@ pub use crate::encode::limits::Size;
 use crate::encode::limits::{self, range_text};
 use crate::source::convert::PixelFormat;
 
+/// Viewers at once, at most: beyond a few hundred str0m sessions a board runs out of CPU.
+pub const MAX_VIEWERS: std::ops::RangeInclusive<usize> = 1..=256;
+
 /// Where the config file is looked for when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/rtcam/rtcam.toml";
 
@@ -290,8 +293,8 @@ impl Config {
         )?;
         in_range(
             "server.max_viewers",
-            (1..=256).contains(&self.server.max_viewers),
-            "must be from 1 to 256",
+            MAX_VIEWERS.contains(&self.server.max_viewers),
+            &format!("must be {}", range_text(&MAX_VIEWERS)),
         )?;
         in_range(
             "control.commands_per_s",

@@ -131,13 +131,17 @@ impl Parser {
     }
 
     /// A whole number in `range`.
-    pub fn number_in(
+    pub fn number_in<T>(
         &mut self,
         shown: &str,
-        range: std::ops::RangeInclusive<u32>,
-    ) -> Result<u32, UsageError> {
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, UsageError>
+    where
+        T: FromStr + PartialOrd + fmt::Display,
+        T::Err: fmt::Display,
+    {
         let text = self.string(shown)?;
-        let n: u32 = text.parse().map_err(|e| invalid(&text, shown, e))?;
+        let n: T = text.parse().map_err(|e| invalid(&text, shown, e))?;
         if range.contains(&n) {
             Ok(n)
         } else {
@@ -177,7 +181,7 @@ pub fn unexpected(arg: &Arg) -> UsageError {
 }
 
 /// The help text's option lines: `--name <VALUE>` in a column, the description after it.
-pub fn option_lines(options: &[(&str, &str)]) -> String {
+pub fn option_lines<S: AsRef<str>>(options: &[(&str, S)]) -> String {
     // Long-only options are indented past the `-h, ` of those with a short form.
     let shown = |option: &str| {
         let indent = if option.starts_with("--") { "    " } else { "" };
@@ -190,7 +194,7 @@ pub fn option_lines(options: &[(&str, &str)]) -> String {
         .unwrap_or(0);
     let mut out = String::new();
     for (option, about) in options {
-        out.push_str(&format!("  {:width$}  {about}\n", shown(option)));
+        out.push_str(&format!("  {:width$}  {}\n", shown(option), about.as_ref()));
     }
     out
 }

@@ -11,6 +11,7 @@ use crate::config::{
     self, Config, ConfigError, DEFAULT_CONFIG_PATH, FormatSpec, Layer, Size, SourceSpec,
     parse_seconds,
 };
+use crate::encode::limits;
 
 const ABOUT: &str =
     "Low-latency camera streamer: H.264 over WebRTC (WHEP) to any number of browsers";
@@ -19,65 +20,89 @@ const DEVICES_ABOUT: &str = "List the video capture devices: name, driver, bus, 
                              sizes and frame rates, and controls with their ranges and values";
 const DEVICES_USAGE: &str = "Usage: rtcam devices [OPTIONS]";
 
-/// `--help`: the options as the parser below reads them, with their defaults.
-const OPTIONS: &[(&str, &str)] = &[
-    (
-        "--config <PATH>",
-        "Config file [default: /etc/rtcam/rtcam.toml, if it exists]",
-    ),
-    (
-        "--board <NAME>",
-        "Start from a board preset (see the boards/ folder); auto = from the device tree",
-    ),
-    (
-        "--print-config",
-        "Print the effective configuration (board, then file, then options) and exit",
-    ),
-    (
-        "--listen <ADDR:PORT>",
-        "HTTP address for the page, WHEP signaling and status [default: 0.0.0.0:8080]",
-    ),
-    (
-        "--rtc-port <PORT>",
-        "The one UDP port for all WebRTC media, 0 = any free port [default: 8555]",
-    ),
-    (
-        "--source <auto|test|DEVICE>",
-        "Frame source: auto (first camera, else the test pattern), test, or a device path \
-         [default: auto]",
-    ),
-    (
-        "--format <auto|FOURCC>",
-        "Camera pixel format: auto (the cheapest good one: YU12 > NV12 > YUYV > MJPEG) or a \
-         fourcc (YUYV, MJPG, NV12, ...); H264 streams the camera's own H.264 [default: auto]",
-    ),
-    ("--size <WxH>", "Picture size [default: 1280x720]"),
-    ("--fps <N>", "Frames per second, 1-120 [default: 30]"),
-    (
-        "--bitrate <KBPS>",
-        "Target video bitrate in kbit/s, 50-50000 [default: 1500]",
-    ),
-    (
-        "--idr-interval <SECS>",
-        "Seconds between periodic IDR frames; viewers also get one on join and on request \
-         [default: 2]",
-    ),
-    (
-        "--encoder-threads <N>",
-        "OpenH264 threads (1-4); each encodes one slice of every picture, so a multi-core \
-         board keeps up with sizes one core cannot [default: 1]",
-    ),
-    (
-        "--max-viewers <N>",
-        "Most viewers at once (1-256); more get 503 [default: 16]",
-    ),
-    (
-        "--cors-origin <ORIGIN>",
-        "Turn CORS on for cross-origin WHEP players, allowing this origin (or '*')",
-    ),
-    ("-h, --help", "Print help"),
-    ("-V, --version", "Print version"),
-];
+/// `--help`: the options as the parser below reads them, with their defaults and the limits
+/// they are checked against.
+fn options() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "--config <PATH>",
+            "Config file [default: /etc/rtcam/rtcam.toml, if it exists]".into(),
+        ),
+        (
+            "--board <NAME>",
+            "Start from a board preset (see the boards/ folder); auto = from the device tree"
+                .into(),
+        ),
+        (
+            "--print-config",
+            "Print the effective configuration (board, then file, then options) and exit".into(),
+        ),
+        (
+            "--listen <ADDR:PORT>",
+            "HTTP address for the page, WHEP signaling and status [default: 0.0.0.0:8080]".into(),
+        ),
+        (
+            "--rtc-port <PORT>",
+            "The one UDP port for all WebRTC media, 0 = any free port [default: 8555]".into(),
+        ),
+        (
+            "--source <auto|test|DEVICE>",
+            "Frame source: auto (first camera, else the test pattern), test, or a device path \
+         [default: auto]"
+                .into(),
+        ),
+        (
+            "--format <auto|FOURCC>",
+            "Camera pixel format: auto (the cheapest good one: YU12 > NV12 > YUYV > MJPEG) or a \
+         fourcc (YUYV, MJPG, NV12, ...); H264 streams the camera's own H.264 [default: auto]"
+                .into(),
+        ),
+        ("--size <WxH>", "Picture size [default: 1280x720]".into()),
+        (
+            "--fps <N>",
+            format!("Frames per second, {} [default: 30]", span(&limits::FPS)),
+        ),
+        (
+            "--bitrate <KBPS>",
+            format!(
+                "Target video bitrate in kbit/s, {} [default: 1500]",
+                span(&limits::BITRATE_KBPS)
+            ),
+        ),
+        (
+            "--idr-interval <SECS>",
+            "Seconds between periodic IDR frames; viewers also get one on join and on request \
+         [default: 2]"
+                .into(),
+        ),
+        (
+            "--encoder-threads <N>",
+            format!(
+                "OpenH264 threads ({}); each encodes one slice of every picture, so a multi-core \
+             board keeps up with sizes one core cannot [default: 1]",
+                span(&limits::THREADS)
+            ),
+        ),
+        (
+            "--max-viewers <N>",
+            format!(
+                "Most viewers at once ({}); more get 503 [default: 16]",
+                span(&config::MAX_VIEWERS)
+            ),
+        ),
+        (
+            "--cors-origin <ORIGIN>",
+            "Turn CORS on for cross-origin WHEP players, allowing this origin (or '*')".into(),
+        ),
+        ("-h, --help", "Print help".into()),
+        ("-V, --version", "Print version".into()),
+    ]
+}
+
+/// A range as `--help` shows it: `1-120`.
+fn span<T: std::fmt::Display>(range: &std::ops::RangeInclusive<T>) -> String {
+    format!("{}-{}", range.start(), range.end())
+}
 
 const AFTER_HELP: &str = "Settings come from the built-in defaults, then --board, then the \
 config file, then these options; --print-config shows the result.
@@ -104,7 +129,7 @@ pub struct Cli {
     pub bitrate: Option<u32>,
     pub idr_interval: Option<f64>,
     pub encoder_threads: Option<u32>,
-    pub max_viewers: Option<u32>,
+    pub max_viewers: Option<usize>,
     pub cors_origin: Option<String>,
 }
 
@@ -205,10 +230,10 @@ impl Cli {
             }
             "format" => self.format = Some(p.parse("--format <auto|FOURCC>").map_err(usage)?),
             "size" => self.size = Some(p.parse("--size <WxH>").map_err(usage)?),
-            "fps" => self.fps = Some(p.number_in("--fps <N>", 1..=120).map_err(usage)?),
+            "fps" => self.fps = Some(p.number_in("--fps <N>", limits::FPS).map_err(usage)?),
             "bitrate" => {
                 self.bitrate = Some(
-                    p.number_in("--bitrate <KBPS>", 50..=50_000)
+                    p.number_in("--bitrate <KBPS>", limits::BITRATE_KBPS)
                         .map_err(usage)?,
                 );
             }
@@ -219,11 +244,16 @@ impl Cli {
                 );
             }
             "encoder-threads" => {
-                self.encoder_threads =
-                    Some(p.number_in("--encoder-threads <N>", 1..=4).map_err(usage)?);
+                self.encoder_threads = Some(
+                    p.number_in("--encoder-threads <N>", limits::THREADS)
+                        .map_err(usage)?,
+                );
             }
             "max-viewers" => {
-                self.max_viewers = Some(p.number_in("--max-viewers <N>", 1..=256).map_err(usage)?);
+                self.max_viewers = Some(
+                    p.number_in("--max-viewers <N>", config::MAX_VIEWERS)
+                        .map_err(usage)?,
+                );
             }
             "cors-origin" => {
                 self.cors_origin = Some(p.string("--cors-origin <ORIGIN>").map_err(usage)?);
@@ -286,7 +316,7 @@ impl Cli {
         set(
             &mut server,
             "max_viewers",
-            self.max_viewers.map(|v| Value::Integer(v.into())),
+            self.max_viewers.map(|v| Value::Integer(v as i64)),
         );
         set(
             &mut server,
@@ -378,7 +408,7 @@ fn help() -> String {
     format!(
         "{ABOUT}\n\n{USAGE}\n\nCommands:\n  devices  {DEVICES_ABOUT}\n  help     Print this \
          message or the help of the given subcommand(s)\n\nOptions:\n{}\n{AFTER_HELP}\n",
-        args::option_lines(OPTIONS)
+        args::option_lines(&options())
     )
 }
 
@@ -613,7 +643,7 @@ mod tests {
             Err(CliExit::Help(text)) => text,
             other => panic!("{other:?}"),
         };
-        for (option, _) in OPTIONS {
+        for (option, _) in options() {
             assert!(help.contains(option), "{option} in --help");
         }
         assert!(help.contains("devices") && help.contains("RUST_LOG"));
