@@ -218,6 +218,14 @@ pub struct VideoConfig {
     pub format: FormatSpec,
     /// OpenH264 threads, each encoding one slice of every picture (1 to 4).
     pub encoder_threads: u32,
+    /// Adapt to each viewer's link: bandwidth estimation per viewer, the encoder's bitrate
+    /// follows it (`bitrate_kbps` is then the most it sends), fewer frames per second or a
+    /// half-size encoding for slow links. False: everyone gets `bitrate_kbps`.
+    pub adaptive: bool,
+    /// The least bitrate an encoding runs at when links are slow (kbit/s).
+    pub min_bitrate_kbps: u32,
+    /// The fewest frames per second a slow viewer is sent.
+    pub min_fps: f64,
 }
 
 impl Default for VideoConfig {
@@ -235,6 +243,9 @@ impl Default for VideoConfig {
             test_pattern_drift: true,
             format: FormatSpec::Auto,
             encoder_threads: e.threads,
+            adaptive: true,
+            min_bitrate_kbps: 150,
+            min_fps: 7.5,
         }
     }
 }
@@ -248,6 +259,7 @@ impl Config {
             bitrate_kbps: self.video.bitrate_kbps,
             idr_interval: Duration::from_secs_f64(self.video.idr_interval_s),
             threads: self.video.encoder_threads,
+            ..EncoderSettings::default()
         }
     }
 
@@ -280,6 +292,16 @@ impl Config {
             "video.bitrate_kbps",
             limits::BITRATE_KBPS.contains(&v.bitrate_kbps),
             &format!("must be {}", range_text(&limits::BITRATE_KBPS)),
+        )?;
+        in_range(
+            "video.min_bitrate_kbps",
+            limits::BITRATE_KBPS.contains(&v.min_bitrate_kbps),
+            &format!("must be {}", range_text(&limits::BITRATE_KBPS)),
+        )?;
+        in_range(
+            "video.min_fps",
+            (1.0..=f64::from(*limits::FPS.end())).contains(&v.min_fps),
+            &format!("must be from 1 to {}", limits::FPS.end()),
         )?;
         in_range(
             "video.idr_interval_s",

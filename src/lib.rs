@@ -54,6 +54,7 @@
 //!         ..HubConfig::default()
 //!     },
 //!     control: ControlConfig::default(),
+//!     rate: RateLimits::default(),
 //! };
 //! let source = SourceInfo { kind: "test", name: "example".into(), width: 640, height: 480, fps: 30 };
 //! let mut streamer = Streamer::new(config, Running::new(source, 1000), now)?;
@@ -109,7 +110,8 @@
 //!     if turn % 3 == 0 {
 //!         let idr = [&[0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1f][..], &[0, 0, 0, 1, 0x68, 0xce], &[0, 0, 0, 1, 0x65, 0x88]].concat();
 //!         let unit = AccessUnit {
-//!             data: Arc::from(idr), keyframe: true, width: 640, height: 480,
+//!             data: Arc::from(idr), keyframe: true, encoding: Encoding::Main, layer: 0,
+//!             width: 640, height: 480,
 //!             seq: turn, captured: now, handed: now,
 //!         };
 //!         streamer.handle_input(now, Input::AccessUnit(&unit));

@@ -661,6 +661,11 @@ impl ControlPlane {
         })
     }
 
+    /// How the viewer is named to others.
+    pub(crate) fn label(&self, viewer: ViewerId) -> String {
+        self.label_of(viewer)
+    }
+
     fn label_of(&self, viewer: ViewerId) -> String {
         self.sessions
             .get(&viewer)

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::hub::link::LinkReport;
 use crate::source::CameraState;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -49,4 +50,10 @@ pub struct Status {
     /// With H.264 passthrough (`--format H264`): whether the camera takes IDR requests (else
     /// viewers wait for its periodic IDRs). Absent when rtcam encodes.
     pub idr_on_request: Option<bool>,
+    /// Every viewer's link: bandwidth estimate, what it is sent, what went out, NACKs, PLIs.
+    pub links: Vec<LinkReport>,
+    /// The low encoding (half size, for slow links): frames encoded, median encode time
+    /// (the downscale included). 0 when it never ran.
+    pub low_frames_encoded: u64,
+    pub low_encode_ms_p50: f64,
 }

@@ -75,6 +75,7 @@ pub fn bench_encode_threads(
         bitrate_kbps: BITRATE_KBPS,
         idr_interval: Duration::from_secs(2),
         threads,
+        ..EncoderSettings::default()
     })?;
     let start = Instant::now();
     let mut encode_times = Vec::with_capacity(frames as usize);

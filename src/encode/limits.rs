@@ -22,6 +22,10 @@ pub(crate) const HEIGHT: RangeInclusive<u32> = 64..=2160;
 /// Encoder threads: OpenH264's own limit (MAX_THREADS_NUM); more would be clipped silently.
 pub(crate) const THREADS: RangeInclusive<u32> = 1..=4;
 
+/// Temporal layers of an encoding: OpenH264 encodes up to 4; 3 gives the full, half and quarter
+/// frame rate.
+pub(crate) const TEMPORAL_LAYERS: RangeInclusive<u32> = 1..=3;
+
 /// Seconds between periodic IDRs.
 pub(crate) const IDR_INTERVAL_S: RangeInclusive<f64> = 0.1..=3600.0;
 
@@ -53,6 +57,14 @@ impl Size {
             return Err("width and height must be even".into());
         }
         Ok(Size { width, height })
+    }
+}
+
+impl Size {
+    /// The low encoding's size for a stream of this size: half the width and height (even), or
+    /// None when that would be too small to encode.
+    pub fn halved(self) -> Option<Size> {
+        Size::check((self.width / 2) & !1, (self.height / 2) & !1).ok()
     }
 }
 

@@ -7,6 +7,7 @@
 
 #[cfg(any(test, feature = "testing"))]
 pub(crate) mod bench;
+mod encodings;
 pub(crate) mod h264;
 pub(crate) mod limits;
 pub(crate) mod mailbox;
@@ -25,6 +26,28 @@ use std::time::{Duration, Instant};
 pub(crate) use pipeline::Pipeline;
 pub(crate) use stats::PipelineStats;
 
+/// Which of the stream's encodings something belongs to. One encoder serves every viewer of an
+/// encoding; the second one runs only while some viewer's link is too slow for the first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// The configured size and bitrate.
+    Main,
+    /// Half the width and height, at a bitrate for slow links.
+    Low,
+}
+
+impl Encoding {
+    pub const ALL: [Encoding; 2] = [Encoding::Main, Encoding::Low];
+
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Encoding::Main => 0,
+            Encoding::Low => 1,
+        }
+    }
+}
+
 /// One H.264 access unit: a whole coded picture in Annex B form (start codes), and the picture
 /// it came from. The encoder makes them, the pipeline passes a camera's own H.264 on as them,
 /// and every viewer is sent the same one (`data` is shared, never copied per viewer).
@@ -34,6 +57,12 @@ pub struct AccessUnit {
     pub data: Arc<[u8]>,
     /// True for an IDR (a viewer may start decoding here).
     pub keyframe: bool,
+    pub encoding: Encoding,
+    /// The temporal layer: 0 is the base. A unit of layer n references only units of layers
+    /// up to n, and units of the top layer are referenced by none, so a viewer sent only the
+    /// layers up to some k of every unit still decodes every picture it gets (at a lower
+    /// frame rate). IDRs are layer 0.
+    pub layer: u8,
     pub width: u32,
     pub height: u32,
     /// The source picture's sequence number.
@@ -59,6 +88,9 @@ pub struct EncoderSettings {
     /// slices, encoded in parallel: a multi-core board that is too slow for a size on one core
     /// can still keep up, at a few percent more bits for the same quality.
     pub threads: u32,
+    /// Temporal layers, within `limits::TEMPORAL_LAYERS` (see `AccessUnit::layer`): with 3, a
+    /// viewer can be sent all frames, every second one or every fourth one of the same encode.
+    pub temporal_layers: u32,
 }
 
 impl Default for EncoderSettings {
@@ -70,6 +102,7 @@ impl Default for EncoderSettings {
             bitrate_kbps: 1500,
             idr_interval: Duration::from_secs(2),
             threads: 1,
+            temporal_layers: 3,
         }
     }
 }

@@ -13,7 +13,6 @@
 //! ending on its own (source closed, output channel closed) closes the mailbox too, so the other
 //! follows, and the encoder drops the channel's sender, which tells the receiver.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -21,12 +20,13 @@ use std::time::{Duration, Instant};
 use log::{info, warn};
 use smol::channel::{Sender, TrySendError};
 
+use super::encodings::{Requests, Slot};
 use super::h264::{EncodeError, H264Encoder};
 use super::mailbox::Mailbox;
 use super::passthrough::Passthrough;
 use super::snapshot::Picture;
 use super::stats::Counters;
-use super::{AccessUnit, EncoderSettings, PipelineStats};
+use super::{AccessUnit, EncoderSettings, Encoding, PipelineStats};
 use crate::source::{
     CameraControls, CameraStatus, Capture, Frame, FrameSource, SourceError, SourceInfo,
 };
@@ -61,16 +61,19 @@ impl From<EncodeError> for PipelineError {
 /// State the threads and the handle share.
 struct Shared {
     mailbox: Mailbox<Capture>,
+    /// Capture and the main encoding.
     counters: Counters,
-    keyframe_requested: AtomicBool,
-    /// A new bitrate in kbit/s for the encoder to apply; 0 when there is none.
-    bitrate_requested: AtomicU32,
+    /// The low encoding.
+    low_counters: Counters,
+    /// Per encoding, by `Encoding::index`.
+    requests: [Requests; 2],
     /// Snapshot requests, served a copy of the next frame the encoder takes.
     snapshot_waiters: Mutex<Vec<Sender<Picture>>>,
 }
 
 pub(crate) struct Pipeline {
     shared: Arc<Shared>,
+    low_size: Option<(u32, u32)>,
     source_info: SourceInfo,
     controls: Option<Arc<dyn CameraControls>>,
     camera: Option<Arc<CameraStatus>>,
@@ -94,11 +97,12 @@ impl Pipeline {
             ..settings
         };
         let encoder = H264Encoder::new(&settings)?;
+        let low = Slot::low(&settings);
         let shared = Arc::new(Shared {
             mailbox: Mailbox::new(),
             counters: Counters::new(),
-            keyframe_requested: AtomicBool::new(false),
-            bitrate_requested: AtomicU32::new(0),
+            low_counters: Counters::new(),
+            requests: [Requests::new(true), Requests::new(false)],
             snapshot_waiters: Mutex::new(Vec::new()),
         });
         let mut pipeline = Pipeline {
@@ -106,6 +110,9 @@ impl Pipeline {
             controls: source.controls(),
             camera: source.camera_status(),
             source_info,
+            low_size: low
+                .as_ref()
+                .map(|l| (l.settings().width, l.settings().height)),
             settings,
             threads: Vec::with_capacity(2),
         };
@@ -113,7 +120,7 @@ impl Pipeline {
         let passthrough = Passthrough::new(pipeline.controls.clone());
         let encode_thread = thread::Builder::new()
             .name("rtcam-encode".into())
-            .spawn(move || encode_loop(encoder, passthrough, &encode_shared, out))
+            .spawn(move || encode_loop(Slot::main(encoder), low, passthrough, &encode_shared, out))
             .map_err(PipelineError::Spawn)?;
         pipeline.threads.push(encode_thread);
         // On failure `pipeline` is dropped here, which stops the encoder thread again.
@@ -133,24 +140,49 @@ impl Pipeline {
         Ok(pipeline)
     }
 
-    /// Makes the next encoded frame an IDR. Cheap; any thread.
-    pub(crate) fn request_keyframe(&self) {
-        self.shared
-            .keyframe_requested
-            .store(true, Ordering::Release);
+    /// Makes the encoding's next frame an IDR. Cheap; any thread.
+    pub(crate) fn request_keyframe(&self, encoding: Encoding) {
+        self.shared.requests[encoding.index()].keyframe();
     }
 
-    /// Changes the target bitrate from the next frame on. Any thread; a rejected value is
-    /// logged by the encoder thread and otherwise ignored.
-    pub(crate) fn set_bitrate(&mut self, kbps: u32) {
-        self.shared
-            .bitrate_requested
-            .store(kbps.max(1), Ordering::Release);
-        self.settings.bitrate_kbps = kbps;
+    /// Changes the encoding's target bitrate from its next frame on. Any thread; a rejected
+    /// value is logged by the encoder thread and otherwise ignored.
+    pub(crate) fn set_bitrate(&mut self, encoding: Encoding, kbps: u32) {
+        self.shared.requests[encoding.index()].bitrate(kbps);
+        if encoding == Encoding::Main {
+            self.settings.bitrate_kbps = kbps;
+        }
+    }
+
+    /// Runs or pauses an encoding. The low encoding exists only when half the picture is not
+    /// too small (see `low_size`).
+    pub(crate) fn set_active(&self, encoding: Encoding, active: bool) {
+        self.shared.requests[encoding.index()].activate(active);
+    }
+
+    /// True when the source hands over its own H.264 (nothing is encoded here).
+    pub(crate) fn passthrough(&self) -> bool {
+        self.camera
+            .as_ref()
+            .is_some_and(|c| c.idr_on_request().is_some())
+    }
+
+    /// The low encoding's picture size, None when the stream has none.
+    pub(crate) fn low_size(&self) -> Option<(u32, u32)> {
+        self.low_size
     }
 
     pub(crate) fn stats(&self) -> PipelineStats {
-        self.shared.counters.snapshot()
+        let low = self.shared.low_counters.snapshot();
+        let main = self.shared.counters.snapshot();
+        PipelineStats {
+            low_frames_encoded: low.frames_encoded,
+            low_encode_us_p50: low.encode_us_p50,
+            // With the main encoding paused (every viewer on a slow link) the low one shows
+            // that the encoder still works.
+            last_encode: main.last_encode.max(low.last_encode),
+            ..main
+        }
     }
 
     pub(crate) fn source_info(&self) -> &SourceInfo {
@@ -207,7 +239,9 @@ fn capture_loop(mut source: Box<dyn FrameSource>, shared: &Shared) {
                     info!("source recovered (after: {why})");
                 }
                 if source.take_keyframe_request() {
-                    shared.keyframe_requested.store(true, Ordering::Release);
+                    for requests in &shared.requests {
+                        requests.keyframe();
+                    }
                 }
                 shared.counters.captured(frame.captured());
                 if shared.mailbox.put(frame).is_some() && !shared.mailbox.is_closed() {
@@ -231,49 +265,29 @@ fn capture_loop(mut source: Box<dyn FrameSource>, shared: &Shared) {
 }
 
 fn encode_loop(
-    mut encoder: H264Encoder,
+    mut main: Slot,
+    mut low: Option<Slot>,
     mut passthrough: Passthrough,
     shared: &Shared,
     out: Sender<AccessUnit>,
 ) {
-    // An encoded frame was dropped on a full channel: the viewers need an IDR to recover.
-    let mut repair_with_idr = false;
-    let mut failing = false;
     // The last capture was a camera access unit (passthrough), not a raw frame we encode:
     // switching between the two changes the SPS, so each switch starts with an IDR.
     let mut last_was_passthrough = false;
     while let Some(capture) = shared.mailbox.take() {
         let handed = Instant::now();
-        let wanted_idr = shared.keyframe_requested.swap(false, Ordering::AcqRel) || repair_with_idr;
-        let unit = match capture {
+        let units = match capture {
             Capture::Raw(frame) => {
                 serve_snapshots(&frame, shared);
-                apply_bitrate_request(&mut encoder, shared);
-                let force_idr = wanted_idr || last_was_passthrough;
-                last_was_passthrough = false;
-                let unit = match encoder.encode(&frame, force_idr) {
-                    Ok(unit) => {
-                        if failing {
-                            info!("encoder recovered");
-                            failing = false;
-                        }
-                        unit
-                    }
-                    Err(err) => {
-                        shared.counters.error();
-                        if !failing {
-                            warn!("encoding frame {} failed: {err}", frame.seq);
-                            failing = true;
-                        }
-                        continue;
-                    }
-                };
-                let Some(unit) = unit else {
-                    // Rate control skipped it; a requested IDR stays pending in the encoder.
-                    shared.counters.skipped();
-                    continue;
-                };
-                AccessUnit { handed, ..unit }
+                let after_passthrough = std::mem::take(&mut last_was_passthrough);
+                let main_requests = &shared.requests[Encoding::Main.index()];
+                let main_unit =
+                    main.encode(&frame, main_requests, &shared.counters, after_passthrough);
+                let low_unit = low.as_mut().and_then(|slot| {
+                    let requests = &shared.requests[Encoding::Low.index()];
+                    slot.encode(&frame, requests, &shared.low_counters, false)
+                });
+                [main_unit, low_unit]
             }
             Capture::Encoded {
                 data,
@@ -282,7 +296,8 @@ fn encode_loop(
                 seq,
                 captured,
             } => {
-                if !last_was_passthrough || repair_with_idr {
+                let wanted_idr = shared.requests[Encoding::Main.index()].take_keyframe();
+                if !last_was_passthrough || main.repair {
                     passthrough.resync(handed);
                 } else if wanted_idr {
                     passthrough.request_idr(handed);
@@ -293,45 +308,47 @@ fn encode_loop(
                     shared.counters.skipped();
                     continue;
                 };
-                AccessUnit {
+                let encoded = Instant::now();
+                shared.counters.encoded(encoded, encoded - handed, keyframe);
+                let unit = AccessUnit {
                     data: Arc::from(data),
                     keyframe,
+                    encoding: Encoding::Main,
+                    layer: 0,
                     width,
                     height,
                     seq,
                     captured,
                     handed,
-                }
+                };
+                [Some(unit), None]
             }
         };
-        let keyframe = unit.keyframe;
-        let encoded = Instant::now();
-        shared.counters.encoded(encoded, encoded - handed, keyframe);
-        let sent = out.try_send(unit);
-        match sent {
-            Ok(()) => repair_with_idr &= !keyframe,
-            Err(TrySendError::Full(_)) => {
-                shared.counters.dropped_channel_full();
-                repair_with_idr = true;
-            }
-            Err(TrySendError::Closed(_)) => {
-                info!("nobody takes encoded frames any more; pipeline ends");
-                break;
+        for unit in units.into_iter().flatten() {
+            let unit = AccessUnit { handed, ..unit };
+            let (keyframe, encoding) = (unit.keyframe, unit.encoding);
+            let slot = match encoding {
+                Encoding::Main => &mut main,
+                Encoding::Low => match low.as_mut() {
+                    Some(slot) => slot,
+                    None => continue,
+                },
+            };
+            match out.try_send(unit) {
+                Ok(()) => slot.repair &= !keyframe,
+                Err(TrySendError::Full(_)) => {
+                    shared.counters.dropped_channel_full();
+                    slot.repair = true;
+                }
+                Err(TrySendError::Closed(_)) => {
+                    info!("nobody takes encoded frames any more; pipeline ends");
+                    shared.mailbox.close();
+                    return;
+                }
             }
         }
     }
     shared.mailbox.close();
-}
-
-fn apply_bitrate_request(encoder: &mut H264Encoder, shared: &Shared) {
-    let kbps = shared.bitrate_requested.swap(0, Ordering::AcqRel);
-    if kbps == 0 || kbps == encoder.settings().bitrate_kbps {
-        return;
-    }
-    match encoder.set_bitrate(kbps) {
-        Ok(()) => info!("bitrate now {kbps} kbit/s"),
-        Err(err) => warn!("bitrate change to {kbps} kbit/s refused: {err}"),
-    }
 }
 
 fn serve_snapshots(frame: &Frame, shared: &Shared) {
@@ -366,6 +383,7 @@ mod tests {
             // Only first, forced and repair IDRs in these tests.
             idr_interval: Duration::from_secs(3600),
             threads: 1,
+            temporal_layers: 3,
         }
     }
 
@@ -386,6 +404,48 @@ mod tests {
             assert!(Instant::now() < deadline, "gave up waiting for {what}");
             thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    #[test]
+    fn the_low_encoding_runs_at_half_the_size_while_asked_for() {
+        let (tx, rx) = channel::bounded(16);
+        let source = Box::new(TestPattern::new(320, 240, 60).expect("valid pattern"));
+        let mut pipeline = Pipeline::start(source, settings(), tx).expect("starts");
+        assert_eq!(pipeline.low_size(), Some((160, 120)));
+        for _ in 0..5 {
+            assert_eq!(recv(&rx).expect("a frame").encoding, Encoding::Main);
+        }
+        pipeline.set_bitrate(Encoding::Low, 150);
+        pipeline.set_active(Encoding::Low, true);
+        let first_low = std::iter::from_fn(|| recv(&rx))
+            .find(|u| u.encoding == Encoding::Low)
+            .expect("low units");
+        assert!(first_low.keyframe, "the low encoding starts with an IDR");
+        assert_eq!((first_low.width, first_low.height), (160, 120));
+        let mut decoder = openh264::decoder::Decoder::new().expect("decoder");
+        let picture = decoder.decode(&first_low.data).expect("decodes");
+        assert_eq!(
+            picture.map(|p| openh264::formats::YUVSource::dimensions(&p)),
+            Some((160, 120))
+        );
+
+        // Main paused: only low units, until main runs again (with an IDR).
+        pipeline.set_active(Encoding::Main, false);
+        let mut only_low = 0;
+        for unit in std::iter::from_fn(|| recv(&rx)).take(40) {
+            if unit.encoding == Encoding::Low {
+                only_low += 1;
+            } else {
+                only_low = 0;
+            }
+        }
+        assert!(only_low >= 10, "main kept encoding while paused");
+        pipeline.set_active(Encoding::Main, true);
+        let back = std::iter::from_fn(|| recv(&rx))
+            .find(|u| u.encoding == Encoding::Main)
+            .expect("main units again");
+        assert!(back.keyframe, "main resumes with an IDR");
+        assert!(pipeline.stats().low_frames_encoded > 0);
     }
 
     #[test]
@@ -427,7 +487,7 @@ mod tests {
         for _ in 0..5 {
             assert!(!recv(&rx).expect("a frame").keyframe);
         }
-        pipeline.request_keyframe();
+        pipeline.request_keyframe(Encoding::Main);
         // Frames already in the channel or the mailbox come first.
         let soon = (0..12).any(|_| recv(&rx).expect("a frame").keyframe);
         assert!(soon, "no keyframe within 12 frames of the request");

@@ -24,6 +24,7 @@ fn stamps_survive(width: u32, height: u32, kbps: u32, frames: u64) -> usize {
         bitrate_kbps: kbps,
         idr_interval: Duration::from_secs(2),
         threads: 1,
+        ..EncoderSettings::default()
     })
     .expect("encoder");
     let mut decoder = Decoder::new().expect("decoder");

@@ -30,6 +30,10 @@ pub struct PipelineStats {
     pub last_encode: Option<Instant>,
     /// Median encode time over the last `ENCODE_WINDOW` frames, in microseconds.
     pub encode_us_p50: Option<u64>,
+    /// The low encoding (see `Encoding::Low`): frames encoded and median encode time, the
+    /// downscale included.
+    pub low_frames_encoded: u64,
+    pub low_encode_us_p50: Option<u64>,
 }
 
 /// How many recent encode times the median is taken over.
@@ -124,6 +128,8 @@ impl Counters {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .median(),
+            low_frames_encoded: 0,
+            low_encode_us_p50: None,
         }
     }
 

@@ -57,6 +57,18 @@ pub(crate) struct KeyframePolicy {
     counters: KeyframeCounters,
 }
 
+impl std::ops::Add for KeyframeCounters {
+    type Output = KeyframeCounters;
+
+    fn add(self, other: KeyframeCounters) -> KeyframeCounters {
+        KeyframeCounters {
+            requested: self.requested + other.requested,
+            coalesced: self.coalesced + other.coalesced,
+            rate_limited: self.rate_limited + other.rate_limited,
+        }
+    }
+}
+
 impl KeyframePolicy {
     pub(crate) fn new(config: KeyframeConfig) -> Self {
         KeyframePolicy {

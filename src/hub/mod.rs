@@ -13,6 +13,7 @@
 //! ```
 
 pub(crate) mod keyframe;
+pub(crate) mod link;
 pub(crate) mod viewer;
 
 #[cfg(test)]
@@ -31,8 +32,9 @@ use str0m::media::MediaTime;
 use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
 use str0m::{Candidate, Input as RtcInput};
 
-use crate::encode::AccessUnit;
+use crate::encode::{AccessUnit, Encoding};
 use keyframe::{KeyframeConfig, KeyframeCounters, KeyframePolicy};
+use link::LinkReport;
 use viewer::{Viewer, ViewerEvent};
 
 /// A viewer's identity, also the last segment of its WHEP resource URL. Random (from the
@@ -68,6 +70,19 @@ pub struct HubConfig {
     pub candidates: Vec<SocketAddr>,
     /// Control messages larger than this are refused unread.
     pub max_control_message: usize,
+    /// Bandwidth estimation for every viewer's link; None turns it off.
+    pub bwe: Option<BweConfig>,
+    /// Temporal layers in the encodings (see `AccessUnit::layer`).
+    pub temporal_layers: u8,
+}
+
+/// Bandwidth estimation per viewer (transport-wide congestion control, REMB).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BweConfig {
+    /// Where a new viewer's estimate starts.
+    pub initial_kbps: u32,
+    /// The most the stream sends: the estimator probes for up to this.
+    pub max_kbps: u32,
 }
 
 impl Default for HubConfig {
@@ -78,6 +93,8 @@ impl Default for HubConfig {
             keyframe: KeyframeConfig::default(),
             candidates: Vec::new(),
             max_control_message: 16 * 1024,
+            bwe: None,
+            temporal_layers: 1,
         }
     }
 }
@@ -101,8 +118,8 @@ pub(crate) enum Input<'a> {
 #[derive(Debug)]
 pub(crate) enum Output {
     Transmit(Transmit),
-    /// Ask the encoder for an IDR (already coalesced and rate-limited).
-    KeyframeNeeded,
+    /// Ask the encoding for an IDR (already coalesced and rate-limited).
+    KeyframeNeeded(Encoding),
     Event(HubEvent),
     /// Nothing more until this time (or the next input).
     Timeout(Instant),
@@ -128,6 +145,11 @@ pub(crate) enum HubEvent {
         max: usize,
     },
     ControlClosed(ViewerId),
+    /// A new bandwidth estimate for the link to the viewer, bit/s.
+    Estimate {
+        viewer: ViewerId,
+        bps: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -214,7 +236,8 @@ pub(crate) struct Hub {
     candidates: Vec<Candidate>,
     cert: DtlsCert,
     viewers: Vec<Viewer>,
-    keyframes: KeyframePolicy,
+    /// Per encoding, by `Encoding::index`.
+    keyframes: [KeyframePolicy; 2],
     outputs: VecDeque<Output>,
     /// Scratch for viewer events, reused so the per-packet path doesn't allocate.
     events: Vec<ViewerEvent>,
@@ -240,7 +263,10 @@ impl Hub {
             .map(|&a| Candidate::host(a, "udp").map_err(|_| HubError::BadCandidate(a)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Hub {
-            keyframes: KeyframePolicy::new(config.keyframe.clone()),
+            keyframes: [
+                KeyframePolicy::new(config.keyframe.clone()),
+                KeyframePolicy::new(config.keyframe.clone()),
+            ],
             config,
             candidates,
             cert,
@@ -271,7 +297,15 @@ impl Hub {
         }
         log::debug!("viewer {id} offer:\n{sdp}");
         let mut events = std::mem::take(&mut self.events);
-        let result = Viewer::from_offer(id, now, sdp, &self.candidates, &self.cert, &mut events);
+        let result = Viewer::from_offer(
+            id,
+            now,
+            sdp,
+            &self.candidates,
+            &self.cert,
+            self.config.bwe,
+            &mut events,
+        );
         let answer = match result {
             Ok((viewer, answer)) => {
                 log::info!("viewer {id} answered ({} viewers)", self.viewers.len() + 1);
@@ -342,10 +376,46 @@ impl Hub {
 
     /// A viewer asked for a keyframe through the control channel: same limits as PLI.
     pub(crate) fn request_keyframe(&mut self, now: Instant, id: ViewerId) {
-        if self.index_of(id).is_some() {
-            self.keyframes.on_viewer_request(id, now);
+        if let Some(index) = self.index_of(id) {
+            let encoding = self.viewers[index].link.keyframe_encoding();
+            self.keyframes[encoding.index()].on_viewer_request(id, now);
             self.collect_keyframe_request();
         }
+    }
+
+    /// From now on the viewer is sent `encoding` up to temporal layer `max_layer`; a move to
+    /// another encoding happens at its next IDR, which is asked for now.
+    pub(crate) fn subscribe(
+        &mut self,
+        now: Instant,
+        id: ViewerId,
+        encoding: Encoding,
+        max_layer: u8,
+    ) {
+        self.tick(now);
+        let Some(index) = self.index_of(id) else {
+            return;
+        };
+        let viewer = &mut self.viewers[index];
+        if let Some(target) = viewer.link.subscribe(encoding, max_layer)
+            && viewer.connected
+        {
+            self.keyframes[target.index()].on_join(now);
+            self.collect_keyframe_request();
+        }
+    }
+
+    /// What is known of every viewer's link, for `status`.
+    pub(crate) fn links(&self) -> Vec<(ViewerId, LinkReport)> {
+        let layers = self.config.temporal_layers.max(1);
+        self.viewers
+            .iter()
+            .map(|v| {
+                let mut report = v.link.report(String::new(), v.connected);
+                report.layers = report.layers.min(layers);
+                (v.id, report)
+            })
+            .collect()
     }
 
     pub(crate) fn poll_output(&mut self) -> Output {
@@ -359,7 +429,11 @@ impl Hub {
                 v.timeout.min(v.created + self.config.connect_timeout)
             }
         });
-        let next = viewers.chain(self.keyframes.poll_timeout()).min();
+        let keyframes = self
+            .keyframes
+            .iter()
+            .filter_map(KeyframePolicy::poll_timeout);
+        let next = viewers.chain(keyframes).min();
         // With nothing scheduled, an hour from the latest input is "never" in practice.
         Output::Timeout(next.unwrap_or(self.last_now + Duration::from_secs(3600)))
     }
@@ -368,7 +442,7 @@ impl Hub {
         HubCounters {
             viewers: self.viewers.len(),
             connected: self.viewers.iter().filter(|v| v.connected).count(),
-            keyframes: self.keyframes.counters(),
+            keyframes: self.keyframes[0].counters() + self.keyframes[1].counters(),
             datagrams_unclaimed: self.datagrams_unclaimed,
         }
     }
@@ -416,21 +490,15 @@ impl Hub {
 
     fn write_frame(&mut self, now: Instant, frame: &AccessUnit) {
         if frame.keyframe {
-            self.keyframes.on_keyframe(now);
+            self.keyframes[frame.encoding.index()].on_keyframe(now);
         }
         let since_epoch = frame.captured.saturating_duration_since(self.epoch);
         let rtp_time = MediaTime::from_90khz(since_epoch.as_micros() as u64 * 9 / 100);
         let mut events = std::mem::take(&mut self.events);
         for index in 0..self.viewers.len() {
             let viewer = &mut self.viewers[index];
-            if !viewer.connected || viewer.failed {
+            if !viewer.connected || viewer.failed || !viewer.link.takes(frame) {
                 continue;
-            }
-            if viewer.awaiting_keyframe {
-                if !frame.keyframe {
-                    continue;
-                }
-                viewer.awaiting_keyframe = false;
             }
             viewer.write_frame(now, frame.captured, rtp_time, &frame.data, &mut events);
             self.apply_events(index, now, &mut events);
@@ -453,11 +521,13 @@ impl Hub {
             }
         }
         self.events = events;
-        let waiting = self
-            .viewers
-            .iter()
-            .any(|v| v.connected && v.awaiting_keyframe && !v.failed);
-        self.keyframes.handle_timeout(now, waiting);
+        for encoding in Encoding::ALL {
+            let waiting = self
+                .viewers
+                .iter()
+                .any(|v| v.connected && !v.failed && v.link.waits_for() == Some(encoding));
+            self.keyframes[encoding.index()].handle_timeout(now, waiting);
+        }
         self.collect_keyframe_request();
         self.reap(now);
     }
@@ -471,13 +541,22 @@ impl Hub {
                     log::info!("viewer {id} connected");
                     self.outputs
                         .push_back(Output::Event(HubEvent::ViewerConnected(id)));
-                    self.keyframes.on_join(now);
+                    let encoding = self.viewers[index].link.keyframe_encoding();
+                    self.keyframes[encoding.index()].on_join(now);
                 }
                 ViewerEvent::Disconnected => {
                     self.viewers[index].failed = true;
                     self.mark_leaving(index, LeaveReason::Disconnected);
                 }
-                ViewerEvent::KeyframeRequest => self.keyframes.on_viewer_request(id, now),
+                ViewerEvent::KeyframeRequest => {
+                    let encoding = self.viewers[index].link.keyframe_encoding();
+                    self.keyframes[encoding.index()].on_viewer_request(id, now);
+                }
+                ViewerEvent::Estimate(bps) => {
+                    self.viewers[index].link.estimate_bps = Some(bps);
+                    let event = HubEvent::Estimate { viewer: id, bps };
+                    self.outputs.push_back(Output::Event(event));
+                }
                 ViewerEvent::ControlOpen => self
                     .outputs
                     .push_back(Output::Event(HubEvent::ControlOpened(id))),
@@ -503,8 +582,10 @@ impl Hub {
     }
 
     fn collect_keyframe_request(&mut self) {
-        if self.keyframes.poll_request() {
-            self.outputs.push_back(Output::KeyframeNeeded);
+        for encoding in Encoding::ALL {
+            if self.keyframes[encoding.index()].poll_request() {
+                self.outputs.push_back(Output::KeyframeNeeded(encoding));
+            }
         }
     }
 
@@ -543,7 +624,9 @@ impl Hub {
             }
         }
         self.events = events;
-        self.keyframes.on_viewer_left(viewer.id);
+        for keyframes in &mut self.keyframes {
+            keyframes.on_viewer_left(viewer.id);
+        }
         log::info!(
             "viewer {} left: {reason} ({} viewers)",
             viewer.id,

@@ -11,7 +11,7 @@ use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::{Candidate, Event, Output as RtcOutput, Rtc, RtcConfig};
 
 use super::ViewerId;
-use crate::encode::AccessUnit;
+use crate::encode::{AccessUnit, Encoding};
 
 pub(crate) struct Peer {
     pub(crate) id: ViewerId,
@@ -117,6 +117,8 @@ pub(crate) fn encoded(seq: u64, keyframe: bool, now: Instant) -> AccessUnit {
     AccessUnit {
         data: Arc::from(au),
         keyframe,
+        encoding: Encoding::Main,
+        layer: 0,
         width: 64,
         height: 64,
         seq,

@@ -75,7 +75,7 @@ impl World {
             loop {
                 match self.hub.poll_output() {
                     Output::Transmit(t) => to_peers.push(t),
-                    Output::KeyframeNeeded => self.keyframes_asked += 1,
+                    Output::KeyframeNeeded(_) => self.keyframes_asked += 1,
                     Output::Event(e) => self.events.push(e),
                     Output::Timeout(t) => {
                         self.hub_timeout = t;

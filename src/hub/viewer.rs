@@ -16,7 +16,10 @@ use str0m::net::{Receive, Transmit};
 use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
-use super::{OfferError, ViewerId};
+use super::link::Link;
+use super::{BweConfig, OfferError, ViewerId};
+use crate::encode::Encoding;
+use str0m::bwe::{Bitrate, BweKind};
 
 /// The one data channel the device answers on.
 pub(crate) const CONTROL_LABEL: &str = "control";
@@ -28,6 +31,9 @@ const H264_PAYLOADS: [(u8, u8, u32); 2] = [(108, 109, 0x42e01f), (127, 121, 0x42
 /// Packets kept per viewer for NACK retransmission: about 1 s at 1.5 Mbit/s, many round trips
 /// on a LAN.
 const SEND_BUFFER_PACKETS: usize = 150;
+
+/// How often str0m reports the viewer's egress counters (NACKs, PLIs, bytes).
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Guards against a driving loop that never settles (a str0m bug): a viewer that needs more
 /// rounds than this in one call is dropped rather than stalling everyone.
@@ -44,6 +50,8 @@ pub(crate) enum ViewerEvent {
     ControlOpen,
     ControlData(Vec<u8>),
     ControlClose,
+    /// A new bandwidth estimate for the link to the viewer, bit/s.
+    Estimate(u64),
     /// str0m failed (error or panic) on this viewer; it must go.
     Failed(String),
 }
@@ -55,8 +63,10 @@ pub(crate) struct Viewer {
     pub connected: bool,
     video: Option<(Mid, Pt)>,
     control: Option<ChannelId>,
-    /// No picture has gone out yet: P-frames are held back until the first IDR.
-    pub awaiting_keyframe: bool,
+    /// What it is sent and what is known of its link.
+    pub(crate) link: Link,
+    /// The bandwidth estimator probes up to this (bit/s); None: no estimation.
+    bwe_desired: Option<Bitrate>,
     pub timeout: Instant,
     /// Set once the viewer must go; the hub removes it after its last events are out.
     pub failed: bool,
@@ -71,6 +81,7 @@ impl Viewer {
         sdp: &str,
         candidates: &[Candidate],
         cert: &DtlsCert,
+        bwe: Option<BweConfig>,
         events: &mut Vec<ViewerEvent>,
     ) -> Result<(Viewer, String), OfferError> {
         let offer = SdpOffer::from_sdp_string(sdp)
@@ -80,6 +91,8 @@ impl Viewer {
             .clear_codecs()
             .set_dtls_cert(cert.clone())
             .set_send_buffer_video(SEND_BUFFER_PACKETS)
+            .set_stats_interval(Some(STATS_INTERVAL))
+            .enable_bwe(bwe.map(|b| Bitrate::kbps(u64::from(b.initial_kbps))))
             .set_extension(5, Extension::PlayoutDelay);
         for (pt, rtx, profile) in H264_PAYLOADS {
             config
@@ -106,7 +119,8 @@ impl Viewer {
             connected: false,
             video: None,
             control: None,
-            awaiting_keyframe: true,
+            link: Link::new(Encoding::Main, u8::MAX),
+            bwe_desired: bwe.map(|b| Bitrate::kbps(u64::from(b.max_kbps))),
             timeout: now,
             failed: false,
             leave_reason: None,
@@ -302,7 +316,18 @@ impl Viewer {
         match event {
             Event::Connected => {
                 self.connected = true;
+                if let Some(desired) = self.bwe_desired {
+                    // Probe for up to the most the stream sends, so a link that recovers is
+                    // noticed; no padding is asked for beyond str0m's own floor.
+                    self.rtc.bwe().set_bitrate(Bitrate::ZERO, desired);
+                }
                 events.push(ViewerEvent::Connected);
+            }
+            Event::EgressBitrateEstimate(
+                BweKind::Twcc { estimate, .. } | BweKind::Remb { estimate, .. },
+            ) => events.push(ViewerEvent::Estimate(estimate.as_u64())),
+            Event::MediaEgressStats(stats) if Some(stats.mid) == self.video.map(|(m, _)| m) => {
+                self.link.egress(stats.timestamp, &stats);
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 events.push(ViewerEvent::Disconnected);

@@ -324,15 +324,20 @@ impl EventLoop {
 
     fn encoder(&mut self, command: EncoderCommand) {
         match command {
-            EncoderCommand::Keyframe => {
+            EncoderCommand::Keyframe(encoding) => {
                 if let PipelineState::Running(current) = &self.pipeline {
-                    current.pipeline.pipeline.request_keyframe();
+                    current.pipeline.pipeline.request_keyframe(encoding);
                 }
                 // During a restart there is nothing to ask: a new encoder starts with an IDR.
             }
-            EncoderCommand::Bitrate(kbps) => {
+            EncoderCommand::Bitrate(encoding, kbps) => {
                 if let PipelineState::Running(current) = &mut self.pipeline {
-                    current.pipeline.pipeline.set_bitrate(kbps);
+                    current.pipeline.pipeline.set_bitrate(encoding, kbps);
+                }
+            }
+            EncoderCommand::Active(encoding, active) => {
+                if let PipelineState::Running(current) = &self.pipeline {
+                    current.pipeline.pipeline.set_active(encoding, active);
                 }
             }
             EncoderCommand::Restart(settings) => {

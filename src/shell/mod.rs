@@ -35,12 +35,12 @@ use smol::channel::{Sender, bounded};
 
 use crate::config::Config;
 use crate::control::ControlConfig;
-use crate::hub::HubConfig;
+use crate::hub::{BweConfig, HubConfig};
 use crate::net::http::{self, Limits};
 use crate::net::interfaces::host_candidates;
 use crate::net::udp::MediaSocket;
 use crate::net::whep::Routes;
-use crate::streamer::{Streamer, StreamerConfig};
+use crate::streamer::{RateLimits, Running, Streamer, StreamerConfig};
 use actuator::{ActuatorWorker, PtzDriver};
 use event_loop::EventLoop;
 use notify::Notifier;
@@ -173,10 +173,17 @@ fn spawn_with(
     let started = starter.start().map_err(StartError::Source)?;
     let controls = started.pipeline.controls();
     let driver = PtzDriver::new(&config.ptz, controls.clone()).map_err(StartError::Ptz)?;
+    let running = started.running();
+    let v = &config.video;
     let streamer_config = StreamerConfig {
         hub: HubConfig {
             max_viewers: config.server.max_viewers,
             candidates,
+            bwe: (v.adaptive && running.adaptive).then_some(BweConfig {
+                initial_kbps: v.bitrate_kbps,
+                max_kbps: v.bitrate_kbps,
+            }),
+            temporal_layers: running.layers,
             ..HubConfig::default()
         },
         control: ControlConfig {
@@ -187,8 +194,16 @@ fn spawn_with(
             ptz_on_camera_controls: driver.on_camera_controls(),
             ..ControlConfig::default()
         },
+        rate: RateLimits {
+            min_kbps: v.min_bitrate_kbps,
+            min_fps: v.min_fps,
+        },
     };
-    let streamer = Streamer::new(streamer_config, started.running(), Instant::now())
+    let running = Running {
+        adaptive: running.adaptive && v.adaptive,
+        ..running
+    };
+    let streamer = Streamer::new(streamer_config, running, Instant::now())
         .map_err(|e| StartError::Hub(e.to_string()))?;
     let actuators = ActuatorWorker::start(driver, controls).map_err(StartError::Thread)?;
 

@@ -39,10 +39,24 @@ pub(crate) struct Started {
 
 impl Started {
     pub(crate) fn running(&self) -> Running {
-        Running::new(
-            self.pipeline.source_info().clone(),
-            self.pipeline.settings().bitrate_kbps,
-        )
+        let passthrough = self.pipeline.passthrough();
+        Running {
+            low: self
+                .pipeline
+                .low_size()
+                .filter(|_| !passthrough)
+                .map(|(width, height)| Size { width, height }),
+            layers: if passthrough {
+                1
+            } else {
+                self.pipeline.settings().temporal_layers as u8
+            },
+            adaptive: !passthrough,
+            ..Running::new(
+                self.pipeline.source_info().clone(),
+                self.pipeline.settings().bitrate_kbps,
+            )
+        }
     }
 }
 

@@ -25,6 +25,7 @@
 //! it says `Timeout` after every input.
 
 mod meter;
+mod rate;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -37,8 +38,11 @@ use str0m::net::Transmit;
 
 use crate::control::protocol::ErrorCode;
 use crate::control::{ControlPlane, Failure, PlaneOutput};
+use crate::encode::EncoderSettings;
+use crate::encode::limits::Size;
 use crate::hub::{self, Hub, HubEvent};
 pub(crate) use meter::LatencyWindow;
+use rate::{RateConfig, RateOutput, RatePolicy};
 use state::StreamState;
 pub use state::{Readings, Running};
 
@@ -48,10 +52,11 @@ pub use crate::control::plane::{ControlConfig, OpId};
 pub use crate::control::protocol::{StreamChange, StreamSettings};
 pub use crate::control::ptz::{AxisLimits, AxisName, PerAxis, PtzLimits};
 pub use crate::control::status::Status;
-pub use crate::encode::AccessUnit;
 pub use crate::encode::stats::PipelineStats;
+pub use crate::encode::{AccessUnit, Encoding};
 pub use crate::hub::keyframe::KeyframeConfig;
-pub use crate::hub::{HubConfig, HubError, OfferError, ViewerId};
+pub use crate::hub::link::LinkReport;
+pub use crate::hub::{BweConfig, HubConfig, HubError, OfferError, ViewerId};
 pub use crate::source::SourceInfo;
 pub use crate::source::camera_status::{CameraReading, CameraState};
 pub use crate::source::controls::{
@@ -62,6 +67,25 @@ pub use crate::source::controls::{
 pub struct StreamerConfig {
     pub hub: HubConfig,
     pub control: ControlConfig,
+    pub rate: RateLimits,
+}
+
+/// How far the rate policy may go for a slow link.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimits {
+    /// No encoding runs below this bitrate (kbit/s).
+    pub min_kbps: u32,
+    /// No viewer is sent fewer frames per second (temporal layers are dropped down to this).
+    pub min_fps: f64,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            min_kbps: 150,
+            min_fps: 7.5,
+        }
+    }
 }
 
 /// Names an HTTP request the shell handed in, so its reply finds its way back.
@@ -137,10 +161,12 @@ pub enum Output {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum EncoderCommand {
-    /// The next frame must be an IDR (already coalesced and rate-limited).
-    Keyframe,
-    /// A new target bitrate in kbit/s, from the next frame on.
-    Bitrate(u32),
+    /// The encoding's next frame must be an IDR (already coalesced and rate-limited).
+    Keyframe(Encoding),
+    /// A new target bitrate in kbit/s for the encoding, from its next frame on.
+    Bitrate(Encoding, u32),
+    /// Run (true) or pause an encoding; a paused one costs no CPU and starts again with an IDR.
+    Active(Encoding, bool),
     /// Restart source and encoder with these settings, off the event loop; report the outcome
     /// with `Input::Restarted`. Viewers stay connected meanwhile.
     Restart(StreamSettings),
@@ -165,6 +191,8 @@ pub struct Streamer {
     readings_asked: bool,
     /// The restart under way and the `stream.set` that asked for it, if one did.
     restart: Option<Option<OpId>>,
+    rate: RatePolicy,
+    limits: RateLimits,
     /// The latest `now` handed in: the streamer's time.
     now: Instant,
 }
@@ -177,7 +205,10 @@ impl Streamer {
         now: Instant,
     ) -> Result<Streamer, HubError> {
         let max_viewers = config.hub.max_viewers;
+        let rate = RatePolicy::new(rate_config(&running, &config.rate));
         Ok(Streamer {
+            rate,
+            limits: config.rate,
             hub: Hub::new(config.hub, now)?,
             plane: ControlPlane::new(config.control, running.settings),
             stream: StreamState::new(running, now, max_viewers),
@@ -205,6 +236,8 @@ impl Streamer {
             }),
             Input::AccessUnit(unit) => {
                 self.stream.sent(now, unit.data.len());
+                self.rate
+                    .unit_sent(now, unit.encoding, unit.layer, unit.data.len());
                 self.hub.handle_input(hub::Input::AccessUnit { now, unit });
             }
             Input::Call(id, call) => self.call(now, id, call),
@@ -215,6 +248,7 @@ impl Streamer {
             Input::Timeout => {
                 self.hub.handle_input(hub::Input::Timeout(now));
                 self.plane.handle_timeout(now);
+                self.rate.handle_timeout(now);
             }
         }
     }
@@ -226,15 +260,18 @@ impl Streamer {
             }
             match self.hub.poll_output() {
                 hub::Output::Transmit(t) => return Output::Transmit(t),
-                hub::Output::KeyframeNeeded => {
-                    return Output::Encoder(EncoderCommand::Keyframe);
+                hub::Output::KeyframeNeeded(encoding) => {
+                    return Output::Encoder(EncoderCommand::Keyframe(encoding));
                 }
                 hub::Output::Event(event) => self.hub_event(event),
                 hub::Output::Timeout(hub_at) => {
-                    if self.drain_plane() {
+                    if self.drain_plane() | self.drain_rate() {
                         continue;
                     }
-                    let at = self.plane.poll_timeout().map_or(hub_at, |p| p.min(hub_at));
+                    let at = [self.plane.poll_timeout(), self.rate.poll_timeout()]
+                        .into_iter()
+                        .flatten()
+                        .fold(hub_at, Instant::min);
                     return Output::Timeout(at);
                 }
             }
@@ -266,7 +303,10 @@ impl Streamer {
             Call::Offer { viewer, sdp, role } => {
                 let result = self.hub.offer(now, viewer, &sdp);
                 match &result {
-                    Ok(_) => self.plane.viewer_joined(viewer, role),
+                    Ok(_) => {
+                        self.plane.viewer_joined(viewer, role);
+                        self.rate.viewer_joined(now, viewer);
+                    }
                     Err(e) => log::info!("offer refused: {e}"),
                 }
                 let reply = Reply::Offer(result.map(|answer| (viewer, answer)));
@@ -293,7 +333,18 @@ impl Streamer {
 
     fn readings(&mut self, now: Instant, readings: Readings) {
         self.readings_asked = false;
-        let status = self.stream.status(now, self.hub.counters(), &readings);
+        let links = self
+            .hub
+            .links()
+            .into_iter()
+            .map(|(viewer, link)| LinkReport {
+                label: self.plane.label(viewer),
+                ..link
+            })
+            .collect();
+        let status = self
+            .stream
+            .status(now, self.hub.counters(), links, &readings);
         for (id, call) in std::mem::take(&mut self.waiting_calls) {
             let reply = match call {
                 Call::Health => Reply::Health(self.stream.health(now, &readings)),
@@ -309,7 +360,11 @@ impl Streamer {
         match event {
             HubEvent::ControlOpened(viewer) => self.plane.channel_opened(now, viewer),
             HubEvent::ControlClosed(viewer) => self.plane.channel_closed(now, viewer),
-            HubEvent::ViewerLeft { viewer, .. } => self.plane.viewer_left(now, viewer),
+            HubEvent::ViewerLeft { viewer, .. } => {
+                self.plane.viewer_left(now, viewer);
+                self.rate.viewer_left(now, viewer);
+            }
+            HubEvent::Estimate { viewer, bps } => self.rate.estimate(now, viewer, bps),
             HubEvent::ControlMessage { viewer, data } => {
                 self.plane.handle_message(now, viewer, &data)
             }
@@ -342,6 +397,29 @@ impl Streamer {
                     .push_back(Output::Actuator(ActuatorCommand::Controls { op, request })),
                 PlaneOutput::ChangeStream { op, change } => self.change_stream(op, change),
                 PlaneOutput::NeedStatus => self.want_readings(),
+            }
+        }
+        any
+    }
+
+    /// Carries out the rate policy's decisions. True if there were any.
+    fn drain_rate(&mut self) -> bool {
+        let now = self.now;
+        let mut any = false;
+        while let Some(output) = self.rate.poll_output() {
+            any = true;
+            match output {
+                RateOutput::Active(encoding, active) => self
+                    .outputs
+                    .push_back(Output::Encoder(EncoderCommand::Active(encoding, active))),
+                RateOutput::Bitrate(encoding, kbps) => self
+                    .outputs
+                    .push_back(Output::Encoder(EncoderCommand::Bitrate(encoding, kbps))),
+                RateOutput::Subscribe {
+                    viewer,
+                    encoding,
+                    max_layer,
+                } => self.hub.subscribe(now, viewer, encoding, max_layer),
             }
         }
         any
@@ -383,15 +461,22 @@ impl Streamer {
         } else {
             if next.bitrate_kbps != current.bitrate_kbps {
                 self.outputs
-                    .push_back(Output::Encoder(EncoderCommand::Bitrate(next.bitrate_kbps)));
+                    .push_back(Output::Encoder(EncoderCommand::Bitrate(
+                        Encoding::Main,
+                        next.bitrate_kbps,
+                    )));
             }
             self.stream.set_bitrate(next.bitrate_kbps);
+            // The new bitrate is the policy's ceiling from now on.
+            self.rate
+                .reconfigure(rate_config(self.stream.running(), &self.limits));
             self.plane.stream_changed(now, op, Ok(next));
         }
     }
 
     fn restarted(&mut self, now: Instant, running: Running, failure: Option<String>) {
         let settings = running.settings;
+        self.rate.reconfigure(rate_config(&running, &self.limits));
         self.stream.restarted(now, running);
         self.plane.set_stream(settings);
         let Some(asked_by) = self.restart.take() else {
@@ -409,8 +494,12 @@ impl Streamer {
 
 impl Running {
     /// The stream as a pipeline with this source and bitrate runs it (size and rate are the
-    /// source's).
+    /// source's), with the encoder's default layers and a low encoding if the size allows.
     pub fn new(source: SourceInfo, bitrate_kbps: u32) -> Running {
+        let size = Size {
+            width: source.width,
+            height: source.height,
+        };
         Running {
             settings: StreamSettings {
                 width: source.width,
@@ -419,6 +508,22 @@ impl Running {
                 bitrate_kbps,
             },
             source,
+            low: size.halved(),
+            layers: EncoderSettings::default().temporal_layers as u8,
+            adaptive: true,
         }
+    }
+}
+
+/// What the rate policy may do with this stream.
+fn rate_config(running: &Running, limits: &RateLimits) -> RateConfig {
+    RateConfig {
+        max_kbps: running.settings.bitrate_kbps,
+        min_kbps: limits.min_kbps.min(running.settings.bitrate_kbps),
+        fps: running.settings.fps,
+        min_fps: limits.min_fps,
+        layers: running.layers.max(1),
+        low: running.low.is_some(),
+        adaptive: running.adaptive,
     }
 }

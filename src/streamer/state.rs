@@ -6,17 +6,25 @@ use std::time::{Duration, Instant};
 use super::meter::StreamMeter;
 use crate::control::{Status, StreamSettings};
 use crate::encode::PipelineStats;
+use crate::encode::limits::Size;
 use crate::hub::HubCounters;
+use crate::hub::link::LinkReport;
 use crate::source::{CameraReading, SourceInfo};
 
 /// The source or the encoder are considered stuck after this long without a frame.
 const STALL: Duration = Duration::from_secs(3);
 
-/// What the pipeline runs with: its source and the stream's settings.
+/// What the pipeline runs with: its source, the stream's settings and its encodings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Running {
     pub source: SourceInfo,
     pub settings: StreamSettings,
+    /// The low encoding's picture size, None when the stream has none (a small picture).
+    pub low: Option<Size>,
+    /// Temporal layers of the encodings (1: none to drop).
+    pub layers: u8,
+    /// False when the bitrate cannot be changed (a camera's own H.264, passed through).
+    pub adaptive: bool,
 }
 
 /// What only the shell can read, handed in when the streamer asks (`Output::ReadingsWanted`).
@@ -82,7 +90,13 @@ impl StreamState {
         self.auth_failures += 1;
     }
 
-    pub(super) fn status(&mut self, now: Instant, viewers: HubCounters, r: &Readings) -> Status {
+    pub(super) fn status(
+        &mut self,
+        now: Instant,
+        viewers: HubCounters,
+        links: Vec<LinkReport>,
+        r: &Readings,
+    ) -> Status {
         let p = &r.pipeline;
         let settings = self.running.settings;
         let (fps_measured, bitrate_measured_kbps) = self.sent.rates(now);
@@ -116,6 +130,9 @@ impl StreamState {
             camera_frames_dropped: camera.map_or(0, |c| c.frames_dropped),
             camera_frames_broken: camera.map_or(0, |c| c.frames_broken),
             idr_on_request: camera.and_then(|c| c.idr_on_request),
+            links,
+            low_frames_encoded: p.low_frames_encoded,
+            low_encode_ms_p50: p.low_encode_us_p50.map_or(0.0, |us| us as f64 / 1000.0),
         }
     }
 

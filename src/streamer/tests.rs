@@ -63,6 +63,7 @@ impl Rig {
                 ptz_on_camera_controls: true,
                 ..ControlConfig::default()
             },
+            rate: RateLimits::default(),
         };
         Rig {
             streamer: Streamer::new(config, running(1280, 720, 30), now).unwrap(),
@@ -257,7 +258,7 @@ impl Rig {
     fn keyframes_asked(&self) -> usize {
         self.encoder
             .iter()
-            .filter(|c| **c == EncoderCommand::Keyframe)
+            .filter(|c| **c == EncoderCommand::Keyframe(Encoding::Main))
             .count()
     }
 }
@@ -445,7 +446,10 @@ fn a_bitrate_change_needs_no_restart_and_health_follows_the_readings() {
     r.command(v, "control.claim", json!({}));
     let set = r.command(v, "stream.set", json!({"bitrate_kbps": 600}));
     assert_eq!(set["result"]["bitrate_kbps"], json!(600));
-    assert_eq!(r.encoder.last(), Some(&EncoderCommand::Bitrate(600)));
+    assert_eq!(
+        r.encoder.last(),
+        Some(&EncoderCommand::Bitrate(Encoding::Main, 600))
+    );
     assert!(
         !r.encoder
             .iter()

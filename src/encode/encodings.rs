@@ -1,0 +1,293 @@
+//! The encoder thread's encoders: the main encoding at the configured size, and the low one at
+//! half the width and height, which runs only while some viewer's link is too slow for the
+//! main one.
+//!
+//! Both encode the same captured picture, one after the other on the encoder thread: main
+//! first (its viewers see no extra delay), then a 2:1 downscale and the low encode, which costs
+//! about a quarter of the main one. An encoding nobody watches is paused (the low one's encoder
+//! is dropped, to give its memory back on small boards), and starts again with an IDR.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Instant;
+
+use log::{info, warn};
+
+use super::h264::H264Encoder;
+use super::limits::Size;
+use super::stats::Counters;
+use super::{AccessUnit, EncoderSettings, Encoding};
+use crate::source::{Frame, FramePool};
+
+/// Requests to one encoding from any thread, taken by the encoder thread at the next frame.
+#[derive(Debug)]
+pub(super) struct Requests {
+    keyframe: AtomicBool,
+    /// A new bitrate in kbit/s; 0 when there is none.
+    bitrate: AtomicU32,
+    active: AtomicBool,
+}
+
+impl Requests {
+    pub(super) fn new(active: bool) -> Requests {
+        Requests {
+            keyframe: AtomicBool::new(false),
+            bitrate: AtomicU32::new(0),
+            active: AtomicBool::new(active),
+        }
+    }
+
+    pub(super) fn keyframe(&self) {
+        self.keyframe.store(true, Ordering::Release);
+    }
+
+    pub(super) fn bitrate(&self, kbps: u32) {
+        self.bitrate.store(kbps.max(1), Ordering::Release);
+    }
+
+    pub(super) fn activate(&self, active: bool) {
+        self.active.store(active, Ordering::Release);
+    }
+
+    /// True once per keyframe request.
+    pub(super) fn take_keyframe(&self) -> bool {
+        self.keyframe.swap(false, Ordering::AcqRel)
+    }
+
+    pub(super) fn is_active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+}
+
+/// One encoding as the encoder thread runs it.
+pub(super) struct Slot {
+    encoding: Encoding,
+    settings: EncoderSettings,
+    /// None while paused (and, for the low encoding, before it first ran).
+    encoder: Option<H264Encoder>,
+    /// An access unit of this encoding was dropped on a full channel: its viewers need an IDR.
+    pub(super) repair: bool,
+    failing: bool,
+    /// The low encoding's pictures, downscaled.
+    pool: Option<FramePool>,
+    /// Inactive at the last frame: the next one it encodes must be an IDR.
+    paused: bool,
+}
+
+impl Slot {
+    /// The main encoding, encoder ready.
+    pub(super) fn main(encoder: H264Encoder) -> Slot {
+        Slot {
+            encoding: Encoding::Main,
+            settings: encoder.settings().clone(),
+            encoder: Some(encoder),
+            repair: false,
+            failing: false,
+            pool: None,
+            paused: false,
+        }
+    }
+
+    /// The low encoding for a main one with `main` settings, None when half the size would be
+    /// too small to encode. Its encoder starts when it is first asked for.
+    pub(super) fn low(main: &EncoderSettings) -> Option<Slot> {
+        let size = Size {
+            width: main.width,
+            height: main.height,
+        }
+        .halved()?;
+        Some(Slot {
+            encoding: Encoding::Low,
+            settings: EncoderSettings {
+                width: size.width,
+                height: size.height,
+                // One slice: the low picture is small enough for one core.
+                threads: 1,
+                bitrate_kbps: (main.bitrate_kbps / 3).max(*super::limits::BITRATE_KBPS.start()),
+                ..main.clone()
+            },
+            encoder: None,
+            repair: false,
+            failing: false,
+            pool: Some(FramePool::new(
+                size.width as usize * size.height as usize * 3 / 2,
+            )),
+            paused: true,
+        })
+    }
+
+    pub(super) fn settings(&self) -> &EncoderSettings {
+        &self.settings
+    }
+
+    /// Encodes `frame` if the encoding is active; None when it is paused, the rate control
+    /// skipped the frame, or encoding failed (counted and logged once).
+    pub(super) fn encode(
+        &mut self,
+        frame: &Frame,
+        requests: &Requests,
+        counters: &Counters,
+        force_idr: bool,
+    ) -> Option<AccessUnit> {
+        if !requests.is_active() {
+            if !self.paused {
+                info!("{:?} encoding paused: no viewer needs it", self.encoding);
+                self.paused = true;
+            }
+            if self.pool.is_some() {
+                self.encoder = None;
+            }
+            return None;
+        }
+        let kbps = requests.bitrate.swap(0, Ordering::AcqRel);
+        if kbps != 0 {
+            self.settings.bitrate_kbps = kbps;
+        }
+        let resumed = std::mem::take(&mut self.paused);
+        if resumed {
+            info!(
+                "{:?} encoding runs: {}x{}, {} kbit/s",
+                self.encoding,
+                self.settings.width,
+                self.settings.height,
+                self.settings.bitrate_kbps
+            );
+        }
+        if self.encoder.is_none() {
+            match H264Encoder::new(&self.settings) {
+                Ok(encoder) => self.encoder = Some(encoder),
+                Err(err) => {
+                    self.fail(counters, frame.seq, &err.to_string());
+                    return None;
+                }
+            }
+        }
+        let encoder = self.encoder.as_mut()?;
+        if kbps != 0
+            && kbps != encoder.settings().bitrate_kbps
+            && let Err(err) = encoder.set_bitrate(kbps)
+        {
+            warn!(
+                "{:?} bitrate change to {kbps} kbit/s refused: {err}",
+                self.encoding
+            );
+        }
+        let force_idr = force_idr || resumed || requests.take_keyframe();
+        let scaled;
+        let picture = match &self.pool {
+            Some(pool) => {
+                scaled = halve(frame, pool, self.settings.width, self.settings.height);
+                &scaled
+            }
+            None => frame,
+        };
+        let started = Instant::now();
+        match encoder.encode(picture, force_idr || self.repair) {
+            Ok(Some(unit)) => {
+                if self.failing {
+                    info!("{:?} encoder recovered", self.encoding);
+                    self.failing = false;
+                }
+                let done = Instant::now();
+                counters.encoded(done, done - started, unit.keyframe);
+                Some(AccessUnit {
+                    encoding: self.encoding,
+                    ..unit
+                })
+            }
+            Ok(None) => {
+                // Rate control skipped it; a requested IDR stays pending in the encoder.
+                counters.skipped();
+                None
+            }
+            Err(err) => {
+                self.fail(counters, frame.seq, &err.to_string());
+                None
+            }
+        }
+    }
+
+    fn fail(&mut self, counters: &Counters, seq: u64, why: &str) {
+        counters.error();
+        if !self.failing {
+            warn!("{:?} encoding of frame {seq} failed: {why}", self.encoding);
+            self.failing = true;
+        }
+    }
+}
+
+/// `frame` at `width`x`height`, at most half its size: each pixel the average of a 2x2 block
+/// (a box filter: exact for the 2:1 case, and cheap enough to be invisible next to the encode).
+fn halve(frame: &Frame, pool: &FramePool, width: u32, height: u32) -> Frame {
+    let mut data = pool.get();
+    let sw = frame.width as usize;
+    let (dw, dh) = (width as usize, height as usize);
+    let (luma, rest) = data.split_at_mut(dw * dh);
+    let (u, v) = rest.split_at_mut(dw * dh / 4);
+    average_2x2(frame.y(), sw, luma, dw, dh);
+    average_2x2(frame.u(), sw / 2, u, dw / 2, dh / 2);
+    average_2x2(frame.v(), sw / 2, v, dw / 2, dh / 2);
+    Frame {
+        width,
+        height,
+        data,
+        seq: frame.seq,
+        captured: frame.captured,
+    }
+}
+
+/// Each destination sample the rounded mean of the 2x2 block at twice its coordinates.
+fn average_2x2(src: &[u8], src_stride: usize, dst: &mut [u8], width: usize, height: usize) {
+    for (y, out) in dst.chunks_exact_mut(width).take(height).enumerate() {
+        let top = &src[2 * y * src_stride..][..2 * width];
+        let bottom = &src[(2 * y + 1) * src_stride..][..2 * width];
+        for (x, px) in out.iter_mut().enumerate() {
+            let sum = top[2 * x] as u16
+                + top[2 * x + 1] as u16
+                + bottom[2 * x] as u16
+                + bottom[2 * x + 1] as u16;
+            *px = ((sum + 2) / 4) as u8;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::FrameBuf;
+
+    #[test]
+    fn halving_averages_each_2x2_block_of_every_plane() {
+        // 4x4 luma with a distinct value per 2x2 block; chroma 2x2.
+        let y = [
+            10, 20, 50, 50, //
+            30, 40, 50, 50, //
+            0, 0, 255, 255, //
+            0, 0, 255, 254,
+        ];
+        let frame = Frame {
+            width: 4,
+            height: 4,
+            data: FrameBuf::unpooled([&y[..], &[8, 8, 8, 8], &[100, 102, 104, 106]].concat()),
+            seq: 7,
+            captured: Instant::now(),
+        };
+        let half = halve(&frame, &FramePool::new(6), 2, 2);
+        assert_eq!(half.y(), &[25, 50, 0, 255]);
+        assert_eq!(half.u(), &[8]);
+        assert_eq!(half.v(), &[103]);
+        assert_eq!((half.width, half.height, half.seq), (2, 2, 7));
+    }
+
+    #[test]
+    fn the_low_encoding_is_half_the_size_or_none() {
+        let main = EncoderSettings::default();
+        let low = Slot::low(&main).expect("720p has a low encoding");
+        assert_eq!((low.settings().width, low.settings().height), (640, 360));
+        let tiny = EncoderSettings {
+            width: 100,
+            height: 100,
+            ..main
+        };
+        assert!(Slot::low(&tiny).is_none(), "50x50 is below the size limits");
+    }
+}

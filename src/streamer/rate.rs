@@ -1,0 +1,418 @@
+//! The rate policy: at what bitrate each encoding runs and what each viewer is sent, from the
+//! bandwidth estimate of every viewer's link. One encoder per encoding, whatever the viewers.
+//!
+//! - A viewer's *usable* rate is its estimate less headroom (retransmissions, RTCP). Decreases
+//!   are taken at once, increases only once they held a while, so the policy follows a
+//!   congested link down quickly and a recovering one up gradually.
+//! - The main encoding runs at the usable rate of its fastest viewer, up to the configured
+//!   bitrate: a slow viewer never pulls a fast one down. A viewer a little slower than that
+//!   gets fewer temporal layers of the same encode (half the frame rate: every second frame is
+//!   referenced by none); a viewer slower still moves to the low encoding (half the width and
+//!   height), which runs only while someone needs it, at the usable rate of its fastest viewer;
+//!   its slower viewers get fewer layers, down to the configured frame-rate floor.
+//! - Moves between encodings wait for the new one's IDR and happen only after the link stayed
+//!   on the other side of the threshold for a while (faster down than up); encoder bitrates
+//!   change only by more than a few percent, and upwards at most once a second. So an estimate
+//!   that wobbles does not make the encoders oscillate.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::encode::Encoding;
+use crate::hub::ViewerId;
+
+/// Part of an estimate a viewer's video may use; the rest is for retransmissions and RTCP.
+const HEADROOM: f64 = 0.85;
+/// The main encoding does not go below this share of the configured bitrate; a viewer whose
+/// link carries less is better served by the low encoding's smaller picture.
+const MAIN_MIN_SHARE: f64 = 0.5;
+/// The low encoding's ceiling, as a share of the configured bitrate: a quarter of the pixels
+/// need no more.
+const LOW_MAX_SHARE: f64 = 0.5;
+/// On the main encoding a viewer gets at least this share of the frame rate (else it moves to
+/// the low encoding): half, the fewest layers that still look fluid at 30 fps.
+const MAIN_MIN_FPS_SHARE: f64 = 0.5;
+/// How long a link must stay below (above) a threshold before the viewer moves down (up).
+const MOVE_DOWN_AFTER: Duration = Duration::from_secs(1);
+const MOVE_UP_AFTER: Duration = Duration::from_secs(4);
+/// A usable rate that rose is believed after this long.
+const RISE_AFTER: Duration = Duration::from_millis(1500);
+/// Encoder bitrates change only by more than this share…
+const CHANGE_THRESHOLD: f64 = 0.06;
+/// …and upwards at most this often, by at most this factor.
+const RAISE_EVERY: Duration = Duration::from_secs(1);
+const RAISE_FACTOR: f64 = 1.25;
+/// The low encoding stops this long after its last viewer left it.
+const LOW_IDLE: Duration = Duration::from_secs(5);
+/// How often the policy looks again.
+const TICK: Duration = Duration::from_millis(250);
+/// The window over which each layer's share of the bits is measured.
+const LAYER_WINDOW: Duration = Duration::from_secs(4);
+/// Layer shares before any were measured (3 layers, see `encode::h264`).
+const DEFAULT_SHARES: [f64; 3] = [0.4, 0.65, 1.0];
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct RateConfig {
+    /// The configured bitrate: the most the main encoding sends.
+    pub(crate) max_kbps: u32,
+    /// No encoding runs below this.
+    pub(crate) min_kbps: u32,
+    /// The stream's frame rate, and the fewest frames per second a viewer is sent.
+    pub(crate) fps: u32,
+    pub(crate) min_fps: f64,
+    /// Temporal layers of the encodings.
+    pub(crate) layers: u8,
+    /// The stream has a low encoding (a picture big enough to halve).
+    pub(crate) low: bool,
+    /// False when the bitrate cannot be controlled (a camera's own H.264): everyone gets
+    /// everything.
+    pub(crate) adaptive: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum RateOutput {
+    /// Run or pause an encoding.
+    Active(Encoding, bool),
+    Bitrate(Encoding, u32),
+    /// From now on send `viewer` this encoding, up to this temporal layer.
+    Subscribe {
+        viewer: ViewerId,
+        encoding: Encoding,
+        max_layer: u8,
+    },
+}
+
+struct ViewerRate {
+    /// The usable rate the policy works with (kbit/s); None before the first estimate.
+    usable: Option<f64>,
+    /// A higher usable rate seen, and since when it holds.
+    rising: Option<(f64, Instant)>,
+    encoding: Encoding,
+    max_layer: u8,
+    /// Since when the viewer has wanted the other encoding.
+    wants_other_since: Option<Instant>,
+    /// The last subscription handed out.
+    told: Option<(Encoding, u8)>,
+}
+
+struct EncodingRate {
+    active: bool,
+    kbps: u32,
+    last_raise: Option<Instant>,
+    /// (time, layer, bytes) of recent units.
+    sent: VecDeque<(Instant, u8, usize)>,
+    /// When it last had a viewer.
+    last_used: Option<Instant>,
+}
+
+impl EncodingRate {
+    /// The share of the bits carried by layers up to `layer`.
+    fn share(&self, layer: u8) -> f64 {
+        let total: usize = self.sent.iter().map(|s| s.2).sum();
+        if total < 20_000 {
+            return DEFAULT_SHARES.get(layer as usize).copied().unwrap_or(1.0);
+        }
+        let upto: usize = self.sent.iter().filter(|s| s.1 <= layer).map(|s| s.2).sum();
+        upto as f64 / total as f64
+    }
+}
+
+pub(crate) struct RatePolicy {
+    config: RateConfig,
+    viewers: BTreeMap<ViewerId, ViewerRate>,
+    encodings: [EncodingRate; 2],
+    outputs: VecDeque<RateOutput>,
+    next_tick: Option<Instant>,
+}
+
+impl RatePolicy {
+    pub(crate) fn new(config: RateConfig) -> RatePolicy {
+        let encoding = |active, kbps| EncodingRate {
+            active,
+            kbps,
+            last_raise: None,
+            sent: VecDeque::new(),
+            last_used: None,
+        };
+        let low_kbps = low_max(&config);
+        RatePolicy {
+            encodings: [encoding(true, config.max_kbps), encoding(false, low_kbps)],
+            config,
+            viewers: BTreeMap::new(),
+            outputs: VecDeque::new(),
+            next_tick: None,
+        }
+    }
+
+    /// The stream restarted or its bitrate was set: encoders start over at the new settings
+    /// (main at its configured bitrate, low paused); viewers keep their estimates.
+    pub(crate) fn reconfigure(&mut self, config: RateConfig) {
+        let viewers = std::mem::take(&mut self.viewers);
+        *self = RatePolicy::new(config);
+        for (id, mut v) in viewers {
+            v.encoding = Encoding::Main;
+            v.max_layer = self.top_layer();
+            v.wants_other_since = None;
+            v.told = Some((Encoding::Main, v.max_layer));
+            self.outputs.push_back(RateOutput::Subscribe {
+                viewer: id,
+                encoding: Encoding::Main,
+                max_layer: v.max_layer,
+            });
+            self.viewers.insert(id, v);
+        }
+    }
+
+    pub(crate) fn viewer_joined(&mut self, now: Instant, viewer: ViewerId) {
+        let max_layer = self.top_layer();
+        self.viewers.insert(
+            viewer,
+            ViewerRate {
+                usable: None,
+                rising: None,
+                encoding: Encoding::Main,
+                max_layer,
+                wants_other_since: None,
+                told: None,
+            },
+        );
+        self.next_tick.get_or_insert(now);
+    }
+
+    pub(crate) fn viewer_left(&mut self, now: Instant, viewer: ViewerId) {
+        if self.viewers.remove(&viewer).is_some() {
+            self.decide(now);
+        }
+    }
+
+    /// A new bandwidth estimate for the link to `viewer`, bit/s.
+    pub(crate) fn estimate(&mut self, now: Instant, viewer: ViewerId, bps: u64) {
+        let Some(v) = self.viewers.get_mut(&viewer) else {
+            return;
+        };
+        let usable = bps as f64 / 1000.0 * HEADROOM;
+        match v.usable {
+            Some(current) if usable > current => match v.rising {
+                Some((_, since)) => v.rising = Some((usable, since)),
+                None => v.rising = Some((usable, now)),
+            },
+            _ => {
+                // Down (or the first estimate): at once.
+                let dropped = v.usable.is_some();
+                v.usable = Some(usable);
+                v.rising = None;
+                if dropped {
+                    self.decide(now);
+                }
+            }
+        }
+    }
+
+    /// An access unit went out: the layer shares are measured from these.
+    pub(crate) fn unit_sent(&mut self, now: Instant, encoding: Encoding, layer: u8, bytes: usize) {
+        let sent = &mut self.encodings[encoding.index()].sent;
+        sent.push_back((now, layer, bytes));
+        while sent
+            .front()
+            .is_some_and(|s| now.saturating_duration_since(s.0) > LAYER_WINDOW)
+        {
+            sent.pop_front();
+        }
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        if self.next_tick.is_some_and(|at| at <= now) {
+            self.next_tick = (!self.viewers.is_empty()).then_some(now + TICK);
+            for v in self.viewers.values_mut() {
+                if let Some((usable, since)) = v.rising
+                    && now.saturating_duration_since(since) >= RISE_AFTER
+                {
+                    v.usable = Some(usable);
+                    v.rising = None;
+                }
+            }
+            self.decide(now);
+        }
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.next_tick
+    }
+
+    pub(crate) fn poll_output(&mut self) -> Option<RateOutput> {
+        self.outputs.pop_front()
+    }
+
+    fn top_layer(&self) -> u8 {
+        self.config.layers.max(1) - 1
+    }
+
+    /// The fewest layers a viewer may be sent so it keeps `share` of the frame rate.
+    fn min_layer_for(&self, share: f64) -> u8 {
+        let top = self.top_layer();
+        (0..=top)
+            .find(|&l| 1.0 / f64::from(1u32 << (top - l)) >= share - 1e-9)
+            .unwrap_or(top)
+    }
+
+    fn decide(&mut self, now: Instant) {
+        if !self.config.adaptive {
+            return;
+        }
+        let max = f64::from(self.config.max_kbps);
+        let min = f64::from(self.config.min_kbps);
+        let main_min = (max * MAIN_MIN_SHARE).max(min);
+        // A viewer with no estimate yet counts as fast: the estimator starts optimistic and
+        // comes down quickly if it has to.
+        let usable = |v: &ViewerRate| v.usable.unwrap_or(max);
+
+        // Main runs at the rate of its fastest possible viewer.
+        let main_rate = self
+            .viewers
+            .values()
+            .map(usable)
+            .filter(|&u| u >= main_min || !self.config.low)
+            .fold(None, |acc: Option<f64>, u| {
+                Some(acc.map_or(u, |a| a.max(u)))
+            })
+            .map(|u| u.clamp(min, max));
+
+        let main_floor_layer = self.min_layer_for(MAIN_MIN_FPS_SHARE);
+        let fps_floor_layer =
+            self.min_layer_for(self.config.min_fps / f64::from(self.config.fps.max(1)));
+        let main_share = |l| self.encodings[0].share(l);
+        let top = self.top_layer();
+
+        // Where each viewer belongs now.
+        let mut wanted: Vec<(ViewerId, Encoding)> = Vec::new();
+        for (&id, v) in &self.viewers {
+            let u = usable(v);
+            let fits_main = match main_rate {
+                Some(rate) => u >= main_share(main_floor_layer) * rate || u >= rate,
+                None => false,
+            };
+            let encoding = if fits_main || !self.config.low {
+                Encoding::Main
+            } else {
+                Encoding::Low
+            };
+            wanted.push((id, encoding));
+        }
+        for (id, encoding) in wanted {
+            let Some(v) = self.viewers.get_mut(&id) else {
+                continue;
+            };
+            if encoding == v.encoding {
+                v.wants_other_since = None;
+                continue;
+            }
+            let since = *v.wants_other_since.get_or_insert(now);
+            let wait = if encoding == Encoding::Low {
+                MOVE_DOWN_AFTER
+            } else {
+                MOVE_UP_AFTER
+            };
+            // A viewer with no pictures yet moves at once.
+            if now.saturating_duration_since(since) >= wait || v.usable.is_none() {
+                v.encoding = encoding;
+                v.wants_other_since = None;
+            }
+        }
+
+        // Each encoding at the rate of its fastest viewer; slower ones get fewer layers.
+        for encoding in Encoding::ALL {
+            let members: Vec<f64> = self
+                .viewers
+                .values()
+                .filter(|v| v.encoding == encoding)
+                .map(usable)
+                .collect();
+            let (floor, ceiling) = match encoding {
+                Encoding::Main => (main_min.min(max), max),
+                Encoding::Low => (min, low_max(&self.config) as f64),
+            };
+            let slot = &mut self.encodings[encoding.index()];
+            if members.is_empty() {
+                let idle = slot
+                    .last_used
+                    .is_some_and(|t| now.saturating_duration_since(t) >= LOW_IDLE)
+                    || slot.last_used.is_none();
+                // Main keeps running with nobody on it only while nobody is on low either.
+                let pause = match encoding {
+                    Encoding::Low => idle,
+                    Encoding::Main => self.viewers.values().any(|v| v.encoding == Encoding::Low),
+                };
+                if slot.active && pause {
+                    slot.active = false;
+                    self.outputs.push_back(RateOutput::Active(encoding, false));
+                }
+                continue;
+            }
+            slot.last_used = Some(now);
+            let fastest = members.iter().copied().fold(0.0, f64::max);
+            let target = fastest.clamp(floor.min(ceiling), ceiling) as u32;
+            if !slot.active {
+                slot.active = true;
+                slot.kbps = target;
+                slot.last_raise = Some(now);
+                self.outputs
+                    .push_back(RateOutput::Bitrate(encoding, target));
+                self.outputs.push_back(RateOutput::Active(encoding, true));
+            } else {
+                let current = f64::from(slot.kbps);
+                let next = if f64::from(target) < current * (1.0 - CHANGE_THRESHOLD) {
+                    Some(target)
+                } else if f64::from(target) > current * (1.0 + CHANGE_THRESHOLD)
+                    && slot
+                        .last_raise
+                        .is_none_or(|t| now.saturating_duration_since(t) >= RAISE_EVERY)
+                {
+                    slot.last_raise = Some(now);
+                    Some(target.min((current * RAISE_FACTOR) as u32))
+                } else {
+                    None
+                };
+                if let Some(kbps) = next {
+                    slot.kbps = kbps;
+                    self.outputs.push_back(RateOutput::Bitrate(encoding, kbps));
+                }
+            }
+        }
+
+        // Layers: as many as the link carries at its encoding's rate.
+        let mut subscriptions = Vec::new();
+        for (&id, v) in &self.viewers {
+            let slot = &self.encodings[v.encoding.index()];
+            let rate = f64::from(slot.kbps);
+            let floor_layer = match v.encoding {
+                Encoding::Main if self.config.low => main_floor_layer,
+                _ => fps_floor_layer,
+            };
+            let u = usable(v);
+            let fitting = (floor_layer..=top)
+                .rev()
+                .find(|&l| slot.share(l) * rate <= u)
+                .unwrap_or(floor_layer);
+            subscriptions.push((id, v.encoding, fitting));
+        }
+        for (id, encoding, layer) in subscriptions {
+            let Some(v) = self.viewers.get_mut(&id) else {
+                continue;
+            };
+            v.max_layer = layer;
+            if v.told != Some((encoding, layer)) {
+                v.told = Some((encoding, layer));
+                self.outputs.push_back(RateOutput::Subscribe {
+                    viewer: id,
+                    encoding,
+                    max_layer: layer,
+                });
+            }
+        }
+    }
+}
+
+/// The low encoding's ceiling.
+fn low_max(config: &RateConfig) -> u32 {
+    ((f64::from(config.max_kbps) * LOW_MAX_SHARE) as u32).max(config.min_kbps)
+}
