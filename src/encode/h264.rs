@@ -43,6 +43,7 @@ use openh264::encoder::{
 use openh264::formats::YUVSlices;
 use openh264::{OpenH264API, Timestamp};
 
+use super::level;
 use super::limits::{self, Size, range_text};
 use super::nal;
 use super::parameter_sets::ParameterSets;
@@ -380,6 +381,12 @@ fn new_openh264(settings: &EncoderSettings) -> Result<Encoder, EncodeError> {
         .skip_frames(true)
         .max_frame_rate(FrameRate::from_hz(settings.fps as f32))
         .profile(Profile::Baseline)
+        .level(level::openh264(level::for_stream(
+            settings.width,
+            settings.height,
+            settings.fps,
+            settings.bitrate_kbps,
+        )))
         .complexity(Complexity::Low)
         .intra_frame_period(IntraFramePeriod::from_num_frames(idr_period_frames(
             settings,
@@ -434,8 +441,13 @@ mod tests {
         assert!(first.keyframe);
         assert_eq!(nal_types(&first.data), vec![NAL_SPS, NAL_PPS, NAL_IDR]);
         let sps = nal::nal_units(&first.data).next().expect("an SPS");
-        let [profile, constraints, _level] = nal::sps_profile_level_id(sps).expect("a full SPS");
+        let [profile, constraints, level] = nal::sps_profile_level_id(sps).expect("a full SPS");
         assert_eq!(profile, 66, "baseline profile_idc");
+        assert_eq!(
+            level,
+            level::for_stream(320, 240, 30, 1000),
+            "the level the SDP answer announces"
+        );
         assert!(
             constraints & 0x40 != 0,
             "constraint_set1_flag (constrained baseline)"

@@ -9,6 +9,7 @@
 pub(crate) mod bench;
 mod encodings;
 pub(crate) mod h264;
+pub(crate) mod level;
 pub(crate) mod limits;
 pub(crate) mod mailbox;
 pub(crate) mod nal;

@@ -74,6 +74,8 @@ pub struct HubConfig {
     pub bwe: Option<BweConfig>,
     /// Temporal layers in the encodings (see `AccessUnit::layer`).
     pub temporal_layers: u8,
+    /// The stream's H.264 level_idc (see `encode::level`), for the answers' profile-level-id.
+    pub h264_level: u8,
 }
 
 /// Bandwidth estimation per viewer (transport-wide congestion control, REMB).
@@ -95,6 +97,7 @@ impl Default for HubConfig {
             max_control_message: 16 * 1024,
             bwe: None,
             temporal_layers: 1,
+            h264_level: 31,
         }
     }
 }
@@ -304,6 +307,7 @@ impl Hub {
             &self.candidates,
             &self.cert,
             self.config.bwe,
+            self.config.h264_level,
             &mut events,
         );
         let answer = match result {
@@ -403,6 +407,11 @@ impl Hub {
             self.keyframes[target.index()].on_join(now);
             self.collect_keyframe_request();
         }
+    }
+
+    /// The stream's H.264 level changed (a restart at another size): later answers say so.
+    pub(crate) fn set_h264_level(&mut self, level: u8) {
+        self.config.h264_level = level;
     }
 
     /// What is known of every viewer's link, for `status`.

@@ -26,7 +26,8 @@ pub(crate) const CONTROL_LABEL: &str = "control";
 
 /// Constrained baseline first (what OpenH264 produces), then baseline, whose decoders play
 /// constrained baseline too. packetization-mode=1 only: IDRs are larger than one packet.
-const H264_PAYLOADS: [(u8, u8, u32); 2] = [(108, 109, 0x42e01f), (127, 121, 0x42001f)];
+/// The level byte of `profile-level-id` is the stream's (see `encode::level`).
+const H264_PAYLOADS: [(u8, u8, u32); 2] = [(108, 109, 0x42e000), (127, 121, 0x420000)];
 
 /// Packets kept per viewer for NACK retransmission: about 1 s at 1.5 Mbit/s, many round trips
 /// on a LAN.
@@ -82,6 +83,7 @@ impl Viewer {
         candidates: &[Candidate],
         cert: &DtlsCert,
         bwe: Option<BweConfig>,
+        level: u8,
         events: &mut Vec<ViewerEvent>,
     ) -> Result<(Viewer, String), OfferError> {
         let offer = SdpOffer::from_sdp_string(sdp)
@@ -95,9 +97,10 @@ impl Viewer {
             .enable_bwe(bwe.map(|b| Bitrate::kbps(u64::from(b.initial_kbps))))
             .set_extension(5, Extension::PlayoutDelay);
         for (pt, rtx, profile) in H264_PAYLOADS {
+            let profile_level_id = profile | u32::from(level);
             config
                 .codec_config()
-                .add_h264(pt.into(), Some(rtx.into()), true, profile);
+                .add_h264(pt.into(), Some(rtx.into()), true, profile_level_id);
         }
         // A viewer that stops answering (tab killed, phone out of range) is declared gone
         // after about 15 s (str0m's floor) instead of its default of about 22 s.
@@ -162,12 +165,13 @@ impl Viewer {
             .filter(|p| p.spec().codec == str0m::format::Codec::H264)
             .map(|p| (p.pt(), p.spec().format.profile_level_id))
             .collect();
+        // Profile and constraints decide; the level is ours in any case.
         H264_PAYLOADS
             .iter()
             .find_map(|(_, _, profile)| {
                 negotiated
                     .iter()
-                    .find(|(_, p)| *p == Some(*profile))
+                    .find(|(_, p)| p.is_some_and(|p| p >> 8 == profile >> 8))
                     .map(|(pt, _)| *pt)
             })
             .or_else(|| negotiated.first().map(|(pt, _)| *pt))

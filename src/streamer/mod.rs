@@ -206,10 +206,14 @@ impl Streamer {
     ) -> Result<Streamer, HubError> {
         let max_viewers = config.hub.max_viewers;
         let rate = RatePolicy::new(rate_config(&running, &config.rate));
+        let hub = HubConfig {
+            h264_level: running.level(),
+            ..config.hub
+        };
         Ok(Streamer {
             rate,
             limits: config.rate,
-            hub: Hub::new(config.hub, now)?,
+            hub: Hub::new(hub, now)?,
             plane: ControlPlane::new(config.control, running.settings),
             stream: StreamState::new(running, now, max_viewers),
             outputs: VecDeque::new(),
@@ -477,6 +481,7 @@ impl Streamer {
     fn restarted(&mut self, now: Instant, running: Running, failure: Option<String>) {
         let settings = running.settings;
         self.rate.reconfigure(rate_config(&running, &self.limits));
+        self.hub.set_h264_level(running.level());
         self.stream.restarted(now, running);
         self.plane.set_stream(settings);
         let Some(asked_by) = self.restart.take() else {
@@ -512,6 +517,14 @@ impl Running {
             layers: EncoderSettings::default().temporal_layers as u8,
             adaptive: true,
         }
+    }
+}
+
+impl Running {
+    /// The H.264 level of the main encoding, as its SPS says.
+    pub fn level(&self) -> u8 {
+        let s = &self.settings;
+        crate::encode::level::for_stream(s.width, s.height, s.fps, s.bitrate_kbps)
     }
 }
 

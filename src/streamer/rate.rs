@@ -328,7 +328,8 @@ impl RatePolicy {
                 .map(usable)
                 .collect();
             let (floor, ceiling) = match encoding {
-                Encoding::Main => (main_min.min(max), max),
+                Encoding::Main if self.config.low => (main_min.min(max), max),
+                Encoding::Main => (min, max),
                 Encoding::Low => (min, low_max(&self.config) as f64),
             };
             let slot = &mut self.encodings[encoding.index()];
@@ -415,4 +416,231 @@ impl RatePolicy {
 /// The low encoding's ceiling.
 fn low_max(config: &RateConfig) -> u32 {
     ((f64::from(config.max_kbps) * LOW_MAX_SHARE) as u32).max(config.min_kbps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FAST: ViewerId = ViewerId(1);
+    const FAST2: ViewerId = ViewerId(2);
+    const SLOW: ViewerId = ViewerId(3);
+
+    fn config() -> RateConfig {
+        RateConfig {
+            max_kbps: 1500,
+            min_kbps: 150,
+            fps: 30,
+            min_fps: 7.5,
+            layers: 3,
+            low: true,
+            adaptive: true,
+        }
+    }
+
+    /// The policy and what the encoders and the hub were last told.
+    struct Rig {
+        policy: RatePolicy,
+        now: Instant,
+        active: [bool; 2],
+        kbps: [u32; 2],
+        bitrate_changes: usize,
+        sent: BTreeMap<ViewerId, (Encoding, u8)>,
+    }
+
+    impl Rig {
+        fn new(config: RateConfig) -> Rig {
+            Rig {
+                kbps: [config.max_kbps, 0],
+                policy: RatePolicy::new(config),
+                now: Instant::now(),
+                active: [true, false],
+                bitrate_changes: 0,
+                sent: BTreeMap::new(),
+            }
+        }
+
+        fn join(&mut self, viewer: ViewerId) {
+            self.policy.viewer_joined(self.now, viewer);
+            self.sent.insert(viewer, (Encoding::Main, 2));
+        }
+
+        /// `seconds` of time with each viewer's estimate (kbit/s) reported every 100 ms, and
+        /// 30 fps of units sent on the active encodings (layers in the 3-layer pattern, sizes
+        /// so that each encoding sends its bitrate).
+        fn run(&mut self, seconds: f64, estimates: &[(ViewerId, f64)]) {
+            let steps = (seconds * 30.0).round() as u64;
+            for step in 0..steps {
+                self.now += Duration::from_micros(33_333);
+                if step % 3 == 0 {
+                    for &(viewer, kbps) in estimates {
+                        self.policy
+                            .estimate(self.now, viewer, (kbps * 1000.0) as u64);
+                    }
+                }
+                for encoding in Encoding::ALL {
+                    if self.active[encoding.index()] {
+                        let layer = [0, 2, 1, 2][(step % 4) as usize];
+                        let bytes = self.kbps[encoding.index()] as usize * 1000 / 8 / 30;
+                        self.policy.unit_sent(self.now, encoding, layer, bytes);
+                    }
+                }
+                if self.policy.poll_timeout().is_some_and(|at| at <= self.now) {
+                    self.policy.handle_timeout(self.now);
+                }
+                self.collect();
+            }
+        }
+
+        fn collect(&mut self) {
+            while let Some(output) = self.policy.poll_output() {
+                match output {
+                    RateOutput::Active(e, on) => self.active[e.index()] = on,
+                    RateOutput::Bitrate(e, kbps) => {
+                        self.kbps[e.index()] = kbps;
+                        self.bitrate_changes += 1;
+                    }
+                    RateOutput::Subscribe {
+                        viewer,
+                        encoding,
+                        max_layer,
+                    } => {
+                        self.sent.insert(viewer, (encoding, max_layer));
+                    }
+                }
+            }
+        }
+
+        fn gets(&self, viewer: ViewerId) -> (Encoding, u8) {
+            self.sent[&viewer]
+        }
+    }
+
+    #[test]
+    fn one_slow_viewer_gets_the_low_encoding_at_its_rate_and_main_pauses() {
+        let mut r = Rig::new(config());
+        r.join(SLOW);
+        r.run(5.0, &[(SLOW, 600.0)]);
+        assert_eq!(
+            r.gets(SLOW),
+            (Encoding::Low, 2),
+            "all frames of the small picture"
+        );
+        assert!(r.active[Encoding::Low.index()] && !r.active[Encoding::Main.index()]);
+        let low = r.kbps[Encoding::Low.index()];
+        assert!(
+            (450..=520).contains(&low),
+            "low follows the usable rate: {low}"
+        );
+    }
+
+    #[test]
+    fn a_slow_viewer_does_not_pull_fast_ones_down() {
+        let mut r = Rig::new(config());
+        for v in [FAST, FAST2, SLOW] {
+            r.join(v);
+        }
+        let links = [(FAST, 20_000.0), (FAST2, 8_000.0), (SLOW, 600.0)];
+        r.run(10.0, &links);
+        assert_eq!(
+            r.kbps[Encoding::Main.index()],
+            1500,
+            "main at the configured bitrate"
+        );
+        assert_eq!(r.gets(FAST), (Encoding::Main, 2));
+        assert_eq!(r.gets(FAST2), (Encoding::Main, 2));
+        assert_eq!(r.gets(SLOW).0, Encoding::Low);
+        assert!(r.active[Encoding::Main.index()] && r.active[Encoding::Low.index()]);
+    }
+
+    #[test]
+    fn a_little_slower_viewer_gets_half_the_frame_rate_of_main() {
+        let mut r = Rig::new(config());
+        r.join(FAST);
+        r.join(SLOW);
+        // 1100 usable: too little for all of 1500, enough for layers 0-1 (65 %).
+        r.run(6.0, &[(FAST, 20_000.0), (SLOW, 1300.0)]);
+        assert_eq!(r.gets(SLOW), (Encoding::Main, 1));
+        assert_eq!(r.gets(FAST), (Encoding::Main, 2));
+    }
+
+    #[test]
+    fn very_slow_links_get_fewer_frames_not_less_than_the_floor() {
+        let mut r = Rig::new(config());
+        r.join(SLOW);
+        r.run(6.0, &[(SLOW, 70.0)]);
+        let (encoding, layer) = r.gets(SLOW);
+        assert_eq!(encoding, Encoding::Low);
+        assert_eq!(r.kbps[Encoding::Low.index()], 150, "not below the floor");
+        assert_eq!(layer, 0, "7.5 fps: a quarter of the frames");
+    }
+
+    #[test]
+    fn a_recovered_link_is_back_on_main_at_full_rate_within_15_s() {
+        let mut r = Rig::new(config());
+        r.join(SLOW);
+        r.run(10.0, &[(SLOW, 600.0)]);
+        assert_eq!(r.gets(SLOW).0, Encoding::Low);
+        // The link recovers; the estimator ramps up over a few seconds, as TWCC does.
+        let mut recovered_after = None;
+        for tenth in 0..150 {
+            let kbps = (600.0 * 1.08f64.powi(tenth)).min(20_000.0);
+            r.run(0.1, &[(SLOW, kbps)]);
+            if r.gets(SLOW) == (Encoding::Main, 2) && r.kbps[Encoding::Main.index()] == 1500 {
+                recovered_after = Some(tenth as f64 / 10.0);
+                break;
+            }
+        }
+        let after = recovered_after.expect("back on main at 1500 within 15 s");
+        assert!(after <= 15.0, "{after} s");
+        r.run(10.0, &[(SLOW, 20_000.0)]);
+        assert!(
+            !r.active[Encoding::Low.index()],
+            "the low encoding stopped once unused"
+        );
+    }
+
+    #[test]
+    fn a_noisy_estimate_does_not_make_the_encoder_oscillate() {
+        let mut r = Rig::new(config());
+        r.join(SLOW);
+        r.run(5.0, &[(SLOW, 1100.0)]);
+        let before = r.bitrate_changes;
+        // 10 s of an estimate jumping ±10 % every 100 ms.
+        for i in 0..100 {
+            let kbps = if i % 2 == 0 { 1000.0 } else { 1200.0 };
+            r.run(0.1, &[(SLOW, kbps)]);
+        }
+        let changes = r.bitrate_changes - before;
+        assert!(changes <= 3, "{changes} bitrate changes in 10 s");
+        assert_eq!(r.gets(SLOW).0, Encoding::Main, "stays on main");
+    }
+
+    #[test]
+    fn without_a_low_encoding_or_control_everyone_stays_on_main() {
+        let mut r = Rig::new(RateConfig {
+            low: false,
+            ..config()
+        });
+        r.join(SLOW);
+        r.run(5.0, &[(SLOW, 400.0)]);
+        assert_eq!(r.gets(SLOW).0, Encoding::Main);
+        assert_eq!(
+            r.kbps[Encoding::Main.index()],
+            340,
+            "main follows the only viewer"
+        );
+
+        let mut fixed = Rig::new(RateConfig {
+            adaptive: false,
+            ..config()
+        });
+        fixed.join(SLOW);
+        fixed.run(5.0, &[(SLOW, 400.0)]);
+        assert_eq!(
+            fixed.bitrate_changes, 0,
+            "a camera's own H.264 is left alone"
+        );
+        assert_eq!(fixed.gets(SLOW), (Encoding::Main, 2));
+    }
 }

@@ -471,3 +471,37 @@ fn a_bitrate_change_needs_no_restart_and_health_follows_the_readings() {
     assert!((4..=6).contains(&status_events), "{status_events}");
     assert!(r.readings_given >= status_events);
 }
+
+#[test]
+fn the_answer_announces_the_level_the_encoder_writes() {
+    for (width, height, expected) in [(1280, 720, "42e01f"), (1920, 1080, "42e028")] {
+        let now = Instant::now();
+        let config = StreamerConfig {
+            hub: HubConfig {
+                candidates: vec![STREAMER_ADDR.parse().unwrap()],
+                ..HubConfig::default()
+            },
+            control: ControlConfig::default(),
+            rate: RateLimits::default(),
+        };
+        let mut streamer = Streamer::new(config, running(width, height, 30), now).unwrap();
+        let (peer, sdp, _pending) = Peer::h264(1, now);
+        let call = Call::Offer {
+            viewer: peer.id,
+            sdp,
+            role: Role::View,
+        };
+        streamer.handle_input(now, Input::Call(CallId(1), call));
+        let answer = loop {
+            match streamer.poll_output() {
+                Output::Reply(_, Reply::Offer(Ok((_, answer)))) => break answer,
+                Output::Timeout(_) => panic!("no answer"),
+                _ => {}
+            }
+        };
+        assert!(
+            answer.contains(&format!("profile-level-id={expected}")),
+            "{width}x{height}: {answer}"
+        );
+    }
+}
