@@ -35,7 +35,7 @@ use str0m::{Candidate, Input as RtcInput};
 use crate::encode::{AccessUnit, Encoding};
 use keyframe::{KeyframeConfig, KeyframeCounters, KeyframePolicy};
 use link::LinkReport;
-use viewer::{Viewer, ViewerEvent};
+use viewer::{Answering, Viewer, ViewerEvent};
 
 /// A viewer's identity, also the last segment of its WHEP resource URL. Random (from the
 /// caller): knowing it is what allows a DELETE.
@@ -300,16 +300,13 @@ impl Hub {
         }
         log::debug!("viewer {id} offer:\n{sdp}");
         let mut events = std::mem::take(&mut self.events);
-        let result = Viewer::from_offer(
-            id,
-            now,
-            sdp,
-            &self.candidates,
-            &self.cert,
-            self.config.bwe,
-            self.config.h264_level,
-            &mut events,
-        );
+        let answering = Answering {
+            candidates: &self.candidates,
+            cert: &self.cert,
+            bwe: self.config.bwe,
+            level: self.config.h264_level,
+        };
+        let result = Viewer::from_offer(id, now, sdp, &answering, &mut events);
         let answer = match result {
             Ok((viewer, answer)) => {
                 log::info!("viewer {id} answered ({} viewers)", self.viewers.len() + 1);

@@ -57,6 +57,16 @@ pub(crate) enum ViewerEvent {
     Failed(String),
 }
 
+/// What every answer is made with.
+#[derive(Clone, Copy)]
+pub(crate) struct Answering<'a> {
+    pub(crate) candidates: &'a [Candidate],
+    pub(crate) cert: &'a DtlsCert,
+    pub(crate) bwe: Option<BweConfig>,
+    /// The stream's H.264 level_idc.
+    pub(crate) level: u8,
+}
+
 pub(crate) struct Viewer {
     pub id: ViewerId,
     rtc: Rtc,
@@ -80,12 +90,15 @@ impl Viewer {
         id: ViewerId,
         now: Instant,
         sdp: &str,
-        candidates: &[Candidate],
-        cert: &DtlsCert,
-        bwe: Option<BweConfig>,
-        level: u8,
+        answering: &Answering,
         events: &mut Vec<ViewerEvent>,
     ) -> Result<(Viewer, String), OfferError> {
+        let Answering {
+            candidates,
+            cert,
+            bwe,
+            level,
+        } = *answering;
         let offer = SdpOffer::from_sdp_string(sdp)
             .map_err(|e| OfferError::Malformed(first_line(&e.to_string())))?;
 
