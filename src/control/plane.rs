@@ -320,8 +320,27 @@ impl ControlPlane {
     pub(crate) fn status(&mut self, now: Instant, status: &Status) {
         self.status_asked = false;
         if std::mem::take(&mut self.status_event_due) {
-            let event = status_event(status).to_string();
-            self.broadcast(|_, _| Some(event.clone()));
+            let event = status_event(status);
+            // Each viewer is also told of its own link: what it is estimated to carry and
+            // what it is sent.
+            self.broadcast(|_, session| {
+                let label = format!("viewer {}", session.label);
+                let mut event = event.clone();
+                if let (Some(link), Value::Object(fields)) =
+                    (status.links.iter().find(|l| l.label == label), &mut event)
+                {
+                    fields.insert(
+                        "link".into(),
+                        json!({
+                            "estimate_kbps": link.estimate_kbps,
+                            "encoding": link.encoding,
+                            "layers": link.layers,
+                            "sent_kbps": link.sent_kbps,
+                        }),
+                    );
+                }
+                Some(event.to_string())
+            });
         }
         let waiting: Vec<(ViewerId, u32)> = self
             .sessions

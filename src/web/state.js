@@ -43,6 +43,7 @@ export const rtcam = {
   ptzStops: [],             // why motion stopped, as told by ptz events ('command', 'deadman', ...)
   movesSent: 0,             // ptz.move commands sent by the pad, keys and zoom buttons
   device: null,             // the last status event: fps, bitrate_kbps, viewers, cpu_load, ...
+  link: null,               // this viewer's link from that event: estimate_kbps, encoding, layers, sent_kbps
   stream: null,             // {width, height, fps, bitrate_kbps} as the device set it
   cameraControls: [],       // controls.list
   toasts: [],               // the last messages shown to the user (newest last)

@@ -50,11 +50,13 @@ export function collectStats(s, report, now) {
 export function deviceStatus(m) {
   rtcam.device = { fps: m.fps, bitrate_kbps: m.bitrate_kbps, viewers: m.viewers, cpu_load: m.cpu_load,
     soc_temp_c: m.soc_temp_c, uptime_s: m.uptime_s };
+  // This viewer's own link, as the device sees it: estimate, encoding, temporal layers.
+  rtcam.link = m.link || null;
   if (!$('stats').hidden) renderStats();
 }
 
 const cells = {};
-for (const k of ['res', 'codec', 'fps', 'rate', 'rtt', 'ping', 'dec', 'drop', 'lost', 'jb', 'lat', 'ttff',
+for (const k of ['res', 'codec', 'fps', 'rate', 'link', 'sent', 'rtt', 'ping', 'dec', 'drop', 'lost', 'jb', 'lat', 'ttff',
   'viewers', 'cpu', 'temp', 'up']) cells[k] = $('s-' + k);
 
 export function renderStats() {
@@ -64,6 +66,11 @@ export function renderStats() {
   set('codec', r.codec ? r.codec.replace(/^video\//, '') : '–');
   set('fps', fmt.n(r.fps, '', 1));
   set('rate', fmt.rate(r.bitrateKbps));
+  const l = r.link;
+  set('link', l && l.estimate_kbps != null ? fmt.rate(l.estimate_kbps) : '–');
+  // 3 layers: all frames, every second, every fourth.
+  const share = l && l.layers ? ['¼', '½', 'all'][Math.min(l.layers, 3) - 1] : null;
+  set('sent', l && l.encoding ? `${l.encoding}, ${share} fps` : '–');
   set('rtt', fmt.n(r.rttMs, ' ms', 1));
   set('ping', fmt.n(r.pingRtt, ' ms', 1));
   set('dec', r.connectionSeq ? String(r.framesDecoded) : '–');

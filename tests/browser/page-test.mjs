@@ -37,6 +37,15 @@ try {
   }, null, WAIT);
   Object.assign(result, await snapshot(page));
 
+  // 1b. The device tells this viewer about its own link: an estimate from Chromium's
+  // congestion-control feedback, and the encoding and layers it is sent (all, on a loopback).
+  const link = await waitInPage(page, 'the status event carries this viewer\'s link', () => {
+    const l = window.rtcam.link;
+    return l && typeof l.estimate_kbps === 'number' && l.estimate_kbps > 0 ? l : null;
+  }, null, WAIT);
+  check(link.encoding === 'main' && link.layers === 3, `link on loopback: ${JSON.stringify(link)}`);
+  result.link = link;
+
   // 2. The RPC helper: a command with a result, an unknown command rejected with its code.
   const rpc = await page.evaluate(async () => {
     const status = await window.rtcam.send('status');
