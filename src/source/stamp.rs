@@ -128,6 +128,20 @@ impl Layout {
         })
     }
 
+    /// The stamp of a picture twice as wide, after a 2:1 downscale (the low encoding's
+    /// pictures carry their source's stamp that way).
+    #[cfg(any(test, feature = "client"))]
+    fn halved(width: u32, height: u32) -> Option<Layout> {
+        let full = Layout::for_width(width.checked_mul(2)?)?;
+        let layout = Layout {
+            cell: full.cell / 2,
+            ..full
+        };
+        (layout.height_px() <= height as usize
+            && layout.cells_per_row * layout.cell <= width as usize)
+            .then_some(layout)
+    }
+
     /// None if the stamp does not fit in the picture.
     fn for_picture(width: u32, height: u32) -> Option<Layout> {
         Layout::for_width(width).filter(|layout| layout.height_px() <= height as usize)
@@ -202,7 +216,17 @@ pub(crate) fn write(planes: &mut I420Mut<'_>, stamp: &Stamp) -> Result<(), DoesN
 /// shorter than its size says, or the CRC does not match (a damaged or missing stamp).
 #[cfg(any(test, feature = "client"))]
 pub(crate) fn read(y_plane: &[u8], width: u32, height: u32, stride: usize) -> Option<Stamp> {
-    let layout = Layout::for_picture(width, height)?;
+    [
+        Layout::for_picture(width, height),
+        Layout::halved(width, height),
+    ]
+    .into_iter()
+    .flatten()
+    .find_map(|layout| read_layout(y_plane, width, stride, layout))
+}
+
+#[cfg(any(test, feature = "client"))]
+fn read_layout(y_plane: &[u8], width: u32, stride: usize, layout: Layout) -> Option<Stamp> {
     let used_width = layout.cells_per_row * layout.cell;
     if stride < width as usize || y_plane.len() < (layout.height_px() - 1) * stride + used_width {
         return None;
@@ -347,6 +371,24 @@ mod tests {
         assert!(u[320..chroma_stride].iter().all(|&s| s == 7));
         assert!(buf[..640].iter().all(|&s| s == LUMA_ONE || s == LUMA_ZERO));
         assert!(buf[640..650].iter().all(|&s| s == 7));
+    }
+
+    #[test]
+    fn a_stamp_reads_back_after_a_2_to_1_downscale() {
+        // 1280 wide: 16 px cells; halved to 640, they are 8 px, which the 640 layout is not.
+        let (width, height) = (1280, 64);
+        let full = stamped(width, height, &SAMPLE);
+        let (w, h) = (width as usize / 2, height as usize / 2);
+        let half: Vec<u8> = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (y, x)))
+            .map(|(y, x)| {
+                let at = |dy: usize, dx: usize| {
+                    u32::from(full[(2 * y + dy) * width as usize + 2 * x + dx])
+                };
+                ((at(0, 0) + at(0, 1) + at(1, 0) + at(1, 1) + 2) / 4) as u8
+            })
+            .collect();
+        assert_eq!(read(&half, w as u32, h as u32, w), Some(SAMPLE));
     }
 
     #[test]

@@ -24,10 +24,25 @@ export function stampGeometry(width) {
   return { c, perRow, rows: perRow > 0 ? Math.ceil(STAMP_BITS / perRow) : 0 };
 }
 
+// The geometries a picture `width` wide may carry its stamp in: its own, and that of a picture
+// twice as wide after a 2:1 downscale (rtcam's half-size encoding for slow links).
+function candidateGeometries(width) {
+  const full = stampGeometry(width * 2);
+  return [stampGeometry(width), { c: full.c / 2, perRow: full.perRow, rows: full.rows }]
+    .filter((g) => g.perRow > 0 && g.perRow * g.c <= width);
+}
+
 // Decodes a stamp from RGBA pixels (an ImageData-like {data, width}) of a picture
 // `videoWidth` wide. Returns {seq, captureUs} or null when the CRC does not match.
 export function decodeStamp(img, videoWidth) {
-  const { c, perRow, rows } = stampGeometry(videoWidth);
+  for (const g of candidateGeometries(videoWidth)) {
+    const stamp = decodeStampIn(img, g);
+    if (stamp) return stamp;
+  }
+  return null;
+}
+
+function decodeStampIn(img, { c, perRow, rows }) {
   if (!perRow || img.height < rows * c) return null;
   const bytes = new Uint8Array(14);
   const half = c / 2, q = c / 4, px = img.data, stride = img.width * 4;
@@ -49,9 +64,10 @@ export function decodeStamp(img, videoWidth) {
 export function readStamp(video) {
   const w = video.videoWidth, h = video.videoHeight;
   if (!w || !h || video.readyState < 2) return null;
-  const { c, perRow, rows } = stampGeometry(w);
-  const cw = Math.min(w, perRow * c), ch = rows * c;
-  if (!perRow || ch > h) return null;
+  const geometries = candidateGeometries(w);
+  const cw = Math.min(w, Math.max(0, ...geometries.map((g) => g.perRow * g.c)));
+  const ch = Math.min(h, Math.max(0, ...geometries.map((g) => g.rows * g.c)));
+  if (!cw || !ch) return null;
   if (!stampCtx) {
     stampCanvas = document.createElement('canvas');
     stampCtx = stampCanvas.getContext('2d', { willReadFrequently: true });
