@@ -35,12 +35,12 @@ use smol::channel::{Sender, bounded};
 
 use crate::config::Config;
 use crate::control::ControlConfig;
-use crate::hub::{BweConfig, HubConfig};
+use crate::hub::HubConfig;
 use crate::net::http::{self, Limits};
 use crate::net::interfaces::host_candidates;
 use crate::net::udp::MediaSocket;
 use crate::net::whep::Routes;
-use crate::streamer::{RateLimits, Running, Streamer, StreamerConfig};
+use crate::streamer::{RateLimits, Running, Streamer, StreamerConfig, bwe_for};
 use actuator::{ActuatorWorker, PtzDriver};
 use event_loop::EventLoop;
 use notify::Notifier;
@@ -179,10 +179,7 @@ fn spawn_with(
         hub: HubConfig {
             max_viewers: config.server.max_viewers,
             candidates,
-            bwe: (v.adaptive && running.adaptive).then_some(BweConfig {
-                initial_kbps: v.bitrate_kbps,
-                max_kbps: v.bitrate_kbps,
-            }),
+            bwe: (v.adaptive && running.adaptive).then(|| bwe_for(v.bitrate_kbps)),
             temporal_layers: running.layers,
             ..HubConfig::default()
         },

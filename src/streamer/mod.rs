@@ -42,6 +42,7 @@ use crate::encode::EncoderSettings;
 use crate::encode::limits::Size;
 use crate::hub::{self, Hub, HubEvent};
 pub(crate) use meter::LatencyWindow;
+pub(crate) use rate::bwe_for;
 use rate::{RateConfig, RateOutput, RatePolicy};
 use state::StreamState;
 pub use state::{Readings, Running};

@@ -413,6 +413,18 @@ impl RatePolicy {
     }
 }
 
+/// Bandwidth estimation for a stream of at most `max_kbps`: a new viewer's estimate starts where
+/// its usable part is the whole bitrate (so a viewer on a good link starts at full quality),
+/// and the estimator probes for twice that (so a viewer can reach the full bitrate with
+/// headroom to spare, and a link that recovers is noticed).
+pub(crate) fn bwe_for(max_kbps: u32) -> crate::hub::BweConfig {
+    let initial = (f64::from(max_kbps) / HEADROOM).ceil() as u32;
+    crate::hub::BweConfig {
+        initial_kbps: initial,
+        max_kbps: initial.saturating_mul(2),
+    }
+}
+
 /// The low encoding's ceiling.
 fn low_max(config: &RateConfig) -> u32 {
     ((f64::from(config.max_kbps) * LOW_MAX_SHARE) as u32).max(config.min_kbps)
