@@ -148,7 +148,17 @@ impl RatePolicy {
     /// (main at its configured bitrate, low paused); viewers keep their estimates.
     pub(crate) fn reconfigure(&mut self, config: RateConfig) {
         let viewers = std::mem::take(&mut self.viewers);
+        let was_active = self.encodings.each_ref().map(|e| e.active);
         *self = RatePolicy::new(config);
+        // A restarted pipeline starts like a new policy (main on, low off); a running one is
+        // told so.
+        for encoding in Encoding::ALL {
+            let now_active = self.encodings[encoding.index()].active;
+            if was_active[encoding.index()] != now_active {
+                self.outputs
+                    .push_back(RateOutput::Active(encoding, now_active));
+            }
+        }
         for (id, mut v) in viewers {
             v.encoding = Encoding::Main;
             v.max_layer = self.top_layer();
