@@ -22,6 +22,23 @@ use crate::source::convert::PixelFormat;
 /// Viewers at once, at most: beyond a few hundred str0m sessions a board runs out of CPU.
 pub const MAX_VIEWERS: std::ops::RangeInclusive<usize> = 1..=256;
 
+/// For tests: a small, fast test-pattern stream on loopback, ports picked by the OS, with this
+/// control token.
+#[cfg(any(test, feature = "testing"))]
+pub fn loopback_test_config(control_token: &str) -> Config {
+    let mut c = Config::default();
+    c.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    c.server.rtc_port = 0;
+    c.video.source = SourceSpec::Test;
+    c.video.size = Size {
+        width: 320,
+        height: 240,
+    };
+    c.video.bitrate_kbps = 400;
+    c.auth.control_token = Some(control_token.into());
+    c
+}
+
 /// Where the config file is looked for when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/rtcam/rtcam.toml";
 

@@ -87,6 +87,26 @@ impl Peer {
         }
     }
 
+    /// Hands this peer a datagram the other side sent it.
+    pub(crate) fn receive(&mut self, now: Instant, t: &str0m::net::Transmit) {
+        let receive = str0m::net::Receive {
+            proto: t.proto,
+            source: t.source,
+            destination: t.destination,
+            contents: (&*t.contents).try_into().unwrap(),
+        };
+        self.rtc
+            .handle_input(str0m::Input::Receive(now, receive))
+            .unwrap();
+    }
+
+    /// Lets time pass for this peer: its timeout fires if it is due.
+    pub(crate) fn tick(&mut self, now: Instant) {
+        if self.next_timeout <= now {
+            self.rtc.handle_input(str0m::Input::Timeout(now)).unwrap();
+        }
+    }
+
     pub(crate) fn send_pli(&mut self) {
         let mut writer = self.rtc.writer(self.mid).unwrap();
         writer

@@ -3,9 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use str0m::RtcConfig;
 use str0m::media::{Direction, MediaKind};
-use str0m::net::Receive;
-use str0m::{Input as RtcInput, RtcConfig};
 
 use super::peer::{Peer, encoded};
 use super::*;
@@ -90,15 +89,7 @@ impl World {
                     .iter_mut()
                     .find(|p| p.addr == t.destination && !p.unplugged)
                 {
-                    let receive = Receive {
-                        proto: t.proto,
-                        source: t.source,
-                        destination: t.destination,
-                        contents: (&*t.contents).try_into().unwrap(),
-                    };
-                    peer.rtc
-                        .handle_input(RtcInput::Receive(self.now, receive))
-                        .unwrap();
+                    peer.receive(self.now, &t);
                 }
             }
             if to_hub.is_empty() && delivered == 0 {
@@ -118,9 +109,7 @@ impl World {
                 self.hub.handle_input(Input::Timeout(now));
             }
             for peer in &mut self.peers {
-                if peer.next_timeout <= now {
-                    peer.rtc.handle_input(RtcInput::Timeout(now)).unwrap();
-                }
+                peer.tick(now);
             }
             self.pump();
         }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::pipeline::{SourceOpener, Starter};
 use super::{Server, spawn_with};
 use crate::client::{ClientEvent, ClientOptions, WhepClient};
-use crate::config::{Config, SourceSpec};
+use crate::config::Config;
 use crate::source::FrameSource;
 use crate::source::pattern::{SimulatedCamera, TestPattern};
 
@@ -21,14 +21,7 @@ const WAIT: Duration = Duration::from_secs(30);
 const REOPEN: Duration = Duration::from_millis(500);
 
 fn config() -> Config {
-    let mut c = Config::default();
-    c.server.listen = "127.0.0.1:0".parse().unwrap();
-    c.server.rtc_port = 0;
-    c.video.source = SourceSpec::Test;
-    c.video.size = "320x240".parse().unwrap();
-    c.video.bitrate_kbps = 400;
-    c.auth.control_token = Some(CONTROL_TOKEN.into());
-    c
+    crate::config::loopback_test_config(CONTROL_TOKEN)
 }
 
 /// A source that opens at once the first time; every later open (a restart) says so on

@@ -6,8 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use str0m::Input as RtcInput;
-use str0m::net::Receive;
 
 use super::*;
 use crate::control::ControlConfig;
@@ -185,15 +183,7 @@ impl Rig {
                         delivered += 1;
                         let peer = self.peers.iter_mut().find(|p| p.addr == t.destination);
                         if let Some(peer) = peer {
-                            let receive = Receive {
-                                proto: t.proto,
-                                source: t.source,
-                                destination: t.destination,
-                                contents: (&*t.contents).try_into().unwrap(),
-                            };
-                            peer.rtc
-                                .handle_input(RtcInput::Receive(self.now, receive))
-                                .unwrap();
+                            peer.receive(self.now, &t);
                         }
                     }
                     Output::Encoder(command) => self.encoder.push(command),
@@ -238,9 +228,7 @@ impl Rig {
                 self.streamer.handle_input(now, Input::Timeout);
             }
             for peer in &mut self.peers {
-                if peer.next_timeout <= now {
-                    peer.rtc.handle_input(RtcInput::Timeout(now)).unwrap();
-                }
+                peer.tick(now);
             }
             self.pump();
         }

@@ -5,7 +5,7 @@ pub mod process;
 
 use std::time::Duration;
 
-use rtcam::config::{Config, SourceSpec};
+use rtcam::config::Config;
 use rtcam::shell::{self, Server};
 
 /// The control token the in-process servers use.
@@ -16,14 +16,7 @@ pub const WAIT: Duration = Duration::from_secs(30);
 
 /// A small, fast stream on loopback with ports picked by the OS.
 pub fn config() -> Config {
-    let mut c = Config::default();
-    c.server.listen = "127.0.0.1:0".parse().unwrap();
-    c.server.rtc_port = 0;
-    c.video.source = SourceSpec::Test;
-    c.video.size = "320x240".parse().unwrap();
-    c.video.bitrate_kbps = 400;
-    c.auth.control_token = Some(CONTROL_TOKEN.into());
-    c
+    rtcam::config::loopback_test_config(CONTROL_TOKEN)
 }
 
 pub fn start(config: Config) -> Server {
