@@ -34,9 +34,9 @@ const LOW_MAX_SHARE: f64 = 0.5;
 const MAIN_MIN_FPS_SHARE: f64 = 0.5;
 /// How long a link must stay below (above) a threshold before the viewer moves down (up).
 const MOVE_DOWN_AFTER: Duration = Duration::from_secs(1);
-const MOVE_UP_AFTER: Duration = Duration::from_secs(4);
+const MOVE_UP_AFTER: Duration = Duration::from_secs(2);
 /// A usable rate that rose is believed after this long.
-const RISE_AFTER: Duration = Duration::from_millis(1500);
+const RISE_AFTER: Duration = Duration::from_secs(1);
 /// Encoder bitrates change only by more than this share…
 const CHANGE_THRESHOLD: f64 = 0.06;
 /// …and upwards at most this often, by at most this factor.
