@@ -8,7 +8,7 @@
 //! is dropped, to give its memory back on small boards), and starts again with an IDR.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use log::{info, warn};
 
@@ -17,6 +17,9 @@ use super::limits::Size;
 use super::stats::Counters;
 use super::{AccessUnit, EncoderSettings, Encoding};
 use crate::source::{Frame, FramePool};
+
+/// The low encoding's periodic IDRs are at least this far apart.
+const LOW_IDR_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Requests to one encoding from any thread, taken by the encoder thread at the next frame.
 #[derive(Debug)]
@@ -103,6 +106,10 @@ impl Slot {
                 // One slice: the low picture is small enough for one core.
                 threads: 1,
                 bitrate_kbps: (main.bitrate_kbps / 3).max(*super::limits::BITRATE_KBPS.start()),
+                // On a slow link an IDR is many frames' worth of bits and every periodic one
+                // is a visible stall; viewers that need one (joining, after a loss they could
+                // not repair) ask for it.
+                idr_interval: main.idr_interval.max(LOW_IDR_INTERVAL),
                 ..main.clone()
             },
             encoder: None,

@@ -406,6 +406,19 @@ impl Hub {
         }
     }
 
+    /// Has the viewer's bandwidth estimator probe for more (see `Viewer::probe`).
+    pub(crate) fn probe(&mut self, now: Instant, id: ViewerId) {
+        self.tick(now);
+        let Some(index) = self.index_of(id) else {
+            return;
+        };
+        let mut events = std::mem::take(&mut self.events);
+        self.viewers[index].probe(now, &mut events);
+        self.apply_events(index, now, &mut events);
+        self.events = events;
+        self.reap(now);
+    }
+
     /// The stream's H.264 level changed (a restart at another size): later answers say so.
     pub(crate) fn set_h264_level(&mut self, level: u8) {
         self.config.h264_level = level;

@@ -230,6 +230,32 @@ impl Viewer {
         self.drive(now, events);
     }
 
+    /// Asks the bandwidth estimator to probe above its estimate now. str0m probes for more
+    /// only when the desired bitrate rises (or the sender is far below its estimate), and a
+    /// viewer sent what its estimate allows is neither; so the desired rate goes down to the
+    /// estimate and back up, which its probe controller reads as a rise (probes at up to twice
+    /// the estimate). Without this a link that recovered is found only by slow additive
+    /// increase, tens of kbit/s a second.
+    pub(crate) fn probe(&mut self, now: Instant, events: &mut Vec<ViewerEvent>) {
+        let (Some(desired), Some(estimate)) = (self.bwe_desired, self.link.estimate_bps) else {
+            return;
+        };
+        if !self.connected {
+            return;
+        }
+        let baseline = Bitrate::bps(estimate).min(desired);
+        self.guarded(events, |rtc| {
+            rtc.bwe().set_bitrate(Bitrate::ZERO, baseline);
+            Ok(())
+        });
+        self.drive(now, events);
+        self.guarded(events, |rtc| {
+            rtc.bwe().set_bitrate(Bitrate::ZERO, desired);
+            Ok(())
+        });
+        self.drive(now, events);
+    }
+
     /// Sends one text message on the control channel. False if there is no open channel.
     pub(crate) fn send_control(
         &mut self,

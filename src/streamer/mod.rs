@@ -425,6 +425,7 @@ impl Streamer {
                     encoding,
                     max_layer,
                 } => self.hub.subscribe(now, viewer, encoding, max_layer),
+                RateOutput::Probe(viewer) => self.hub.probe(now, viewer),
             }
         }
         any

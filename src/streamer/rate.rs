@@ -44,6 +44,9 @@ const RAISE_EVERY: Duration = Duration::from_secs(1);
 const RAISE_FACTOR: f64 = 1.25;
 /// The low encoding stops this long after its last viewer left it.
 const LOW_IDLE: Duration = Duration::from_secs(5);
+/// A viewer whose link carries less than the stream could send has its estimator probe for
+/// more this often, so a link that recovers is found within seconds.
+const PROBE_EVERY: Duration = Duration::from_secs(3);
 /// How often the policy looks again.
 const TICK: Duration = Duration::from_millis(250);
 /// The window over which each layer's share of the bits is measured.
@@ -80,6 +83,8 @@ pub(crate) enum RateOutput {
         encoding: Encoding,
         max_layer: u8,
     },
+    /// Have the viewer's bandwidth estimator probe above its estimate.
+    Probe(ViewerId),
 }
 
 struct ViewerRate {
@@ -93,6 +98,7 @@ struct ViewerRate {
     wants_other_since: Option<Instant>,
     /// The last subscription handed out.
     told: Option<(Encoding, u8)>,
+    last_probe: Option<Instant>,
 }
 
 struct EncodingRate {
@@ -155,8 +161,7 @@ impl RatePolicy {
         for encoding in Encoding::ALL {
             let now_active = self.encodings[encoding.index()].active;
             if was_active[encoding.index()] != now_active {
-                self.outputs
-                    .push_back(RateOutput::Active(encoding, now_active));
+                self.push(RateOutput::Active(encoding, now_active));
             }
         }
         for (id, mut v) in viewers {
@@ -164,7 +169,7 @@ impl RatePolicy {
             v.max_layer = self.top_layer();
             v.wants_other_since = None;
             v.told = Some((Encoding::Main, v.max_layer));
-            self.outputs.push_back(RateOutput::Subscribe {
+            self.push(RateOutput::Subscribe {
                 viewer: id,
                 encoding: Encoding::Main,
                 max_layer: v.max_layer,
@@ -184,6 +189,7 @@ impl RatePolicy {
                 max_layer,
                 wants_other_since: None,
                 told: None,
+                last_probe: None,
             },
         );
         self.next_tick.get_or_insert(now);
@@ -242,11 +248,40 @@ impl RatePolicy {
                 }
             }
             self.decide(now);
+            self.probe_slow_links(now);
         }
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.next_tick
+    }
+
+    /// Hands out a decision; logged at debug, the trail to read when tuning.
+    fn push(&mut self, output: RateOutput) {
+        log::debug!("rate policy: {output:?}");
+        self.outputs.push_back(output);
+    }
+
+    /// Links estimated below what the stream could send them are probed now and then.
+    fn probe_slow_links(&mut self, now: Instant) {
+        if !self.config.adaptive {
+            return;
+        }
+        let max = f64::from(self.config.max_kbps);
+        let mut due = Vec::new();
+        for (&id, v) in &mut self.viewers {
+            let slow = v.usable.is_some_and(|u| u < max);
+            if slow
+                && v.last_probe
+                    .is_none_or(|t| now.saturating_duration_since(t) >= PROBE_EVERY)
+            {
+                v.last_probe = Some(now);
+                due.push(id);
+            }
+        }
+        for id in due {
+            self.push(RateOutput::Probe(id));
+        }
     }
 
     pub(crate) fn poll_output(&mut self) -> Option<RateOutput> {
@@ -355,7 +390,7 @@ impl RatePolicy {
                 };
                 if slot.active && pause {
                     slot.active = false;
-                    self.outputs.push_back(RateOutput::Active(encoding, false));
+                    self.push(RateOutput::Active(encoding, false));
                 }
                 continue;
             }
@@ -366,9 +401,8 @@ impl RatePolicy {
                 slot.active = true;
                 slot.kbps = target;
                 slot.last_raise = Some(now);
-                self.outputs
-                    .push_back(RateOutput::Bitrate(encoding, target));
-                self.outputs.push_back(RateOutput::Active(encoding, true));
+                self.push(RateOutput::Bitrate(encoding, target));
+                self.push(RateOutput::Active(encoding, true));
             } else {
                 let current = f64::from(slot.kbps);
                 let next = if f64::from(target) < current * (1.0 - CHANGE_THRESHOLD) {
@@ -385,7 +419,7 @@ impl RatePolicy {
                 };
                 if let Some(kbps) = next {
                     slot.kbps = kbps;
-                    self.outputs.push_back(RateOutput::Bitrate(encoding, kbps));
+                    self.push(RateOutput::Bitrate(encoding, kbps));
                 }
             }
         }
@@ -413,7 +447,7 @@ impl RatePolicy {
             v.max_layer = layer;
             if v.told != Some((encoding, layer)) {
                 v.told = Some((encoding, layer));
-                self.outputs.push_back(RateOutput::Subscribe {
+                self.push(RateOutput::Subscribe {
                     viewer: id,
                     encoding,
                     max_layer: layer,
@@ -468,6 +502,7 @@ mod tests {
         kbps: [u32; 2],
         bitrate_changes: usize,
         sent: BTreeMap<ViewerId, (Encoding, u8)>,
+        probes: Vec<(Instant, ViewerId)>,
     }
 
     impl Rig {
@@ -479,6 +514,7 @@ mod tests {
                 active: [true, false],
                 bitrate_changes: 0,
                 sent: BTreeMap::new(),
+                probes: Vec::new(),
             }
         }
 
@@ -529,6 +565,7 @@ mod tests {
                     } => {
                         self.sent.insert(viewer, (encoding, max_layer));
                     }
+                    RateOutput::Probe(viewer) => self.probes.push((self.now, viewer)),
                 }
             }
         }
@@ -573,6 +610,21 @@ mod tests {
         assert_eq!(r.gets(FAST2), (Encoding::Main, 2));
         assert_eq!(r.gets(SLOW).0, Encoding::Low);
         assert!(r.active[Encoding::Main.index()] && r.active[Encoding::Low.index()]);
+    }
+
+    #[test]
+    fn slow_links_are_probed_every_few_seconds_fast_ones_never() {
+        let mut r = Rig::new(config());
+        r.join(FAST);
+        r.join(SLOW);
+        r.run(10.0, &[(FAST, 20_000.0), (SLOW, 600.0)]);
+        let probed = |v| r.probes.iter().filter(|p| p.1 == v).count();
+        assert_eq!(probed(FAST), 0);
+        assert!(
+            (3..=4).contains(&probed(SLOW)),
+            "{} probes in 10 s",
+            probed(SLOW)
+        );
     }
 
     #[test]
