@@ -120,6 +120,8 @@ class Viewer:
             self.decoded.append((self.end_ms, n))
             self.bytes.append((self.end_ms, b))
             self.sizes = [(r["t_ms"], r["width"], r["height"]) for r in rows if r["decoded"]]
+            self.keyframe_times = [r["t_ms"] for r in rows if r["keyframe"]]
+            self.keyframes = None
             self.extra = {k: data.get(k) for k in
                           ("frames", "decoded", "keyframes", "decode_errors", "gaps",
                            "keyframe_requests", "first_frame_ms")}
@@ -131,6 +133,9 @@ class Viewer:
             self.decoded = [(0.0, 0)] + [(s["t_ms"], s.get("framesDecoded", 0)) for s in stats]
             self.bytes = [(0.0, 0)] + [(s["t_ms"], s.get("bytesReceived", 0)) for s in stats]
             self.sizes = [(f[0], f[2], f[3]) for f in frames]
+            self.keyframe_times = None
+            self.keyframes = [(0.0, 0)] + [(s["t_ms"], s.get("keyFramesDecoded", 0))
+                                           for s in stats]
             last = stats[-1] if stats else {}
             self.extra = {k: last.get(k) for k in
                           ("framesDecoded", "framesDropped", "keyFramesDecoded", "packetsLost",
@@ -156,6 +161,22 @@ class Viewer:
         """The longest time in [a, b] without a decoded frame (the edges count)."""
         times = [a] + [t for t in self.frame_times if a <= t <= b] + [b]
         return max(t1 - t0 for t0, t1 in zip(times, times[1:]))
+
+    def gaps_at_keyframes(self, a, b, over_ms=200):
+        """Gaps between decoded frames longer than over_ms in [a, b], and how many of them
+        end with a keyframe (rtcam-client: a keyframe arrived within the gap or is the frame
+        that ends it; Chromium: keyFramesDecoded rose within 250 ms of the gap, as far as the
+        250 ms getStats samples tell)."""
+        times = [t for t in self.frame_times if a <= t <= b]
+        gaps = [(t0, t1) for t0, t1 in zip(times, times[1:]) if t1 - t0 > over_ms]
+        at_key = 0
+        for t0, t1 in gaps:
+            if self.keyframe_times is not None:
+                hit = any(t0 < k <= t1 + 1 for k in self.keyframe_times)
+            else:
+                hit = interp(self.keyframes, t1 + 250) - interp(self.keyframes, t0 - 250) >= 0.5
+            at_key += hit
+        return len(gaps), at_key
 
     def height_in(self, a, b):
         """The picture heights seen in [a, b], most frequent first."""
@@ -306,6 +327,8 @@ def evaluate_run(d):
         rec["window_s"] = [round(max(0, end - WINDOW_MS) / 1000, 2), round(end / 1000, 2)]
         rec["last_15s"] = view.window(max(0, end - WINDOW_MS), end)
         rec["bins_5s"] = view.per_bin()
+        n, k = view.gaps_at_keyframes(5000, view.end_ms)
+        rec["gaps_over_200ms_after_5s"] = {"gaps": n, "ending_with_a_keyframe": k}
         lift = meta.get("lift_unix_ms")
         if lift:
             lift_ms = lift - view.start_unix_ms
@@ -445,6 +468,9 @@ def print_details(runs, out):
                 p(f"     no numbers: {r.get('error')}")
                 continue
             p(f"     counters: {json.dumps(r['client_counters'])}")
+            g = r["gaps_over_200ms_after_5s"]
+            p(f"     gaps > 200 ms between decoded frames after the first 5 s: {g['gaps']}, "
+              f"{g['ending_with_a_keyframe']} of them ending with a keyframe")
             if "lift_at_s" in r:
                 p(f"     lift at {r['lift_at_s']} s; before it (15 s): {json.dumps(r['before_lift'])}; "
                   f">= {RECOVERY_KBPS:.0f} kbit/s (2 s average, held 5 s) after {fmt(r['adapt_ms'], ' ms')}, "
