@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rtcam::client::expect::{self, Expect, ExpectOptions};
+use rtcam::client::timeline::Timeline;
 use rtcam::client::{ClientEvent, ClientOptions, WhepClient};
 use rtcam::shell::args::{self, Arg, Parser, UsageError};
 use serde_json::json;
@@ -42,6 +43,12 @@ const HELP_OPTIONS: &[(&str, &str)] = &[
         "Stop watching (and report) as soon as this file exists, for scripts that cannot know \
          the duration in advance",
     ),
+    (
+        "--timeline",
+        "Add each viewer's frame-by-frame record to its JSON line: `start_unix_ms` (when the \
+         offer was posted) and `timeline` (arrival ms since then, bytes, keyframe, contiguous, \
+         decoded, width, height of every frame)",
+    ),
     ("-h, --help", "Print help"),
 ];
 
@@ -67,6 +74,8 @@ struct Args {
     token: Option<String>,
     /// Stop watching (and report) as soon as this file exists.
     stop_file: Option<std::path::PathBuf>,
+    /// Add every frame's arrival, size and decoding to the report.
+    timeline: bool,
 }
 
 /// Why there are no `Args`: the help was asked for, or the command line is bad.
@@ -94,6 +103,7 @@ impl Args {
             set_control: None,
             token: None,
             stop_file: None,
+            timeline: false,
         };
         let mut url = None;
         let mut p = Parser::new(argv);
@@ -121,6 +131,7 @@ impl Args {
                 }
                 "token" => parsed.token = Some(p.string("--token <TOKEN>")?),
                 "stop-file" => parsed.stop_file = Some(p.value("--stop-file <PATH>")?.into()),
+                "timeline" => parsed.timeline = true,
                 _ => return Err(args::unexpected(&Arg::Long(name)).into()),
             }
         }
@@ -201,7 +212,8 @@ fn main() -> ExitCode {
             let url = args.url.clone();
             let decode = !args.no_decode;
             let stop_file = args.stop_file.clone();
-            std::thread::spawn(move || watch(i, &url, decode, duration, stop_file))
+            let timeline = args.timeline;
+            std::thread::spawn(move || watch(i, &url, decode, duration, stop_file, timeline))
         })
         .collect();
     let mut ok = true;
@@ -225,8 +237,11 @@ fn watch(
     decode: bool,
     duration: Duration,
     stop_file: Option<std::path::PathBuf>,
+    timeline: bool,
 ) -> serde_json::Value {
     let posted = Instant::now();
+    let posted_unix_ms = unix_us() / 1000;
+    let mut timeline = timeline.then(|| Timeline::new(posted));
     let options = ClientOptions {
         decode,
         ..ClientOptions::default()
@@ -247,6 +262,9 @@ fn watch(
         let left = left.min(Duration::from_millis(500));
         match client.poll(left) {
             Ok(Some(ClientEvent::Frame(f))) => {
+                if let Some(t) = timeline.as_mut() {
+                    t.push(&f);
+                }
                 frames += 1;
                 bytes += f.bytes as u64;
                 keyframes += f.keyframe as u64;
@@ -255,9 +273,7 @@ fn watch(
                     decoded += 1;
                     if let Some(s) = p.stamp {
                         stamped += 1;
-                        let now_us = SystemTime::now()
-                            .duration_since(UNIX_EPOCH)
-                            .map_or(0, |d| d.as_micros() as u64);
+                        let now_us = unix_us();
                         latencies_ms.push(now_us.saturating_sub(s.capture_us) as f64 / 1000.0);
                     }
                 }
@@ -267,13 +283,14 @@ fn watch(
             Err(e) => return json!({"viewer": index, "error": e.to_string(), "frames": frames}),
         }
     }
+    let watched_ms = posted.elapsed().as_millis() as u64;
     let _ = client.delete();
     latencies_ms.sort_by(f64::total_cmp);
     let pct = |p: f64| {
         (!latencies_ms.is_empty())
             .then(|| latencies_ms[((latencies_ms.len() - 1) as f64 * p).round() as usize])
     };
-    json!({
+    let mut report = json!({
         "viewer": index,
         "frames": frames,
         "keyframes": keyframes,
@@ -284,5 +301,19 @@ fn watch(
         "first_frame_ms": first_frame_ms,
         "capture_to_decode_ms_p50": pct(0.5),
         "capture_to_decode_ms_p95": pct(0.95),
-    })
+        "gaps": client.gaps,
+        "keyframe_requests": client.keyframe_requests,
+    });
+    if let Some(t) = timeline {
+        report["start_unix_ms"] = posted_unix_ms.into();
+        report["watched_ms"] = watched_ms.into();
+        report["timeline"] = t.to_json();
+    }
+    report
+}
+
+fn unix_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }

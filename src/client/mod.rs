@@ -5,6 +5,7 @@
 pub mod camera_check;
 pub mod expect;
 pub mod http;
+pub mod timeline;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -17,7 +18,7 @@ use openh264::formats::YUVSource;
 use serde_json::Value;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::channel::ChannelId;
-use str0m::media::{Direction, MediaKind, Mid};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
@@ -84,7 +85,10 @@ pub struct ReceivedFrame {
     pub keyframe: bool,
     pub bytes: usize,
     pub arrived: Instant,
-    /// Set when decoding was on and the picture decoded.
+    /// False when RTP packets before this frame were lost for good (str0m's `contiguous`).
+    pub contiguous: bool,
+    /// Set when decoding was on and the picture decoded. None also while the client waits for
+    /// a keyframe after a loss (see `WhepClient::keyframe_requests`).
     pub picture: Option<Picture>,
 }
 
@@ -122,7 +126,18 @@ pub struct WhepClient {
     next_request_id: u32,
     /// Decode failures (corrupt or incomplete frames).
     pub decode_errors: u64,
+    /// Frames that followed lost RTP packets (str0m gave up on retransmission).
+    pub gaps: u64,
+    /// PLIs sent. After a gap or a decode error the client decodes nothing until the next
+    /// keyframe and asks for one, as browsers do: a P-frame whose reference is missing would
+    /// only decode into a broken picture.
+    pub keyframe_requests: u64,
+    waiting_for_keyframe: bool,
+    last_keyframe_request: Option<Instant>,
 }
+
+/// How often a client that waits for a keyframe asks again.
+const KEYFRAME_REQUEST_EVERY: Duration = Duration::from_millis(500);
 
 impl WhepClient {
     /// POSTs an offer to the WHEP endpoint `url` and applies the answer. ICE and DTLS proceed
@@ -180,6 +195,10 @@ impl WhepClient {
             buf: vec![0; 2000],
             next_request_id: 1,
             decode_errors: 0,
+            gaps: 0,
+            keyframe_requests: 0,
+            waiting_for_keyframe: false,
+            last_keyframe_request: None,
         })
     }
 
@@ -368,15 +387,53 @@ impl WhepClient {
             Event::ChannelClose(cid) if Some(cid) == self.control => self.control_open = false,
             Event::MediaData(m) if m.mid == self.video => {
                 let arrived = Instant::now();
-                let picture = self.decode(&m.data);
+                let keyframe = m.is_keyframe();
+                if !m.contiguous {
+                    self.gaps += 1;
+                    self.waiting_for_keyframe = true;
+                }
+                let picture = if self.decoder.is_none() {
+                    None
+                } else if self.waiting_for_keyframe && !keyframe {
+                    self.request_keyframe(arrived);
+                    None
+                } else {
+                    self.waiting_for_keyframe = false;
+                    let errors = self.decode_errors;
+                    let picture = self.decode(&m.data);
+                    if self.decode_errors > errors {
+                        self.waiting_for_keyframe = true;
+                        self.request_keyframe(arrived);
+                    }
+                    picture
+                };
                 self.events.push_back(ClientEvent::Frame(ReceivedFrame {
-                    keyframe: m.is_keyframe(),
+                    keyframe,
                     bytes: m.data.len(),
                     arrived,
+                    contiguous: m.contiguous,
                     picture,
                 }));
             }
             _ => {}
+        }
+    }
+
+    /// Sends a PLI, unless one went out within `KEYFRAME_REQUEST_EVERY`.
+    fn request_keyframe(&mut self, now: Instant) {
+        if self
+            .last_keyframe_request
+            .is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_REQUEST_EVERY)
+        {
+            return;
+        }
+        if let Some(mut writer) = self.rtc.writer(self.video)
+            && writer
+                .request_keyframe(None, KeyframeRequestKind::Pli)
+                .is_ok()
+        {
+            self.keyframe_requests += 1;
+            self.last_keyframe_request = Some(now);
         }
     }
 

@@ -1,0 +1,126 @@
+// One headless Chromium viewer of a running rtcam for the network tests (tests/net/run.sh),
+// which runs it inside a viewer's network namespace behind a rate-limited, lossy link:
+//   node net-viewer.mjs http://ADDR:PORT/ [--seconds 35]
+// A minimal page of its own (served by playwright on rtcam's origin, so its WHEP POST is
+// same-origin) plays the stream with Chromium's own WebRTC stack: no reconnects, no stamp
+// reading, nothing but the video element. Prints one JSON object:
+//   start_unix_ms  when the offer was POSTed; every t_ms counts from there
+//   seconds        how long it watched after the POST
+//   frames         [[t_ms, presentedFrames, width, height], …]: every requestVideoFrameCallback
+//                  (a decoded frame handed to the compositor)
+//   stats          [{t_ms, framesDecoded, bytesReceived, …}, …]: getStats() inbound-rtp video,
+//                  every 250 ms
+//   error          set if it never played (the process then exits 1)
+import { launch } from './lib.mjs';
+
+function parseArgs(argv) {
+  const opts = { url: null, seconds: 35 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--seconds') opts.seconds = Number(argv[++i]);
+    else if (!a.startsWith('--') && !opts.url) opts.url = a;
+    else throw new Error(`unknown argument ${a}`);
+  }
+  if (!opts.url || !(opts.seconds > 0)) throw new Error('usage: node net-viewer.mjs <url> [--seconds 35]');
+  return opts;
+}
+
+// The page: WHEP with a receive-only video transceiver, the offer sent without waiting for
+// ICE gathering (rtcam learns the address from the connectivity checks), as rtcam's own page.
+const PAGE = `<!doctype html><meta charset="utf-8"><title>net viewer</title>
+<video id="v" muted autoplay playsinline width="640" height="360"></video>
+<script>
+const STATS_FIELDS = ['framesDecoded', 'framesReceived', 'framesDropped', 'keyFramesDecoded',
+  'bytesReceived', 'packetsReceived', 'packetsLost', 'nackCount', 'pliCount', 'firCount',
+  'frameWidth', 'frameHeight', 'freezeCount', 'totalFreezesDuration', 'pauseCount',
+  'totalPausesDuration', 'jitterBufferDelay', 'jitterBufferEmittedCount',
+  'retransmittedBytesReceived'];
+window.net = { frames: [], stats: [], t0: null, startUnixMs: null, resource: null, error: null,
+  iceState: [] };
+window.netStart = async function () {
+  const net = window.net;
+  const video = document.getElementById('v');
+  const pc = new RTCPeerConnection();
+  window.pc = pc;
+  pc.addTransceiver('video', { direction: 'recvonly' });
+  pc.ontrack = (e) => {
+    video.srcObject = e.streams[0] || new MediaStream([e.track]);
+    video.play().catch(() => {});
+  };
+  pc.oniceconnectionstatechange = () =>
+    net.iceState.push([Math.round(performance.now() - net.t0), pc.iceConnectionState]);
+  const cb = (now, md) => {
+    net.frames.push([Math.round((now - net.t0) * 10) / 10, md.presentedFrames, md.width, md.height]);
+    video.requestVideoFrameCallback(cb);
+  };
+  video.requestVideoFrameCallback(cb);
+  await pc.setLocalDescription(await pc.createOffer());
+  net.t0 = performance.now();
+  net.startUnixMs = Date.now();
+  const r = await fetch('/whep', { method: 'POST', headers: { 'Content-Type': 'application/sdp' },
+    body: pc.localDescription.sdp });
+  if (r.status !== 201) throw new Error('WHEP POST answered ' + r.status + ': ' + (await r.text()));
+  net.resource = r.headers.get('Location');
+  await pc.setRemoteDescription({ type: 'answer', sdp: await r.text() });
+  const poll = async () => {
+    const t = Math.round((performance.now() - net.t0) * 10) / 10;
+    const report = await pc.getStats();
+    report.forEach((s) => {
+      if (s.type === 'inbound-rtp' && (s.kind || s.mediaType) === 'video') {
+        const row = { t_ms: t };
+        for (const k of STATS_FIELDS) if (s[k] !== undefined) row[k] = s[k];
+        net.stats.push(row);
+      }
+    });
+  };
+  setInterval(() => { poll().catch((e) => { net.error = String(e); }); }, 250);
+};
+window.netStop = async function () {
+  const net = window.net;
+  if (net.resource) await fetch(net.resource, { method: 'DELETE' }).catch(() => {});
+  if (window.pc) window.pc.close();
+};
+</script>`;
+
+let opts;
+try {
+  opts = parseArgs(process.argv.slice(2));
+} catch (e) {
+  console.error(e.message);
+  process.exit(2);
+}
+
+const pageUrl = new URL('/net-viewer.html', opts.url).href;
+const out = { client: 'chromium', start_unix_ms: null, seconds: opts.seconds, frames: [], stats: [] };
+let browser = null;
+let page = null;
+const log = [];
+try {
+  browser = await launch();
+  page = await browser.context.newPage();
+  page.on('console', (m) => log.push(`[${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => log.push(`[pageerror] ${e.stack || e}`));
+  await page.route(pageUrl, (route) => route.fulfill({ status: 200, contentType: 'text/html', body: PAGE }));
+  await page.goto(pageUrl, { waitUntil: 'load', timeout: 60_000 });
+  await page.evaluate(() => window.netStart());
+  const startUnixMs = await page.evaluate(() => window.net.startUnixMs);
+  // Watch until `seconds` after the POST.
+  const left = startUnixMs + opts.seconds * 1000 - Date.now();
+  if (left > 0) await page.waitForTimeout(left);
+  const net = await page.evaluate(() => window.net);
+  await page.evaluate(() => window.netStop()).catch(() => {});
+  Object.assign(out, {
+    start_unix_ms: net.startUnixMs,
+    frames: net.frames,
+    stats: net.stats,
+    ice: net.iceState,
+  });
+  if (net.error) out.error = net.error;
+  if (!net.frames.length) out.error = out.error || 'no frame was presented';
+} catch (e) {
+  out.error = String(e && e.stack ? e.stack : e);
+}
+if (browser) await browser.close();
+if (out.error) out.console = log.slice(-30);
+process.stdout.write(JSON.stringify(out) + '\n');
+process.exit(out.error ? 1 : 0);
