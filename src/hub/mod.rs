@@ -406,14 +406,14 @@ impl Hub {
         }
     }
 
-    /// Has the viewer's bandwidth estimator probe for more (see `Viewer::probe`).
-    pub(crate) fn probe(&mut self, now: Instant, id: ViewerId) {
+    /// Has the viewer's bandwidth estimator look for up to `target_bps` (see `Viewer::probe`).
+    pub(crate) fn probe(&mut self, now: Instant, id: ViewerId, target_bps: u64) {
         self.tick(now);
         let Some(index) = self.index_of(id) else {
             return;
         };
         let mut events = std::mem::take(&mut self.events);
-        self.viewers[index].probe(now, &mut events);
+        self.viewers[index].probe(now, target_bps, &mut events);
         self.apply_events(index, now, &mut events);
         self.events = events;
         self.reap(now);

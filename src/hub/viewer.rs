@@ -33,6 +33,9 @@ const H264_PAYLOADS: [(u8, u8, u32); 2] = [(108, 109, 0x42e000), (127, 121, 0x42
 /// on a LAN.
 const SEND_BUFFER_PACKETS: usize = 150;
 
+/// How long a probe keeps the link filled with padding.
+const PAD_FOR: Duration = Duration::from_millis(1500);
+
 /// How often str0m reports the viewer's egress counters (NACKs, PLIs, bytes).
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -78,6 +81,8 @@ pub(crate) struct Viewer {
     pub(crate) link: Link,
     /// The bandwidth estimator probes up to this (bit/s); None: no estimation.
     bwe_desired: Option<Bitrate>,
+    /// Padding keeps the link filled until then (see `probe`).
+    padding_until: Option<Instant>,
     pub timeout: Instant,
     /// Set once the viewer must go; the hub removes it after its last events are out.
     pub failed: bool,
@@ -137,6 +142,7 @@ impl Viewer {
             control: None,
             link: Link::new(Encoding::Main, u8::MAX),
             bwe_desired: bwe.map(|b| Bitrate::kbps(u64::from(b.max_kbps))),
+            padding_until: None,
             timeout: now,
             failed: false,
             leave_reason: None,
@@ -206,6 +212,15 @@ impl Viewer {
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant, events: &mut Vec<ViewerEvent>) {
+        if self.padding_until.is_some_and(|until| until <= now)
+            && let Some(desired) = self.bwe_desired
+        {
+            self.padding_until = None;
+            self.guarded(events, |rtc| {
+                rtc.bwe().set_bitrate(Bitrate::ZERO, desired);
+                Ok(())
+            });
+        }
         self.guarded(events, |rtc| rtc.handle_input(Input::Timeout(now)));
         self.drive(now, events);
     }
@@ -230,13 +245,17 @@ impl Viewer {
         self.drive(now, events);
     }
 
-    /// Asks the bandwidth estimator to probe above its estimate now. str0m probes for more
-    /// only when the desired bitrate rises (or the sender is far below its estimate), and a
-    /// viewer sent what its estimate allows is neither; so the desired rate goes down to the
-    /// estimate and back up, which its probe controller reads as a rise (probes at up to twice
-    /// the estimate). Without this a link that recovered is found only by slow additive
-    /// increase, tens of kbit/s a second.
-    pub(crate) fn probe(&mut self, now: Instant, events: &mut Vec<ViewerEvent>) {
+    /// Asks the bandwidth estimator to look for more than its estimate: for `PAD_FOR` the link
+    /// is kept filled with padding up to `target_bps` (but never above the estimate), and the
+    /// estimator is asked for an allocation probe.
+    ///
+    /// Why both: str0m probes for more only when the desired bitrate rises or the sender is far
+    /// below its estimate, and a viewer sent what its estimate allows is neither; so the desired
+    /// rate goes down to the estimate and back up, which its probe controller reads as a rise.
+    /// But after loss it does not probe at all until its loss-based estimate trusts the link
+    /// again, and that estimate grows only to 1.5 times what is acknowledged, which a viewer
+    /// sent little (the half-size encoding) keeps low: the padding lets it grow.
+    pub(crate) fn probe(&mut self, now: Instant, target_bps: u64, events: &mut Vec<ViewerEvent>) {
         let (Some(desired), Some(estimate)) = (self.bwe_desired, self.link.estimate_bps) else {
             return;
         };
@@ -244,15 +263,17 @@ impl Viewer {
             return;
         }
         let baseline = Bitrate::bps(estimate).min(desired);
+        let padding = Bitrate::bps(target_bps).min(desired);
         self.guarded(events, |rtc| {
             rtc.bwe().set_bitrate(Bitrate::ZERO, baseline);
             Ok(())
         });
         self.drive(now, events);
         self.guarded(events, |rtc| {
-            rtc.bwe().set_bitrate(Bitrate::ZERO, desired);
+            rtc.bwe().set_bitrate(padding, desired);
             Ok(())
         });
+        self.padding_until = Some(now + PAD_FOR);
         self.drive(now, events);
     }
 
@@ -335,6 +356,9 @@ impl Viewer {
                     } else {
                         at
                     };
+                    if let Some(until) = self.padding_until {
+                        self.timeout = self.timeout.min(until.max(now));
+                    }
                     if !self.rtc.is_alive() {
                         // The viewer closed the connection (DTLS close): no need to wait for ICE.
                         self.failed = true;

@@ -425,7 +425,9 @@ impl Streamer {
                     encoding,
                     max_layer,
                 } => self.hub.subscribe(now, viewer, encoding, max_layer),
-                RateOutput::Probe(viewer) => self.hub.probe(now, viewer),
+                RateOutput::Probe { viewer, kbps } => {
+                    self.hub.probe(now, viewer, u64::from(kbps) * 1000);
+                }
             }
         }
         any

@@ -83,8 +83,12 @@ pub(crate) enum RateOutput {
         encoding: Encoding,
         max_layer: u8,
     },
-    /// Have the viewer's bandwidth estimator probe above its estimate.
-    Probe(ViewerId),
+    /// Have the viewer's bandwidth estimator look for up to this much (kbit/s): what its next
+    /// step up would need.
+    Probe {
+        viewer: ViewerId,
+        kbps: u32,
+    },
 }
 
 struct ViewerRate {
@@ -208,6 +212,12 @@ impl RatePolicy {
         };
         let usable = bps as f64 / 1000.0 * HEADROOM;
         match v.usable {
+            // A jump to twice as much is a link freed, not noise (a probe found it): at once.
+            Some(current) if usable >= 2.0 * current => {
+                v.usable = Some(usable);
+                v.rising = None;
+                self.decide(now);
+            }
             Some(current) if usable > current => match v.rising {
                 Some((_, since)) => v.rising = Some((usable, since)),
                 None => v.rising = Some((usable, now)),
@@ -268,19 +278,27 @@ impl RatePolicy {
             return;
         }
         let max = f64::from(self.config.max_kbps);
+        // The next step up: the main encoding for a viewer on the low one, else all of it.
+        let main_min = (max * MAIN_MIN_SHARE).max(f64::from(self.config.min_kbps));
         let mut due = Vec::new();
         for (&id, v) in &mut self.viewers {
-            let slow = v.usable.is_some_and(|u| u < max);
-            if slow
-                && v.last_probe
-                    .is_none_or(|t| now.saturating_duration_since(t) >= PROBE_EVERY)
+            let Some(usable) = v.usable.filter(|&u| u < max) else {
+                continue;
+            };
+            if v.last_probe
+                .is_none_or(|t| now.saturating_duration_since(t) >= PROBE_EVERY)
             {
                 v.last_probe = Some(now);
-                due.push(id);
+                let next = if v.encoding == Encoding::Low && usable < main_min {
+                    main_min
+                } else {
+                    max
+                };
+                due.push((id, (next / HEADROOM).ceil() as u32));
             }
         }
-        for id in due {
-            self.push(RateOutput::Probe(id));
+        for (viewer, kbps) in due {
+            self.push(RateOutput::Probe { viewer, kbps });
         }
     }
 
@@ -357,8 +375,12 @@ impl RatePolicy {
             } else {
                 MOVE_UP_AFTER
             };
-            // A viewer with no pictures yet moves at once.
-            if now.saturating_duration_since(since) >= wait || v.usable.is_none() {
+            // A viewer with no pictures yet moves at once, and so does one whose link now
+            // carries the whole main encoding.
+            let certain = v
+                .usable
+                .is_none_or(|u| encoding == Encoding::Main && u >= max);
+            if now.saturating_duration_since(since) >= wait || certain {
                 v.encoding = encoding;
                 v.wants_other_since = None;
             }
@@ -565,7 +587,7 @@ mod tests {
                     } => {
                         self.sent.insert(viewer, (encoding, max_layer));
                     }
-                    RateOutput::Probe(viewer) => self.probes.push((self.now, viewer)),
+                    RateOutput::Probe { viewer, .. } => self.probes.push((self.now, viewer)),
                 }
             }
         }
