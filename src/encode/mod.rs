@@ -7,6 +7,9 @@
 
 #[cfg(any(test, feature = "testing"))]
 pub(crate) mod bench;
+// Keeps libstdc++'s demangler out of static binaries (see the module).
+#[cfg(target_feature = "crt-static")]
+mod cxxabi;
 mod encodings;
 pub(crate) mod h264;
 pub(crate) mod level;

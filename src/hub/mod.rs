@@ -16,7 +16,9 @@ pub(crate) mod keyframe;
 pub(crate) mod link;
 pub(crate) mod viewer;
 
-#[cfg(test)]
+// The in-memory viewer of the tests, also driven by the per-packet benchmark.
+#[cfg(any(test, feature = "testing"))]
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod peer;
 #[cfg(test)]
 mod tests;

@@ -24,6 +24,8 @@
 //! the clock once per turn of its loop and passes that `now`, and drains `poll_output` until
 //! it says `Timeout` after every input.
 
+#[cfg(feature = "testing")]
+pub(crate) mod bench;
 mod meter;
 mod rate;
 mod state;
