@@ -44,6 +44,8 @@ const RAISE_EVERY: Duration = Duration::from_secs(1);
 const RAISE_FACTOR: f64 = 1.25;
 /// The low encoding stops this long after its last viewer left it.
 const LOW_IDLE: Duration = Duration::from_secs(5);
+/// A link within this share below its encoding's rate counts as carrying it (for layers).
+const LAYER_TOLERANCE: f64 = 0.1;
 /// A viewer whose link carries less than the stream could send has its estimator probe for
 /// more this often, so a link that recovers is found within seconds.
 const PROBE_EVERY: Duration = Duration::from_secs(3);
@@ -102,6 +104,8 @@ struct ViewerRate {
     wants_other_since: Option<Instant>,
     /// The last subscription handed out.
     told: Option<(Encoding, u8)>,
+    /// Since when more layers than it gets have fitted.
+    layers_fit_since: Option<Instant>,
     last_probe: Option<Instant>,
 }
 
@@ -193,6 +197,7 @@ impl RatePolicy {
                 max_layer,
                 wants_other_since: None,
                 told: None,
+                layers_fit_since: None,
                 last_probe: None,
             },
         );
@@ -455,16 +460,31 @@ impl RatePolicy {
                 Encoding::Main if self.config.low => main_floor_layer,
                 _ => fps_floor_layer,
             };
-            let u = usable(v);
+            // The encoder's rate lags the estimate inside the change threshold: within it the
+            // link counts as carrying it, or layers would flap with every wobble.
+            let u = usable(v) * (1.0 + LAYER_TOLERANCE);
             let fitting = (floor_layer..=top)
                 .rev()
                 .find(|&l| slot.share(l) * rate <= u)
                 .unwrap_or(floor_layer);
             subscriptions.push((id, v.encoding, fitting));
         }
-        for (id, encoding, layer) in subscriptions {
+        for (id, encoding, fitting) in subscriptions {
             let Some(v) = self.viewers.get_mut(&id) else {
                 continue;
+            };
+            // Fewer layers at once; more only once they fit for a while.
+            let layer = if fitting > v.max_layer && encoding == v.told.map_or(encoding, |t| t.0) {
+                let since = *v.layers_fit_since.get_or_insert(now);
+                if now.saturating_duration_since(since) >= RISE_AFTER {
+                    v.layers_fit_since = None;
+                    fitting
+                } else {
+                    v.max_layer
+                }
+            } else {
+                v.layers_fit_since = None;
+                fitting
             };
             v.max_layer = layer;
             if v.told != Some((encoding, layer)) {
