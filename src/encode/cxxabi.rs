@@ -15,6 +15,8 @@ use std::ffi::{c_char, c_int};
 ///
 /// # Safety
 /// `status` is null or points to an `int`, as the ABI requires of callers.
+// `pub` says what it is, a symbol other objects link against; Rust callers there are none.
+#[allow(unreachable_pub)]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn __cxa_demangle(
     _mangled: *const c_char,
