@@ -21,6 +21,9 @@ use crate::source::convert::PixelFormat;
 
 /// Viewers at once, at most: beyond a few hundred str0m sessions a board runs out of CPU.
 pub const MAX_VIEWERS: std::ops::RangeInclusive<usize> = 1..=256;
+/// Seconds a connected viewer may stay silent, and an answered one take to connect. Below 2 s a
+/// lossy link's gap in feedback would drop live viewers.
+pub const VIEWER_TIMEOUT_S: std::ops::RangeInclusive<f64> = 2.0..=120.0;
 
 /// For tests: a small, fast test-pattern stream on loopback, ports picked by the OS, with this
 /// control token.
@@ -203,6 +206,11 @@ pub struct ServerConfig {
     /// The one UDP port for all media; 0 picks a free one.
     pub rtc_port: u16,
     pub max_viewers: usize,
+    /// A viewer from which nothing arrives (RTCP, STUN) for this many seconds is dropped.
+    pub viewer_timeout_s: f64,
+    /// An answered viewer that has not connected (ICE and DTLS) after this many seconds is
+    /// dropped, freeing its slot.
+    pub connect_timeout_s: f64,
     /// `Access-Control-Allow-Origin` for cross-origin WHEP players; absent = CORS off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cors_origin: Option<String>,
@@ -214,6 +222,8 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             rtc_port: 8555,
             max_viewers: 16,
+            viewer_timeout_s: 5.0,
+            connect_timeout_s: 5.0,
             cors_origin: None,
         }
     }
@@ -335,6 +345,16 @@ impl Config {
             MAX_VIEWERS.contains(&self.server.max_viewers),
             &format!("must be {}", range_text(&MAX_VIEWERS)),
         )?;
+        for (key, seconds) in [
+            ("server.viewer_timeout_s", self.server.viewer_timeout_s),
+            ("server.connect_timeout_s", self.server.connect_timeout_s),
+        ] {
+            in_range(
+                key,
+                VIEWER_TIMEOUT_S.contains(&seconds),
+                &format!("must be {} seconds", range_text(&VIEWER_TIMEOUT_S)),
+            )?;
+        }
         in_range(
             "control.commands_per_s",
             (1.0..=1000.0).contains(&self.control.commands_per_s),

@@ -68,7 +68,8 @@
 //! let mut pending = Some(pending);
 //!
 //! // The WHEP POST, as the shell hands it in (the viewer id comes from the OS's randomness).
-//! let call = Call::Offer { viewer: ViewerId(7), sdp: offer.to_sdp_string(), role: Role::View };
+//! let client = "10.0.0.2".parse()?;
+//! let call = Call::Offer { viewer: ViewerId(7), client, sdp: offer.to_sdp_string(), role: Role::View };
 //! streamer.handle_input(now, Input::Call(CallId(1), call));
 //!
 //! let mut pictures = 0;

@@ -12,6 +12,7 @@
 //! loop { match hub.poll_output() { Transmit(t) | KeyframeNeeded | Event(e) | Timeout(at) } }
 //! ```
 
+pub(crate) mod admission;
 pub(crate) mod keyframe;
 pub(crate) mod link;
 pub(crate) mod viewer;
@@ -25,7 +26,7 @@ mod tests;
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,8 @@ use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
 use str0m::{Candidate, Input as RtcInput};
 
 use crate::encode::{AccessUnit, Encoding};
+pub(crate) use admission::client_key;
+use admission::{Admit, Slot};
 use keyframe::{KeyframeConfig, KeyframeCounters, KeyframePolicy};
 use link::LinkReport;
 use viewer::{Answering, Viewer, ViewerEvent};
@@ -67,6 +70,13 @@ pub struct HubConfig {
     /// An answered viewer that has not connected after this long is dropped (frees the slot
     /// of clients that POST and vanish).
     pub connect_timeout: Duration,
+    /// Answered viewers not yet connected that one client address may hold; a further offer
+    /// from it replaces its oldest (see `admission`).
+    pub max_pending_per_client: usize,
+    /// A connected viewer from which nothing (RTCP, STUN, data) has arrived for this long is
+    /// gone. A receiving browser sends feedback several times a second, so silence this long
+    /// means a killed tab or a lost network, not a lossy link.
+    pub silence_timeout: Duration,
     pub keyframe: KeyframeConfig,
     /// Local host candidates (address and the UDP media port) put in every answer.
     pub candidates: Vec<SocketAddr>,
@@ -93,7 +103,9 @@ impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
             max_viewers: 16,
-            connect_timeout: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(5),
+            max_pending_per_client: 4,
+            silence_timeout: Duration::from_secs(5),
             keyframe: KeyframeConfig::default(),
             candidates: Vec::new(),
             max_control_message: 16 * 1024,
@@ -163,8 +175,12 @@ pub(crate) enum LeaveReason {
     Deleted,
     /// ICE lost the viewer.
     Disconnected,
+    /// Nothing arrived from it for the silence timeout.
+    Silent,
     /// It never connected.
     ConnectTimeout,
+    /// It had not connected yet and a newer offer needed its slot.
+    Displaced,
     Failed(String),
     /// The hub is shutting down.
     Shutdown,
@@ -175,7 +191,9 @@ impl fmt::Display for LeaveReason {
         match self {
             LeaveReason::Deleted => write!(f, "deleted"),
             LeaveReason::Disconnected => write!(f, "disconnected"),
+            LeaveReason::Silent => write!(f, "went silent"),
             LeaveReason::ConnectTimeout => write!(f, "never connected"),
+            LeaveReason::Displaced => write!(f, "displaced by a newer offer before connecting"),
             LeaveReason::Failed(why) => write!(f, "failed: {why}"),
             LeaveReason::Shutdown => write!(f, "shutdown"),
         }
@@ -284,23 +302,20 @@ impl Hub {
         })
     }
 
-    /// A WHEP offer: creates the viewer and returns the SDP answer.
+    /// A WHEP offer from `client`: creates the viewer and returns the SDP answer.
     pub(crate) fn offer(
         &mut self,
         now: Instant,
         id: ViewerId,
+        client: IpAddr,
         sdp: &str,
     ) -> Result<String, OfferError> {
         self.tick(now);
-        if self.viewers.len() >= self.config.max_viewers {
-            return Err(OfferError::Full {
-                max: self.config.max_viewers,
-            });
-        }
         if self.viewers.iter().any(|v| v.id == id) {
             return Err(OfferError::Rejected("viewer id in use".into()));
         }
         log::debug!("viewer {id} offer:\n{sdp}");
+        let client = client_key(client);
         let mut events = std::mem::take(&mut self.events);
         let answering = Answering {
             candidates: &self.candidates,
@@ -308,7 +323,9 @@ impl Hub {
             bwe: self.config.bwe,
             level: self.config.h264_level,
         };
-        let result = Viewer::from_offer(id, now, sdp, &answering, &mut events);
+        // The offer is checked before anyone is displaced for it.
+        let result = Viewer::from_offer(id, client, now, sdp, &answering, &mut events)
+            .and_then(|made| self.make_room(now, client).map(|()| made));
         let answer = match result {
             Ok((viewer, answer)) => {
                 log::info!("viewer {id} answered ({} viewers)", self.viewers.len() + 1);
@@ -326,6 +343,28 @@ impl Hub {
         self.events = events;
         self.reap(now);
         answer
+    }
+
+    /// Frees a slot for a viewer from `client`, displacing a pending viewer if need be.
+    fn make_room(&mut self, now: Instant, client: IpAddr) -> Result<(), OfferError> {
+        let slots: Vec<Slot> = self
+            .viewers
+            .iter()
+            .map(|v| Slot {
+                client: v.client,
+                connected: v.connected,
+                created: v.created,
+            })
+            .collect();
+        let max = self.config.max_viewers;
+        match admission::admit(&slots, client, max, self.config.max_pending_per_client) {
+            Admit::Room => Ok(()),
+            Admit::Displace(index) => {
+                self.drop_viewer(now, index, LeaveReason::Displaced);
+                Ok(())
+            }
+            Admit::Full => Err(OfferError::Full { max }),
+        }
     }
 
     /// WHEP DELETE: the viewer is gone at once. False if there is no such viewer.
@@ -445,7 +484,7 @@ impl Hub {
         }
         let viewers = self.viewers.iter().map(|v| {
             if v.connected {
-                v.timeout
+                v.timeout.min(v.last_heard + self.config.silence_timeout)
             } else {
                 v.timeout.min(v.created + self.config.connect_timeout)
             }
@@ -503,6 +542,7 @@ impl Hub {
             return;
         };
         let mut events = std::mem::take(&mut self.events);
+        self.viewers[index].last_heard = now;
         self.viewers[index].receive(now, receive, &mut events);
         self.apply_events(index, now, &mut events);
         self.events = events;
@@ -534,6 +574,10 @@ impl Hub {
             let viewer = &mut self.viewers[index];
             if !viewer.connected && now >= viewer.created + self.config.connect_timeout {
                 self.mark_leaving(index, LeaveReason::ConnectTimeout);
+                continue;
+            }
+            if viewer.connected && now >= viewer.last_heard + self.config.silence_timeout {
+                self.mark_leaving(index, LeaveReason::Silent);
                 continue;
             }
             if viewer.timeout <= now {

@@ -10,6 +10,8 @@ use super::peer::{Peer, encoded};
 use super::*;
 
 const HUB_ADDR: &str = "10.0.0.1:5000";
+/// Where the tests' lone offers come from.
+const CLIENT: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 9));
 const STEP: Duration = Duration::from_millis(5);
 
 /// The hub, its peers and a simulated clock.
@@ -41,7 +43,10 @@ impl World {
 
     fn join(&mut self, n: u8) -> ViewerId {
         let (mut peer, offer, pending) = Peer::h264(n, self.now);
-        let answer = self.hub.offer(self.now, peer.id, &offer).unwrap();
+        let answer = self
+            .hub
+            .offer(self.now, peer.id, peer.addr.ip(), &offer)
+            .unwrap();
         peer.accept(pending, &answer);
         self.peers.push(peer);
         self.pump();
@@ -54,14 +59,14 @@ impl World {
 
     /// Moves datagrams both ways until nobody has anything more to say right now.
     fn pump(&mut self) {
+        // What the peers said while being handed datagrams goes to the hub in the next round.
+        let mut said = Vec::new();
         for _ in 0..1000 {
-            let mut to_hub = Vec::new();
+            let mut to_hub = std::mem::take(&mut said);
             for peer in &mut self.peers {
                 peer.drain(&mut to_hub);
-                if peer.unplugged {
-                    to_hub.retain(|(src, _, _)| *src != peer.addr);
-                }
             }
+            to_hub.retain(|(src, _, _)| !self.peers.iter().any(|p| p.addr == *src && p.unplugged));
             let mut to_peers = Vec::new();
             for (source, destination, contents) in &to_hub {
                 self.hub.handle_input(Input::Receive {
@@ -90,9 +95,11 @@ impl World {
                     .find(|p| p.addr == t.destination && !p.unplugged)
                 {
                     peer.receive(self.now, &t);
+                    // A peer takes only so many datagrams before it must be polled.
+                    peer.drain(&mut said);
                 }
             }
-            if to_hub.is_empty() && delivered == 0 {
+            if to_hub.is_empty() && delivered == 0 && said.is_empty() {
                 return;
             }
         }
@@ -241,7 +248,7 @@ fn delete_removes_the_viewer_at_once_and_frees_its_slot() {
 
     let (other, offer, _) = Peer::h264(2, w.now);
     assert_eq!(
-        w.hub.offer(w.now, other.id, &offer),
+        w.hub.offer(w.now, other.id, other.addr.ip(), &offer),
         Err(OfferError::Full { max: 1 })
     );
 
@@ -261,11 +268,15 @@ fn delete_removes_the_viewer_at_once_and_frees_its_slot() {
     assert!(w.peer(id).frames.is_empty());
     assert!(w.hub.counters().datagrams_unclaimed > 0);
 
-    assert!(w.hub.offer(w.now, other.id, &offer).is_ok());
+    assert!(
+        w.hub
+            .offer(w.now, other.id, other.addr.ip(), &offer)
+            .is_ok()
+    );
 }
 
 #[test]
-fn a_viewer_that_goes_silent_is_dropped() {
+fn a_viewer_that_goes_silent_is_dropped_after_the_silence_timeout() {
     let mut w = World::new(HubConfig::default());
     let gone = w.join(1);
     let stays = w.join(2);
@@ -279,11 +290,13 @@ fn a_viewer_that_goes_silent_is_dropped() {
         }
     }
     let took = w.now - unplugged_at;
+    // Its last datagram came at most one frame interval before the unplug.
+    let silence = HubConfig::default().silence_timeout;
     assert!(
-        took <= Duration::from_secs(20),
+        took >= silence - Duration::from_millis(40) && took <= silence + Duration::from_millis(40),
         "dropped after {took:?} (simulated)"
     );
-    assert_eq!(w.left(gone), Some(LeaveReason::Disconnected));
+    assert_eq!(w.left(gone), Some(LeaveReason::Silent));
     assert_eq!(w.left(stays), None);
     assert_eq!(w.hub.counters().viewers, 1);
     let before = w.peer(stays).frames.len();
@@ -296,13 +309,90 @@ fn a_viewer_that_goes_silent_is_dropped() {
 }
 
 #[test]
+fn a_viewer_with_gaps_shorter_than_the_silence_timeout_stays() {
+    let mut w = World::new(HubConfig::default());
+    let id = w.join(1);
+    w.connect_all();
+    // 30 s of a link that is down 3 s out of every 4.
+    for second in 0..30u64 {
+        w.peer(id).unplugged = second % 4 != 3;
+        for n in 0..30 {
+            let seq = second * 30 + n;
+            w.frame(seq, seq % 60 == 0);
+        }
+        assert_eq!(w.left(id), None, "dropped in second {second}");
+    }
+    w.peer(id).unplugged = false;
+    let before = w.peer(id).frames.len();
+    for seq in 10_000..10_030 {
+        w.frame(seq, seq == 10_000);
+    }
+    let got = w.peer(id).frames.len() - before;
+    assert!(got > 0, "it still gets frames");
+}
+
+#[test]
+fn offers_that_never_connect_cannot_lock_out_a_viewer() {
+    let mut w = World::new(HubConfig {
+        max_viewers: 16,
+        max_pending_per_client: 4,
+        ..HubConfig::default()
+    });
+    // One address posts 40 offers and never does ICE: it holds at most 4 slots, its newest.
+    let attacker: std::net::IpAddr = "10.9.0.1".parse().unwrap();
+    let mut posted = Vec::new();
+    for n in 0..40u8 {
+        let (peer, offer, _pending) = Peer::h264(100 + n, w.now);
+        w.hub.offer(w.now, peer.id, attacker, &offer).unwrap();
+        posted.push(peer.id);
+    }
+    assert_eq!(w.hub.counters().viewers, 4);
+    w.pump();
+    assert_eq!(w.left(posted[0]), Some(LeaveReason::Displaced));
+    assert_eq!(w.left(posted[39]), None);
+
+    // Four such addresses fill all 16 slots; a real viewer still gets in at once, in place of
+    // the oldest of them, and plays.
+    for a in 2..=4u8 {
+        let address = std::net::IpAddr::from([10, 9, 0, a]);
+        for n in 0..4u8 {
+            let (peer, offer, _pending) = Peer::h264(150 + a * 4 + n, w.now);
+            w.hub.offer(w.now, peer.id, address, &offer).unwrap();
+        }
+    }
+    assert_eq!(w.hub.counters().viewers, 16);
+    let viewer = w.join(1);
+    assert_eq!(w.hub.counters().viewers, 16);
+    w.connect_all();
+    w.frame(1, true);
+    assert!(!w.peer(viewer).frames.is_empty());
+}
+
+#[test]
+fn connected_viewers_are_never_displaced_by_offers() {
+    let mut w = World::new(HubConfig {
+        max_viewers: 2,
+        ..HubConfig::default()
+    });
+    let a = w.join(1);
+    let b = w.join(2);
+    w.connect_all();
+    let (peer, offer, _pending) = Peer::h264(3, w.now);
+    assert_eq!(
+        w.hub.offer(w.now, peer.id, peer.addr.ip(), &offer),
+        Err(OfferError::Full { max: 2 })
+    );
+    assert_eq!((w.left(a), w.left(b)), (None, None));
+}
+
+#[test]
 fn a_viewer_that_never_connects_is_dropped_after_the_connect_timeout() {
     let mut w = World::new(HubConfig {
         connect_timeout: Duration::from_secs(5),
         ..HubConfig::default()
     });
     let (peer, offer, _pending) = Peer::h264(1, w.now);
-    w.hub.offer(w.now, peer.id, &offer).unwrap();
+    w.hub.offer(w.now, peer.id, peer.addr.ip(), &offer).unwrap();
     w.advance(Duration::from_secs(4));
     assert_eq!(w.left(peer.id), None);
     w.advance(Duration::from_secs(2));
@@ -329,6 +419,52 @@ fn control_messages_go_both_ways() {
         w.peer(id).messages,
         vec![r#"{"id":1,"ok":true}"#.to_string()]
     );
+}
+
+#[test]
+fn control_messages_beyond_the_send_buffer_all_arrive_in_order() {
+    let mut w = World::new(HubConfig::default());
+    let id = w.join(1);
+    w.connect_all();
+    // 5,000 answers of 100 bytes: far more than str0m's 128 KiB send buffer takes at once.
+    let sent: Vec<String> = (0..5000)
+        .map(|n| format!("{{\"id\":{n:05},\"result\":\"{}\"}}", "x".repeat(76)))
+        .collect();
+    for text in &sent {
+        assert!(w.hub.send_control(w.now, id, text));
+    }
+    for _ in 0..200 {
+        if w.peer(id).messages.len() == sent.len() {
+            break;
+        }
+        w.advance(Duration::from_millis(50));
+    }
+    assert_eq!(w.peer(id).messages, sent);
+}
+
+#[test]
+fn a_viewer_that_takes_no_control_messages_loses_its_channel_not_memory() {
+    let mut w = World::new(HubConfig::default());
+    let id = w.join(1);
+    w.connect_all();
+    w.peer(id).unplugged = true;
+    let text = "y".repeat(1000);
+    let mut refused_at = None;
+    for n in 0..2000 {
+        if !w.hub.send_control(w.now, id, &text) {
+            refused_at = Some(n);
+            break;
+        }
+    }
+    // 128 KiB in str0m's buffer plus 1 MiB queued.
+    let refused_at = refused_at.expect("the queue is bounded");
+    assert!(
+        (1100..=1200).contains(&refused_at),
+        "refused at {refused_at}"
+    );
+    w.pump();
+    assert!(w.events.contains(&HubEvent::ControlClosed(id)));
+    assert!(!w.hub.send_control(w.now, id, "after"));
 }
 
 #[test]
@@ -364,7 +500,7 @@ fn bad_offers_are_refused_with_a_reason() {
         "v=0\r\n",
         "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\nm=video x\r\n",
     ] {
-        let err = hub.offer(now, ViewerId(1), garbage).unwrap_err();
+        let err = hub.offer(now, ViewerId(1), CLIENT, garbage).unwrap_err();
         assert!(
             matches!(err, OfferError::Malformed(_) | OfferError::Rejected(_)),
             "{garbage:?} gave {err:?}"
@@ -373,7 +509,7 @@ fn bad_offers_are_refused_with_a_reason() {
 
     let (_, vp8_only, _) = Peer::offer(2, now, RtcConfig::new().clear_codecs().enable_vp8(true));
     assert_eq!(
-        hub.offer(now, ViewerId(2), &vp8_only),
+        hub.offer(now, ViewerId(2), CLIENT, &vp8_only),
         Err(OfferError::NoH264)
     );
 
@@ -383,7 +519,7 @@ fn bad_offers_are_refused_with_a_reason() {
     change.add_channel("control".into());
     let (offer, _) = change.apply().unwrap();
     assert_eq!(
-        hub.offer(now, ViewerId(3), &offer.to_sdp_string()),
+        hub.offer(now, ViewerId(3), CLIENT, &offer.to_sdp_string()),
         Err(OfferError::NoH264)
     );
 
@@ -393,7 +529,7 @@ fn bad_offers_are_refused_with_a_reason() {
     change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
     let (offer, _) = change.apply().unwrap();
     assert_eq!(
-        hub.offer(now, ViewerId(4), &offer.to_sdp_string()),
+        hub.offer(now, ViewerId(4), CLIENT, &offer.to_sdp_string()),
         Err(OfferError::NoH264)
     );
 
@@ -451,7 +587,7 @@ fn offers_with_mdns_or_odd_candidates_are_still_answered() {
                  a=candidate:3 1 udp 2122262783 2001:db8::7 40000 typ host\r\n";
     let munged = offer.replacen("a=mid:", &format!("{extra}a=mid:"), 1);
     assert_ne!(munged, offer);
-    assert!(hub.offer(now, ViewerId(1), &munged).is_ok());
+    assert!(hub.offer(now, ViewerId(1), CLIENT, &munged).is_ok());
 }
 
 #[test]

@@ -4,6 +4,8 @@
 //! asks for a future timeout (str0m's single-mutation rule) and turns what came out into
 //! `ViewerEvent`s for the hub. A panic inside str0m is caught here and ends only this viewer.
 
+use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +41,12 @@ const PAD_FOR: Duration = Duration::from_millis(1500);
 /// How often str0m reports the viewer's egress counters (NACKs, PLIs, bytes).
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Control messages waiting for room in the data channel's send buffer, at most (bytes). str0m
+/// takes 128 KiB; a burst of requests can be answered with more than that, and every request
+/// is owed its answer. A client that leaves this much unread is not reading at all: its control
+/// channel is closed rather than holding memory without bound.
+const MAX_CONTROL_QUEUE: usize = 1024 * 1024;
+
 /// Guards against a driving loop that never settles (a str0m bug): a viewer that needs more
 /// rounds than this in one call is dropped rather than stalling everyone.
 const MAX_DRIVE_ROUNDS: usize = 10_000;
@@ -72,11 +80,18 @@ pub(crate) struct Answering<'a> {
 
 pub(crate) struct Viewer {
     pub id: ViewerId,
+    /// Its address as the admission limits count it (`admission::client_key`).
+    pub client: IpAddr,
     rtc: Rtc,
     pub created: Instant,
+    /// When a datagram from it last arrived.
+    pub last_heard: Instant,
     pub connected: bool,
     video: Option<(Mid, Pt)>,
     control: Option<ChannelId>,
+    /// Control messages str0m had no room for yet, in order (see `MAX_CONTROL_QUEUE`).
+    control_queue: VecDeque<String>,
+    control_queued_bytes: usize,
     /// What it is sent and what is known of its link.
     pub(crate) link: Link,
     /// The bandwidth estimator probes up to this (bit/s); None: no estimation.
@@ -93,6 +108,7 @@ impl Viewer {
     /// Builds the viewer's `Rtc`, accepts the offer and returns the viewer with its answer.
     pub(crate) fn from_offer(
         id: ViewerId,
+        client: IpAddr,
         now: Instant,
         sdp: &str,
         answering: &Answering,
@@ -135,11 +151,15 @@ impl Viewer {
 
         let mut viewer = Viewer {
             id,
+            client,
             rtc,
             created: now,
+            last_heard: now,
             connected: false,
             video: None,
             control: None,
+            control_queue: VecDeque::new(),
+            control_queued_bytes: 0,
             link: Link::new(Encoding::Main, u8::MAX),
             bwe_desired: bwe.map(|b| Bitrate::kbps(u64::from(b.max_kbps))),
             padding_until: None,
@@ -209,6 +229,10 @@ impl Viewer {
         let input = Input::Receive(now, receive);
         self.guarded(events, |rtc| rtc.handle_input(input));
         self.drive(now, events);
+        // An acknowledgement may have made room for what waits.
+        if !self.control_queue.is_empty() {
+            self.flush_control(now, events);
+        }
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant, events: &mut Vec<ViewerEvent>) {
@@ -223,6 +247,9 @@ impl Viewer {
         }
         self.guarded(events, |rtc| rtc.handle_input(Input::Timeout(now)));
         self.drive(now, events);
+        if !self.control_queue.is_empty() {
+            self.flush_control(now, events);
+        }
     }
 
     /// Sends one access unit, shared with the other viewers without a copy.
@@ -277,7 +304,8 @@ impl Viewer {
         self.drive(now, events);
     }
 
-    /// Sends one text message on the control channel. False if there is no open channel.
+    /// Sends one text message on the control channel, after any that wait for room. False if
+    /// there is no open channel, or it was just closed because the viewer does not read it.
     pub(crate) fn send_control(
         &mut self,
         now: Instant,
@@ -287,15 +315,55 @@ impl Viewer {
         let Some(cid) = self.control else {
             return false;
         };
-        let mut sent = false;
+        if self.control_queued_bytes + text.len() > MAX_CONTROL_QUEUE {
+            log::warn!(
+                "viewer {}: over {} KiB of control messages unread; closing its control channel",
+                self.id,
+                MAX_CONTROL_QUEUE / 1024
+            );
+            self.control_queue.clear();
+            self.control_queued_bytes = 0;
+            self.control = None;
+            self.guarded(events, |rtc| {
+                rtc.direct_api().close_data_channel(cid);
+                Ok(())
+            });
+            events.push(ViewerEvent::ControlClose);
+            self.drive(now, events);
+            return false;
+        }
+        self.control_queued_bytes += text.len();
+        self.control_queue.push_back(text.to_owned());
+        self.flush_control(now, events);
+        true
+    }
+
+    /// Writes queued control messages while the channel takes them.
+    fn flush_control(&mut self, now: Instant, events: &mut Vec<ViewerEvent>) {
+        let Some(cid) = self.control else {
+            return;
+        };
+        let mut queue = std::mem::take(&mut self.control_queue);
+        let (mut written, mut written_bytes) = (0, 0);
         self.guarded(events, |rtc| {
-            if let Some(mut channel) = rtc.channel(cid) {
-                sent = channel.write(false, text.as_bytes())?;
+            let Some(mut channel) = rtc.channel(cid) else {
+                return Ok(());
+            };
+            while let Some(text) = queue.front() {
+                if !channel.write(false, text.as_bytes())? {
+                    break;
+                }
+                written_bytes += text.len();
+                written += 1;
+                queue.pop_front();
             }
             Ok(())
         });
-        self.drive(now, events);
-        sent
+        self.control_queue = queue;
+        self.control_queued_bytes -= written_bytes;
+        if written > 0 {
+            self.drive(now, events);
+        }
     }
 
     /// Closes the session the polite way (RTCP BYE, SCTP shutdown, DTLS close_notify), so the
@@ -409,6 +477,8 @@ impl Viewer {
             }
             Event::ChannelClose(cid) if Some(cid) == self.control => {
                 self.control = None;
+                self.control_queue.clear();
+                self.control_queued_bytes = 0;
                 events.push(ViewerEvent::ControlClose);
             }
             _ => {}

@@ -4,6 +4,7 @@
 //! The routes hold no state: each request becomes a `LoopRequest` for the event loop, which
 //! owns the streamer, and the reply comes back on a one-shot channel.
 
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ const JSON: &str = "application/json";
 /// What the routes ask of the event loop.
 pub(crate) enum LoopRequest {
     Offer {
+        client: IpAddr,
         sdp: String,
         role: Role,
         reply: Sender<Result<(ViewerId, String), OfferError>>,
@@ -139,7 +141,12 @@ impl Routes {
             return Response::text(400, "malformed SDP offer: not UTF-8 text");
         };
         match self
-            .ask(|reply| LoopRequest::Offer { sdp, role, reply })
+            .ask(|reply| LoopRequest::Offer {
+                client: req.peer.ip(),
+                sdp,
+                role,
+                reply,
+            })
             .await
         {
             Some(Ok((id, answer))) => Response::new(201)

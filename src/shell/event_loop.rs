@@ -247,8 +247,21 @@ impl EventLoop {
 
     fn on_request(&mut self, now: Instant, request: LoopRequest) {
         let (waiter, call) = match request {
-            LoopRequest::Offer { sdp, role, reply } => match new_viewer_id() {
-                Ok(viewer) => (Waiter::Offer(reply), Call::Offer { viewer, sdp, role }),
+            LoopRequest::Offer {
+                client,
+                sdp,
+                role,
+                reply,
+            } => match new_viewer_id() {
+                Ok(viewer) => {
+                    let call = Call::Offer {
+                        viewer,
+                        client,
+                        sdp,
+                        role,
+                    };
+                    (Waiter::Offer(reply), call)
+                }
                 Err(e) => {
                     let why = format!("no randomness for a viewer id: {e}");
                     let _ = reply.try_send(Err(OfferError::Rejected(why)));

@@ -178,6 +178,8 @@ fn spawn_with(
     let streamer_config = StreamerConfig {
         hub: HubConfig {
             max_viewers: config.server.max_viewers,
+            silence_timeout: Duration::from_secs_f64(config.server.viewer_timeout_s),
+            connect_timeout: Duration::from_secs_f64(config.server.connect_timeout_s),
             candidates,
             bwe: (v.adaptive && running.adaptive).then(|| bwe_for(v.bitrate_kbps)),
             temporal_layers: running.layers,

@@ -187,6 +187,7 @@ pub fn bench_packets(viewers: u8, units: u32, unit_bytes: usize) -> PacketBench 
         let viewer = peer.id;
         let call = Call::Offer {
             viewer,
+            client: peer.addr.ip(),
             sdp,
             role: Role::View,
         };

@@ -33,7 +33,7 @@ mod state;
 mod tests;
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use str0m::net::Transmit;
@@ -102,6 +102,8 @@ pub enum Call {
     /// resource, and knowing it allows a DELETE).
     Offer {
         viewer: ViewerId,
+        /// Who sent it: the per-client admission limits count by this.
+        client: IpAddr,
         sdp: String,
         role: Role,
     },
@@ -307,8 +309,13 @@ impl Streamer {
 
     fn call(&mut self, now: Instant, id: CallId, call: Call) {
         match call {
-            Call::Offer { viewer, sdp, role } => {
-                let result = self.hub.offer(now, viewer, &sdp);
+            Call::Offer {
+                viewer,
+                client,
+                sdp,
+                role,
+            } => {
+                let result = self.hub.offer(now, viewer, client, &sdp);
                 match &result {
                     Ok(_) => {
                         self.plane.viewer_joined(viewer, role);

@@ -95,7 +95,14 @@ impl Rig {
     fn join(&mut self, n: u8, role: Role) -> ViewerId {
         let (mut peer, sdp, pending) = Peer::h264(n, self.now);
         let viewer = peer.id;
-        let Reply::Offer(Ok((id, answer))) = self.call(Call::Offer { viewer, sdp, role }) else {
+        let client = peer.addr.ip();
+        let call = Call::Offer {
+            viewer,
+            client,
+            sdp,
+            role,
+        };
+        let Reply::Offer(Ok((id, answer))) = self.call(call) else {
             panic!("offer refused");
         };
         assert_eq!(id, viewer);
@@ -476,6 +483,7 @@ fn the_answer_announces_the_level_the_encoder_writes() {
         let (peer, sdp, _pending) = Peer::h264(1, now);
         let call = Call::Offer {
             viewer: peer.id,
+            client: peer.addr.ip(),
             sdp,
             role: Role::View,
         };
