@@ -6,26 +6,31 @@
 //!
 //! It speaks HTTP/1.0 and 1.1 with keep-alive and pipelining. Request bodies are framed by
 //! `Content-Length` only (no chunked uploads), `Expect: 100-continue` is honoured, and every
-//! resource a client can tie up is bounded by [`Limits`]: head and body size, connection count,
-//! and how long a client may take to send a request or to read the response. A refused request
-//! gets its status (400, 408, 411, 413, 431, 501; 503 when all connection slots are taken) and
-//! the connection is closed.
+//! resource a client can tie up is bounded by [`Limits`]: head and body size, connection count
+//! in total and per client address, and how long a client may take to send a request or to read
+//! the response. When slots are short, the connection longest without a complete request is
+//! closed to make room (see `admission`). A refused request gets its status (400, 408, 411, 413,
+//! 431, 501; 503 when every slot is answering a request) and the connection is closed.
 
+mod admission;
 mod connection;
 mod head;
 mod reply;
 #[cfg(test)]
 mod tests;
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use smol::channel::{Receiver, Sender};
 use smol::net::TcpListener;
 use smol::{LocalExecutor, Timer};
+
+use admission::{Admission, Refused, SlotId};
 
 /// One complete request, body included, as the handler sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,8 +114,12 @@ pub(crate) struct Limits {
     pub read_timeout: Duration,
     /// A kept-alive connection with no request under way closes after this.
     pub idle_timeout: Duration,
-    /// Connections open at once; more are answered 503 and closed.
+    /// Connections open at once. A new one beyond this closes the connection longest without
+    /// a complete request; if every one is answering, it is answered 503.
     pub max_connections: usize,
+    /// Connections open at once from one client address (an IPv6 /64); beyond this a new one
+    /// closes that client's own longest-idle connection, or is answered 503.
+    pub max_connections_per_client: usize,
 }
 
 impl Default for Limits {
@@ -121,6 +130,8 @@ impl Default for Limits {
             read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             max_connections: 64,
+            // A browser opens up to 6 per host; a household behind one NAT has a few browsers.
+            max_connections_per_client: 16,
         }
     }
 }
@@ -149,7 +160,10 @@ where
     F: Future<Output = Response> + 'static,
 {
     let handler = Rc::new(handler);
-    let open = Rc::new(Cell::new(0));
+    let admission = Rc::new(RefCell::new(Admission::new(
+        limits.max_connections,
+        limits.max_connections_per_client,
+    )));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -163,19 +177,42 @@ where
                 AcceptError::Fatal => return error,
             },
         };
-        let Some(slot) = ConnectionSlot::claim(&open, limits.max_connections) else {
-            log::info!(
-                "http: refused {peer}: all {} connection slots in use",
-                limits.max_connections
-            );
-            connection::turn_away(stream).await;
-            continue;
+        // The connection's task ends when this sender is dropped: by eviction, which removes
+        // it from the table, or with the slot.
+        let (closer, evicted) = smol::channel::bounded::<()>(1);
+        let admitted = admission
+            .borrow_mut()
+            .admit(peer.ip(), Instant::now(), closer);
+        let slot = match admitted {
+            Ok(admitted) => {
+                if !admitted.evicted.is_empty() {
+                    log::debug!("http: {peer}: closed an idle connection to make room");
+                }
+                ConnectionSlot {
+                    admission: Rc::clone(&admission),
+                    id: admitted.slot,
+                    evicted,
+                }
+            }
+            Err(refused) => {
+                match refused {
+                    Refused::ClientFull => log::info!(
+                        "http: refused {peer}: its {} connections are all busy",
+                        limits.max_connections_per_client
+                    ),
+                    Refused::Full => log::info!(
+                        "http: refused {peer}: all {} connections are busy",
+                        limits.max_connections
+                    ),
+                }
+                connection::turn_away(stream).await;
+                continue;
+            }
         };
         let handler = Rc::clone(&handler);
         executor
             .spawn(async move {
-                let _slot = slot;
-                connection::serve(stream, peer, limits, &*handler).await;
+                connection::serve(stream, peer, limits, slot, &*handler).await;
             })
             .detach();
     }
@@ -200,23 +237,34 @@ fn classify_accept_error(error: &io::Error) -> AcceptError {
     }
 }
 
-/// One of the `max_connections` places, held by a connection's task and given back when the task
-/// ends (however it ends).
-struct ConnectionSlot(Rc<Cell<usize>>);
+/// A connection's place in the admission table, given back when its task ends (however it
+/// ends). The connection reports through it when it is answering a request (and so must not be
+/// evicted) and learns through it that it was evicted.
+struct ConnectionSlot {
+    admission: Rc<RefCell<Admission<Sender<()>>>>,
+    id: SlotId,
+    evicted: Receiver<()>,
+}
 
 impl ConnectionSlot {
-    fn claim(open: &Rc<Cell<usize>>, max: usize) -> Option<Self> {
-        if open.get() >= max {
-            return None;
-        }
-        open.set(open.get() + 1);
-        Some(ConnectionSlot(Rc::clone(open)))
+    fn busy(&self) {
+        self.admission.borrow_mut().busy(self.id);
+    }
+
+    fn idle(&self) {
+        self.admission.borrow_mut().idle(self.id, Instant::now());
+    }
+
+    /// Completes when the connection was evicted to make room for another.
+    async fn evicted(&self) {
+        // Nothing is ever sent: eviction drops the sender.
+        let _ = self.evicted.recv().await;
     }
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
+        self.admission.borrow_mut().release(self.id);
     }
 }
 

@@ -12,7 +12,7 @@ use smol::net::TcpStream;
 
 use super::head::{self, Head, Refusal};
 use super::reply::{self, ConnectionHeader};
-use super::{Limits, Request, Response};
+use super::{ConnectionSlot, Limits, Request, Response};
 
 /// Most bytes taken from the socket per read.
 const READ_CHUNK: usize = 8 * 1024;
@@ -21,8 +21,13 @@ const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 256 * 1024;
 
 /// Serves requests on `stream` until either side closes it or the client breaks a limit.
-pub(super) async fn serve<H, F>(stream: TcpStream, peer: SocketAddr, limits: Limits, handler: &H)
-where
+pub(super) async fn serve<H, F>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    limits: Limits,
+    slot: ConnectionSlot,
+    handler: &H,
+) where
     H: Fn(Request) -> F,
     F: Future<Output = Response>,
 {
@@ -34,6 +39,7 @@ where
         stream,
         peer,
         limits,
+        slot,
         buf: Vec::new(),
     };
     connection.run(accepted, handler).await;
@@ -56,6 +62,7 @@ struct Connection {
     stream: TcpStream,
     peer: SocketAddr,
     limits: Limits,
+    slot: ConnectionSlot,
     /// Bytes received and not yet consumed: the request being read, and any pipelined after it.
     buf: Vec<u8>,
 }
@@ -63,6 +70,8 @@ struct Connection {
 /// Why a socket operation ended without its result.
 enum IoStop {
     TimedOut,
+    /// Closed to make room for another connection (see `admission`).
+    Evicted,
     Failed(io::Error),
 }
 
@@ -105,6 +114,11 @@ impl Connection {
                         self.close_quietly();
                         return;
                     }
+                    Err(IoStop::Evicted) => {
+                        log::debug!("http: {peer}: idle connection closed to make room");
+                        self.close_quietly();
+                        return;
+                    }
                     Err(IoStop::Failed(error)) => {
                         log::debug!("http: {peer}: {error}");
                         return;
@@ -126,6 +140,7 @@ impl Connection {
                 }
                 Err(ReadStop::Gone) => return,
             };
+            self.slot.busy();
             let keep_alive = head.keep_alive();
             let http10 = head.http10;
             let request = head.into_request(body, peer);
@@ -146,6 +161,7 @@ impl Connection {
             if !self.send(&bytes).await {
                 return;
             }
+            self.slot.idle();
             if !keep_alive {
                 self.linger().await;
                 return;
@@ -185,6 +201,15 @@ impl Connection {
             Ok(0) => Err(ReadStop::Gone),
             Ok(_) => Ok(()),
             Err(IoStop::TimedOut) => Err(ReadStop::Refused(Refusal::Timeout)),
+            Err(IoStop::Evicted) => {
+                // Its request had been under way longer than any other connection's.
+                log::debug!(
+                    "http: {}: unfinished request closed to make room",
+                    self.peer
+                );
+                self.close_quietly();
+                Err(ReadStop::Gone)
+            }
             Err(IoStop::Failed(error)) => {
                 log::debug!("http: {}: {error}", self.peer);
                 Err(ReadStop::Gone)
@@ -197,7 +222,13 @@ impl Connection {
     async fn fill(&mut self, deadline: Instant) -> Result<usize, IoStop> {
         let start = self.buf.len();
         self.buf.resize(start + READ_CHUNK, 0);
-        let result = with_deadline(deadline, self.stream.read(&mut self.buf[start..])).await;
+        let slot = &self.slot;
+        let read = with_deadline(deadline, self.stream.read(&mut self.buf[start..]));
+        let result = smol::future::or(read, async {
+            slot.evicted().await;
+            Err(IoStop::Evicted)
+        })
+        .await;
         let read = result.as_ref().map_or(0, |&read| read);
         self.buf.truncate(start + read);
         result
@@ -230,6 +261,8 @@ impl Connection {
                 log::debug!("http: {}: response not taken in time, dropping", self.peer);
                 false
             }
+            // Writes do not watch for eviction; a connection answering is never evicted.
+            Err(IoStop::Evicted) => false,
             Err(IoStop::Failed(error)) => {
                 log::debug!("http: {}: {error}", self.peer);
                 false

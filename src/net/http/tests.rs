@@ -352,15 +352,32 @@ fn idle_keep_alive_connection_is_closed() {
 }
 
 #[test]
-fn connections_over_the_limit_get_503_until_a_slot_frees() {
+fn an_idle_connection_makes_room_for_a_new_one() {
     let address = start(Limits {
         max_connections: 1,
         ..Limits::default()
     });
-    let mut holder = connect(address);
-    // A served request proves the server counts this connection.
-    holder.send(b"GET / HTTP/1.1\r\n\r\n");
-    assert_eq!(holder.reply().status, 200);
+    let mut idle = connect(address);
+    idle.send(b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(idle.reply().status, 200);
+
+    let mut newcomer = connect(address);
+    newcomer.send(b"GET /new HTTP/1.1\r\n\r\n");
+    assert_eq!(newcomer.reply().status, 200);
+    idle.assert_closed();
+}
+
+#[test]
+fn connections_over_the_limit_get_503_while_every_slot_is_answering() {
+    let address = start(Limits {
+        max_connections: 1,
+        read_timeout: Duration::from_millis(500),
+        ..Limits::default()
+    });
+    // A response the client does not read keeps its connection answering.
+    let mut stalled = connect(address);
+    stalled.send(b"GET /big HTTP/1.1\r\n\r\n");
+    thread::sleep(Duration::from_millis(100));
 
     let mut extra = connect(address);
     let refused = extra.reply();
@@ -368,8 +385,51 @@ fn connections_over_the_limit_get_503_until_a_slot_frees() {
     assert_eq!(refused.header("Connection"), Some("close"));
     extra.assert_closed();
 
-    drop(holder);
+    // Once the server gives up on `stalled`, its slot serves someone else.
     assert_eventually_served(address);
+    drop(stalled);
+}
+
+#[test]
+fn one_address_cannot_take_the_slots_of_others() {
+    let address = start(Limits {
+        max_connections: 8,
+        max_connections_per_client: 2,
+        ..Limits::default()
+    });
+    // 20 connections from 127.0.0.2 that never send a request.
+    let hogs: Vec<TcpStream> = (0..20)
+        .map(|_| connect_from("127.0.0.2", address))
+        .collect();
+    for n in 0..6 {
+        let mut client = connect(address);
+        client.send(format!("GET /{n} HTTP/1.1\r\n\r\n").as_bytes());
+        assert_eq!(client.reply().status, 200, "request {n} from 127.0.0.1");
+    }
+    // Of the 20, all but the newest 2 were closed to make room for their own successors.
+    let open = hogs
+        .into_iter()
+        .filter(|hog| {
+            hog.set_read_timeout(Some(Duration::from_millis(200)))
+                .expect("read timeout");
+            let mut byte = [0u8; 1];
+            // Still open: the read times out rather than seeing the end of the stream.
+            matches!((&*hog).read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        })
+        .count();
+    assert_eq!(open, 2);
+}
+
+/// A plain connection from `source` (any 127.0.0.0/8 address works on Linux's loopback).
+fn connect_from(source: &str, address: SocketAddr) -> TcpStream {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let source: SocketAddr = format!("{source}:0").parse().expect("source address");
+    socket
+        .bind(&source.into())
+        .expect("bind the source address");
+    socket.connect(&address.into()).expect("connect");
+    socket.into()
 }
 
 #[test]
