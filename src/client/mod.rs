@@ -284,7 +284,11 @@ impl WhepClient {
             .rtc
             .channel(cid)
             .ok_or_else(|| ClientError::Protocol("control channel is gone".into()))?;
-        channel.write(false, text.as_bytes())?;
+        if !channel.write(false, text.as_bytes())? {
+            return Err(ClientError::Protocol(
+                "control channel send buffer is full".into(),
+            ));
+        }
         Ok(())
     }
 
