@@ -83,7 +83,7 @@
 //!                 viewer.handle_input(RtcInput::Receive(now, receive))?;
 //!             }
 //!             Output::Reply(_, Reply::Offer(answer)) => {
-//!                 let (_id, answer) = answer?;
+//!                 let answer = answer?.sdp;
 //!                 let pending = pending.take().ok_or("answered twice")?;
 //!                 viewer.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&answer)?)?;
 //!             }

@@ -15,6 +15,8 @@
 pub(crate) mod admission;
 pub(crate) mod keyframe;
 pub(crate) mod link;
+mod patch;
+pub(crate) mod sdpfrag;
 pub(crate) mod viewer;
 
 // The in-memory viewer of the tests, also driven by the per-packet benchmark.
@@ -40,6 +42,8 @@ pub(crate) use admission::client_key;
 use admission::{Admit, Slot};
 use keyframe::{KeyframeConfig, KeyframeCounters, KeyframePolicy};
 use link::LinkReport;
+pub use patch::{PatchError, Patched};
+pub use sdpfrag::FragError;
 use viewer::{Answering, Viewer, ViewerEvent};
 
 /// A viewer's identity, also the last segment of its WHEP resource URL. Random (from the

@@ -54,6 +54,25 @@ impl Peer {
         (peer, offer.to_sdp_string(), pending)
     }
 
+    /// Moves to `addr` and restarts ICE from there, as a phone that changed networks: returns
+    /// the restart offer (its new credentials; the new address goes in with the answer, see
+    /// `accept_restart`).
+    pub(crate) fn restart_ice_at(&mut self, addr: SocketAddr) -> (String, SdpPendingOffer) {
+        self.addr = addr;
+        let mut change = self.rtc.sdp_api();
+        change.ice_restart(false);
+        let (offer, pending) = change.apply().unwrap();
+        (offer.to_sdp_string(), pending)
+    }
+
+    /// Applies the answer to a restart and gathers the new address (str0m clears the local
+    /// candidates when the restart completes).
+    pub(crate) fn accept_restart(&mut self, pending: SdpPendingOffer, answer: &str) {
+        self.accept(pending, answer);
+        self.rtc
+            .add_local_candidate(Candidate::host(self.addr, "udp").unwrap());
+    }
+
     pub(crate) fn h264(n: u8, now: Instant) -> (Peer, String, SdpPendingOffer) {
         Peer::offer(n, now, RtcConfig::new().clear_codecs().enable_h264(true))
     }

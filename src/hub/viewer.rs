@@ -89,6 +89,11 @@ pub(crate) struct Viewer {
     pub connected: bool,
     video: Option<(Mid, Pt)>,
     control: Option<ChannelId>,
+    /// The viewer's offer as it came: an ICE restart by PATCH (WHEP) is applied to str0m as
+    /// this offer with the new credentials.
+    offer: String,
+    /// The ICE ufrag the viewer uses now (its offer's, or its latest restart's).
+    remote_ufrag: String,
     /// Control messages str0m had no room for yet, in order (see `MAX_CONTROL_QUEUE`).
     control_queue: VecDeque<String>,
     control_queued_bytes: usize,
@@ -158,6 +163,8 @@ impl Viewer {
             connected: false,
             video: None,
             control: None,
+            offer: sdp.to_owned(),
+            remote_ufrag: ice_ufrag(sdp).unwrap_or_default().to_owned(),
             control_queue: VecDeque::new(),
             control_queued_bytes: 0,
             link: Link::new(Encoding::Main, u8::MAX),
@@ -366,6 +373,96 @@ impl Viewer {
         }
     }
 
+    /// The WHEP resource's entity tag: it names the ICE session, so it changes with a restart.
+    pub(crate) fn etag(&mut self) -> String {
+        format!(
+            "\"{}\"",
+            self.rtc.direct_api().local_ice_credentials().ufrag
+        )
+    }
+
+    pub(crate) fn remote_ufrag(&self) -> &str {
+        &self.remote_ufrag
+    }
+
+    /// The mid of the offer's first m-line: with max-bundle, the one that carries ICE.
+    pub(crate) fn bundle_mid(&self) -> &str {
+        self.offer
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("a=mid:"))
+            .map_or("0", str::trim)
+    }
+
+    /// Adds trickled remote candidates; returns how many were taken. A candidate that names
+    /// another ufrag belongs to an earlier ICE session, and one str0m cannot read (a browser's
+    /// mDNS `.local` host candidate) cannot be reached: both are skipped.
+    pub(crate) fn trickle(
+        &mut self,
+        now: Instant,
+        candidates: &[String],
+        events: &mut Vec<ViewerEvent>,
+    ) -> usize {
+        let mut taken = 0;
+        for text in candidates {
+            if candidate_ufrag(text).is_some_and(|u| u != self.remote_ufrag) {
+                continue;
+            }
+            let Ok(candidate) = Candidate::from_sdp_string(text) else {
+                log::debug!("viewer {}: skipped candidate {text}", self.id);
+                continue;
+            };
+            self.guarded(events, |rtc| {
+                rtc.add_remote_candidate(candidate);
+                Ok(())
+            });
+            taken += 1;
+        }
+        self.drive(now, events);
+        taken
+    }
+
+    /// An ICE restart asked for by the viewer (WHEP PATCH): its new credentials and
+    /// candidates. Returns our new ufrag and pwd. Media keeps flowing on the old path until
+    /// the new one is checked.
+    pub(crate) fn restart_ice(
+        &mut self,
+        now: Instant,
+        ufrag: &str,
+        pwd: &str,
+        candidates: &[String],
+        events: &mut Vec<ViewerEvent>,
+    ) -> Result<(String, String), OfferError> {
+        // str0m restarts ICE when an offer brings new credentials: the first offer again, with
+        // the new ones and without its old candidates.
+        let reoffer = with_ice_credentials(&self.offer, ufrag, pwd);
+        let offer = SdpOffer::from_sdp_string(&reoffer)
+            .map_err(|_| OfferError::Rejected("the restart could not be applied".into()))?;
+        let applied = catch_unwind(AssertUnwindSafe(|| self.rtc.sdp_api().accept_offer(offer)));
+        match applied {
+            Ok(Ok(_answer)) => {}
+            Ok(Err(e)) => {
+                log::info!("viewer {}: ICE restart refused: {e}", self.id);
+                return Err(OfferError::Rejected(
+                    "the ICE restart could not be applied".into(),
+                ));
+            }
+            Err(_) => {
+                self.fail(events, "webrtc panicked on an ICE restart".into());
+                return Err(OfferError::Rejected(
+                    "the ICE restart could not be applied".into(),
+                ));
+            }
+        }
+        self.remote_ufrag = ufrag.to_owned();
+        self.offer = reoffer;
+        // Silence until the new path is up is expected; the timeout counts from here.
+        self.last_heard = now;
+        self.drive(now, events);
+        self.trickle(now, candidates, events);
+        let local = self.rtc.direct_api().local_ice_credentials();
+        Ok((local.ufrag, local.pass))
+    }
+
     /// Closes the session the polite way (RTCP BYE, SCTP shutdown, DTLS close_notify), so the
     /// viewer learns at once instead of after its ICE timeout. The packets come out as events.
     pub(crate) fn close(&mut self, now: Instant, events: &mut Vec<ViewerEvent>) {
@@ -484,6 +581,46 @@ impl Viewer {
             _ => {}
         }
     }
+}
+
+/// The first `a=ice-ufrag` of an SDP.
+fn ice_ufrag(sdp: &str) -> Option<&str> {
+    sdp.lines()
+        .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
+        .map(str::trim)
+}
+
+/// The `ufrag` extension of a candidate attribute (browsers add it), if any.
+fn candidate_ufrag(candidate: &str) -> Option<&str> {
+    let mut words = candidate.split_whitespace();
+    while let Some(word) = words.next() {
+        if word == "ufrag" {
+            return words.next();
+        }
+    }
+    None
+}
+
+/// `sdp` with every `a=ice-ufrag`/`a=ice-pwd` replaced and its candidates left out.
+fn with_ice_credentials(sdp: &str, ufrag: &str, pwd: &str) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.lines() {
+        let line = line.trim_end();
+        if line.starts_with("a=candidate:") || line == "a=end-of-candidates" {
+            continue;
+        }
+        if line.starts_with("a=ice-ufrag:") {
+            out.push_str("a=ice-ufrag:");
+            out.push_str(ufrag);
+        } else if line.starts_with("a=ice-pwd:") {
+            out.push_str("a=ice-pwd:");
+            out.push_str(pwd);
+        } else {
+            out.push_str(line);
+        }
+        out.push_str("\r\n");
+    }
+    out
 }
 
 fn first_line(s: &str) -> String {

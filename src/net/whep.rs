@@ -15,10 +15,14 @@ use super::http::{Request, Response};
 use crate::control::auth::AuthError;
 use crate::control::{Role, Status, Tokens};
 use crate::encode::snapshot::Picture;
-use crate::hub::{OfferError, ViewerId};
+use crate::hub::sdpfrag::MAX_FRAG_BYTES;
+use crate::hub::{OfferError, PatchError, Patched, ViewerId};
+use crate::streamer::Answered;
 
 const SDP: &str = "application/sdp";
 const JSON: &str = "application/json";
+/// What WHEP's PATCH carries (RFC 8840).
+const TRICKLE_ICE_SDPFRAG: &str = "application/trickle-ice-sdpfrag";
 
 /// What the routes ask of the event loop.
 pub(crate) enum LoopRequest {
@@ -26,7 +30,14 @@ pub(crate) enum LoopRequest {
         client: IpAddr,
         sdp: String,
         role: Role,
-        reply: Sender<Result<(ViewerId, String), OfferError>>,
+        reply: Sender<Result<Answered, OfferError>>,
+    },
+    /// WHEP PATCH: trickle ICE or an ICE restart.
+    Patch {
+        id: ViewerId,
+        if_match: Option<String>,
+        frag: Vec<u8>,
+        reply: Sender<Result<Patched, PatchError>>,
     },
     /// A copy of the next frame, for a snapshot.
     Snapshot {
@@ -116,7 +127,8 @@ impl Routes {
                 "POST" => self.offer(req).await,
                 "OPTIONS" => Response::new(204)
                     .header("Allow", "OPTIONS, POST")
-                    .header("Accept-Post", SDP),
+                    .header("Accept-Post", SDP)
+                    .header("Accept-Patch", TRICKLE_ICE_SDPFRAG),
                 _ => not_allowed("OPTIONS, POST"),
             },
             _ => match path.strip_prefix("/whep/") {
@@ -149,10 +161,12 @@ impl Routes {
             })
             .await
         {
-            Some(Ok((id, answer))) => Response::new(201)
-                .header("Location", format!("/whep/{id}"))
+            Some(Ok(answered)) => Response::new(201)
+                .header("Location", format!("/whep/{}", answered.viewer))
+                .header("ETag", answered.etag)
+                .header("Accept-Patch", TRICKLE_ICE_SDPFRAG)
                 .header("Cache-Control", "no-store")
-                .with_body(SDP, answer),
+                .with_body(SDP, answered.sdp),
             Some(Err(e @ OfferError::Full { .. })) => {
                 Response::text(503, &e.to_string()).header("Retry-After", "5")
             }
@@ -162,7 +176,7 @@ impl Routes {
     }
 
     async fn resource(&self, req: &Request, id: &str) -> Response {
-        let allow = "OPTIONS, DELETE";
+        let allow = "OPTIONS, PATCH, DELETE";
         match req.method.as_str() {
             "DELETE" => {
                 let Ok(id) = id.parse::<ViewerId>() else {
@@ -174,10 +188,56 @@ impl Routes {
                     None => stopping(),
                 }
             }
-            "OPTIONS" => Response::new(204).header("Allow", allow),
-            // Trickle ICE and ICE restarts (PATCH) are not supported: the answer carries every
-            // host candidate, and a viewer that lost its connection posts a new offer.
+            "PATCH" => self.patch(req, id).await,
+            "OPTIONS" => Response::new(204)
+                .header("Allow", allow)
+                .header("Accept-Patch", TRICKLE_ICE_SDPFRAG),
             _ => not_allowed(allow),
+        }
+    }
+
+    /// Trickle ICE and ICE restarts (see `hub::patch`). Knowing the resource's id is what
+    /// allows it, as for DELETE.
+    async fn patch(&self, req: &Request, id: &str) -> Response {
+        let Ok(id) = id.parse::<ViewerId>() else {
+            return Response::text(404, "no such viewer");
+        };
+        if !has_media_type(req.header("content-type"), TRICKLE_ICE_SDPFRAG) {
+            return Response::text(
+                415,
+                "a PATCH must be sent as Content-Type: application/trickle-ice-sdpfrag",
+            )
+            .header("Accept-Patch", TRICKLE_ICE_SDPFRAG);
+        }
+        if req.body.len() > MAX_FRAG_BYTES {
+            return Response::text(413, "the SDP fragment is too large");
+        }
+        let if_match = req.header("if-match").map(str::to_owned);
+        let frag = req.body.clone();
+        let patched = self
+            .ask(|reply| LoopRequest::Patch {
+                id,
+                if_match,
+                frag,
+                reply,
+            })
+            .await;
+        match patched {
+            Some(Ok(Patched::Trickled { .. })) => Response::new(204),
+            Some(Ok(Patched::Restarted { frag, etag })) => Response::new(200)
+                .header("ETag", etag)
+                .header("Cache-Control", "no-store")
+                .with_body(TRICKLE_ICE_SDPFRAG, frag),
+            Some(Err(e)) => {
+                let status = match e {
+                    PatchError::NoSuchViewer => 404,
+                    PatchError::PreconditionRequired => 428,
+                    PatchError::PreconditionFailed => 412,
+                    PatchError::Frag(_) | PatchError::Rejected(_) => 400,
+                };
+                Response::text(status, &e.to_string())
+            }
+            None => stopping(),
         }
     }
 
@@ -242,13 +302,19 @@ impl Routes {
         };
         let response = response
             .header("Access-Control-Allow-Origin", origin.as_str())
-            .header("Access-Control-Expose-Headers", "Location, Content-Type");
+            .header(
+                "Access-Control-Expose-Headers",
+                "Location, Content-Type, ETag, Link, Accept-Patch",
+            );
         if req.method == "OPTIONS" {
             response
-                .header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+                .header(
+                    "Access-Control-Allow-Methods",
+                    "GET, POST, PATCH, DELETE, OPTIONS",
+                )
                 .header(
                     "Access-Control-Allow-Headers",
-                    "Content-Type, Authorization",
+                    "Content-Type, Authorization, If-Match",
                 )
                 .header("Access-Control-Max-Age", "600")
         } else {
@@ -258,9 +324,14 @@ impl Routes {
 }
 
 fn is_sdp(content_type: Option<&str>) -> bool {
+    has_media_type(content_type, SDP)
+}
+
+/// Whether `content_type` names `media_type`, whatever its parameters and case.
+fn has_media_type(content_type: Option<&str>, media_type: &str) -> bool {
     content_type
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case(SDP))
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(media_type))
 }
 
 fn not_allowed(allow: &str) -> Response {

@@ -21,11 +21,11 @@ use super::tokens::new_viewer_id;
 use crate::control::Status;
 use crate::encode::snapshot::Picture;
 use crate::encode::{AccessUnit, PipelineStats};
-use crate::hub::{OfferError, ViewerId};
+use crate::hub::{OfferError, PatchError, Patched};
 use crate::net::udp::MediaSocket;
 use crate::net::whep::LoopRequest;
 use crate::streamer::{
-    Call, CallId, EncoderCommand, Input, LatencyWindow, Output, Readings, Reply, Streamer,
+    Answered, Call, CallId, EncoderCommand, Input, LatencyWindow, Output, Readings, Reply, Streamer,
 };
 
 pub(crate) struct EventLoop {
@@ -63,7 +63,8 @@ struct Current {
 
 /// Where an HTTP request's answer goes.
 enum Waiter {
-    Offer(Sender<Result<(ViewerId, String), OfferError>>),
+    Offer(Sender<Result<Answered, OfferError>>),
+    Patch(Sender<Result<Patched, PatchError>>),
     Delete(Sender<bool>),
     Status(Sender<Status>),
     Health(Sender<Result<(), String>>),
@@ -269,6 +270,19 @@ impl EventLoop {
                 }
             },
             LoopRequest::Delete { id, reply } => (Waiter::Delete(reply), Call::Delete(id)),
+            LoopRequest::Patch {
+                id,
+                if_match,
+                frag,
+                reply,
+            } => {
+                let call = Call::Patch {
+                    viewer: id,
+                    if_match,
+                    frag,
+                };
+                (Waiter::Patch(reply), call)
+            }
             LoopRequest::Status { reply } => (Waiter::Status(reply), Call::Status),
             LoopRequest::Health { reply } => (Waiter::Health(reply), Call::Health),
             LoopRequest::Snapshot { reply } => {
@@ -376,6 +390,7 @@ impl EventLoop {
         // A requester that went away (client disconnected) leaves a closed channel: fine.
         match (waiter, reply) {
             (Waiter::Offer(tx), Reply::Offer(r)) => drop(tx.try_send(r)),
+            (Waiter::Patch(tx), Reply::Patched(r)) => drop(tx.try_send(r)),
             (Waiter::Delete(tx), Reply::Deleted(r)) => drop(tx.try_send(r)),
             (Waiter::Status(tx), Reply::Status(r)) => drop(tx.try_send(*r)),
             (Waiter::Health(tx), Reply::Health(r)) => drop(tx.try_send(r)),

@@ -195,7 +195,7 @@ pub fn bench_packets(viewers: u8, units: u32, unit_bytes: usize) -> PacketBench 
             .handle_input(rig.now, Input::Call(CallId(n.into()), call));
         let answer = loop {
             match rig.streamer.poll_output() {
-                Output::Reply(_, Reply::Offer(Ok((_, answer)))) => break answer,
+                Output::Reply(_, Reply::Offer(Ok(answered))) => break answered.sdp,
                 Output::Reply(_, reply) => panic!("offer refused: {reply:?}"),
                 Output::Timeout(_) => panic!("the offer was not answered"),
                 _ => {}

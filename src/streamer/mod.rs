@@ -59,7 +59,9 @@ pub use crate::encode::stats::PipelineStats;
 pub use crate::encode::{AccessUnit, Encoding};
 pub use crate::hub::keyframe::KeyframeConfig;
 pub use crate::hub::link::LinkReport;
-pub use crate::hub::{BweConfig, HubConfig, HubError, OfferError, ViewerId};
+pub use crate::hub::{
+    BweConfig, FragError, HubConfig, HubError, OfferError, PatchError, Patched, ViewerId,
+};
 pub use crate::source::SourceInfo;
 pub use crate::source::camera_status::{CameraReading, CameraState};
 pub use crate::source::controls::{
@@ -109,16 +111,34 @@ pub enum Call {
     },
     /// WHEP DELETE.
     Delete(ViewerId),
+    /// WHEP PATCH of a viewer's resource: trickled candidates or an ICE restart, as an SDP
+    /// fragment (`application/trickle-ice-sdpfrag`), with the request's `If-Match`.
+    Patch {
+        viewer: ViewerId,
+        if_match: Option<String>,
+        frag: Vec<u8>,
+    },
     Status,
     Health,
+}
+
+/// An accepted WHEP offer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answered {
+    pub viewer: ViewerId,
+    /// The SDP answer.
+    pub sdp: String,
+    /// The resource's entity tag: it names the ICE session (see `Call::Patch`).
+    pub etag: String,
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Reply {
     /// The new viewer and its SDP answer, or why the offer was refused.
-    Offer(Result<(ViewerId, String), OfferError>),
+    Offer(Result<Answered, OfferError>),
     /// False: no such viewer.
     Deleted(bool),
+    Patched(Result<Patched, PatchError>),
     Status(Box<Status>),
     /// Ok while the source and the encoder both produce frames; else why not.
     Health(Result<(), String>),
@@ -323,8 +343,24 @@ impl Streamer {
                     }
                     Err(e) => log::info!("offer refused: {e}"),
                 }
-                let reply = Reply::Offer(result.map(|answer| (viewer, answer)));
+                let reply = Reply::Offer(result.map(|sdp| Answered {
+                    viewer,
+                    sdp,
+                    etag: self.hub.etag(viewer).unwrap_or_default(),
+                }));
                 self.outputs.push_back(Output::Reply(id, reply));
+            }
+            Call::Patch {
+                viewer,
+                if_match,
+                frag,
+            } => {
+                let patched = self.hub.patch(now, viewer, if_match.as_deref(), &frag);
+                if let Err(e) = &patched {
+                    log::info!("viewer {viewer}: PATCH refused: {e}");
+                }
+                self.outputs
+                    .push_back(Output::Reply(id, Reply::Patched(patched)));
             }
             Call::Delete(viewer) => {
                 let removed = self.hub.remove(now, viewer);

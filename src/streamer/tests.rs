@@ -102,7 +102,12 @@ impl Rig {
             sdp,
             role,
         };
-        let Reply::Offer(Ok((id, answer))) = self.call(call) else {
+        let Reply::Offer(Ok(Answered {
+            viewer: id,
+            sdp: answer,
+            ..
+        })) = self.call(call)
+        else {
             panic!("offer refused");
         };
         assert_eq!(id, viewer);
@@ -490,7 +495,7 @@ fn the_answer_announces_the_level_the_encoder_writes() {
         streamer.handle_input(now, Input::Call(CallId(1), call));
         let answer = loop {
             match streamer.poll_output() {
-                Output::Reply(_, Reply::Offer(Ok((_, answer)))) => break answer,
+                Output::Reply(_, Reply::Offer(Ok(answered))) => break answered.sdp,
                 Output::Timeout(_) => panic!("no answer"),
                 _ => {}
             }
