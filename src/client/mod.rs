@@ -22,6 +22,7 @@ use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
+use crate::hub::sdpfrag::{SdpFrag, answer_after_restart};
 use crate::source::stamp;
 pub use crate::source::stamp::Stamp;
 use http::{HttpResponse, Url};
@@ -68,6 +69,9 @@ pub struct ClientOptions {
     pub control: bool,
     /// Extra request headers for the POST (e.g. Authorization).
     pub headers: Vec<(String, String)>,
+    /// Offer without candidates and send ours by PATCH after the answer (trickle ICE), as
+    /// browsers and most WHEP players do.
+    pub trickle: bool,
 }
 
 impl Default for ClientOptions {
@@ -76,6 +80,7 @@ impl Default for ClientOptions {
             decode: true,
             control: true,
             headers: Vec::new(),
+            trickle: false,
         }
     }
 }
@@ -117,6 +122,11 @@ pub struct WhepClient {
     local: SocketAddr,
     endpoint: Url,
     resource: Option<Url>,
+    /// The server's session as this client knows it: its answer (updated by ICE restarts)
+    /// and the resource's entity tag.
+    answer: String,
+    etag: Option<String>,
+    headers: Vec<(String, String)>,
     video: Mid,
     control: Option<ChannelId>,
     control_open: bool,
@@ -152,7 +162,9 @@ impl WhepClient {
         let mut rtc = RtcConfig::new().clear_codecs().enable_h264(true).build(now);
         let candidate = Candidate::host(local, "udp")
             .map_err(|e| ClientError::Protocol(format!("local candidate: {e}")))?;
-        rtc.add_local_candidate(candidate);
+        if !options.trickle {
+            rtc.add_local_candidate(candidate.clone());
+        }
         let mut change = rtc.sdp_api();
         let video = change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
         let control = options
@@ -169,13 +181,25 @@ impl WhepClient {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         );
-        let response = http::request(
-            &endpoint,
-            "POST",
-            &headers,
-            offer.to_sdp_string().as_bytes(),
-        )?;
+        let offer = offer.to_sdp_string();
+        let response = http::request(&endpoint, "POST", &headers, offer.as_bytes())?;
         let resource = accept_answer(&mut rtc, pending, &endpoint, &response)?;
+        let etag = response.header("etag").map(str::to_owned);
+        if options.trickle {
+            let added = rtc
+                .add_local_candidate(candidate)
+                .map(|c| c.to_sdp_string())
+                .ok_or_else(|| ClientError::Protocol("local candidate refused".into()))?;
+            let frag = format!(
+                "{}a=mid:{}\r\na={added}\r\na=end-of-candidates\r\n",
+                credential_lines(&offer),
+                first_mid(&offer)
+            );
+            let status = patch(&resource, etag.as_deref(), &options.headers, &frag)?.status;
+            if status != 204 {
+                return Err(ClientError::Refused(status, "trickled candidate".into()));
+            }
+        }
 
         Ok(WhepClient {
             rtc,
@@ -183,6 +207,9 @@ impl WhepClient {
             local,
             endpoint,
             resource: Some(resource),
+            answer: response.text(),
+            etag,
+            headers: options.headers.clone(),
             video,
             control,
             control_open: false,
@@ -346,6 +373,58 @@ impl WhepClient {
         found.ok_or_else(|| ClientError::Protocol("no response".into()))
     }
 
+    /// Restarts ICE from a new local socket, as a viewer whose network changed: WHEP's PATCH
+    /// with new credentials and the new candidate, and the server's new credentials back. The
+    /// media session (DTLS, streams, the data channel) stays.
+    pub fn restart_ice(&mut self) -> Result<(), ClientError> {
+        let resource = self
+            .resource
+            .clone()
+            .ok_or_else(|| ClientError::Protocol("already deleted".into()))?;
+        let socket = UdpSocket::bind(SocketAddr::new(self.local.ip(), 0))?;
+        let local = socket.local_addr()?;
+        let candidate = Candidate::host(local, "udp")
+            .map_err(|e| ClientError::Protocol(format!("local candidate: {e}")))?;
+        let mut change = self.rtc.sdp_api();
+        change.ice_restart(false);
+        let (offer, pending) = change
+            .apply()
+            .ok_or_else(|| ClientError::Protocol("nothing to restart".into()))?;
+        let offer = offer.to_sdp_string();
+        let frag = format!(
+            "{}m=video 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:{}\r\na={}\r\na=end-of-candidates\r\n",
+            credential_lines(&offer),
+            first_mid(&offer),
+            candidate.to_sdp_string()
+        );
+        let response = patch(&resource, Some("*"), &self.headers, &frag)?;
+        if response.status != 200 {
+            return Err(ClientError::Refused(
+                response.status,
+                response.text().trim().to_string(),
+            ));
+        }
+        let theirs = SdpFrag::parse(&response.body)
+            .map_err(|e| ClientError::Protocol(format!("restart answer: {e}")))?;
+        let answer = answer_after_restart(&self.answer, &theirs)
+            .ok_or_else(|| ClientError::Protocol("restart answer has no credentials".into()))?;
+        let parsed = SdpAnswer::from_sdp_string(&answer)
+            .map_err(|e| ClientError::Protocol(format!("restart answer: {e}")))?;
+        self.rtc.sdp_api().accept_answer(pending, parsed)?;
+        // str0m drops the local candidates when the restart completes.
+        self.rtc.add_local_candidate(candidate);
+        self.socket = socket;
+        self.local = local;
+        self.answer = answer;
+        self.etag = response.header("etag").map(str::to_owned);
+        Ok(())
+    }
+
+    /// The resource's entity tag (it changes with every ICE restart).
+    pub fn etag(&self) -> Option<&str> {
+        self.etag.as_deref()
+    }
+
     /// WHEP DELETE of this viewer's resource. Returns the HTTP status.
     pub fn delete(&mut self) -> Result<u16, ClientError> {
         let Some(resource) = self.resource.take() else {
@@ -494,6 +573,38 @@ fn accept_answer(
         .map_err(|e| ClientError::Protocol(format!("bad answer SDP: {e}")))?;
     rtc.sdp_api().accept_answer(pending, answer)?;
     Ok(resource)
+}
+
+/// WHEP PATCH of `resource` with an SDP fragment.
+fn patch(
+    resource: &Url,
+    if_match: Option<&str>,
+    extra: &[(String, String)],
+    frag: &str,
+) -> Result<HttpResponse, ClientError> {
+    let mut headers: Vec<(&str, &str)> = vec![("Content-Type", "application/trickle-ice-sdpfrag")];
+    if let Some(tag) = if_match {
+        headers.push(("If-Match", tag));
+    }
+    headers.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    Ok(http::request(resource, "PATCH", &headers, frag.as_bytes())?)
+}
+
+/// The `a=ice-ufrag`/`a=ice-pwd` lines of an SDP, for a fragment.
+fn credential_lines(sdp: &str) -> String {
+    let ufrag = sdp.lines().find(|l| l.starts_with("a=ice-ufrag:"));
+    let pwd = sdp.lines().find(|l| l.starts_with("a=ice-pwd:"));
+    [ufrag, pwd]
+        .into_iter()
+        .flatten()
+        .map(|l| format!("{}\r\n", l.trim_end()))
+        .collect()
+}
+
+fn first_mid(sdp: &str) -> &str {
+    sdp.lines()
+        .find_map(|l| l.strip_prefix("a=mid:"))
+        .map_or("0", str::trim)
 }
 
 /// The local address the OS would use to reach `server` (no packet is sent).

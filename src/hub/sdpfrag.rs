@@ -120,6 +120,35 @@ pub(crate) fn restart_answer(ufrag: &str, pwd: &str, mid: &str, candidates: &[St
     out
 }
 
+/// A WHEP client's view of the server after an ICE restart: the earlier `answer` with the
+/// credentials and candidates of the server's 200 fragment in place of its own (WHEP does not
+/// renegotiate anything else).
+#[cfg(any(test, feature = "client"))]
+pub(crate) fn answer_after_restart(answer: &str, frag: &SdpFrag) -> Option<String> {
+    let (ufrag, pwd) = frag.credentials.as_ref()?;
+    let mut out = String::with_capacity(answer.len());
+    let mut candidates_placed = false;
+    for line in answer.lines().map(str::trim_end) {
+        if line.starts_with("a=candidate:") || line == "a=end-of-candidates" {
+            if !candidates_placed {
+                for candidate in &frag.candidates {
+                    out.push_str(&format!("a={candidate}\r\n"));
+                }
+                out.push_str("a=end-of-candidates\r\n");
+                candidates_placed = true;
+            }
+        } else if line.starts_with("a=ice-ufrag:") {
+            out.push_str(&format!("a=ice-ufrag:{ufrag}\r\n"));
+        } else if line.starts_with("a=ice-pwd:") {
+            out.push_str(&format!("a=ice-pwd:{pwd}\r\n"));
+        } else {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

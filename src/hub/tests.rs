@@ -615,40 +615,6 @@ fn credential_lines(sdp: &str) -> String {
         .collect()
 }
 
-/// `answer` with the credentials and candidates of the fragment `frag` in place of its own,
-/// as a WHEP client builds the answer to its restart.
-fn answer_with(answer: &str, frag: &str) -> String {
-    let value = |key: &str| {
-        frag.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .expect("credential in the fragment")
-            .to_owned()
-    };
-    let (ufrag, pwd) = (value("a=ice-ufrag:"), value("a=ice-pwd:"));
-    let candidates: String = frag
-        .lines()
-        .filter(|l| l.starts_with("a=candidate:"))
-        .map(|l| format!("{l}\r\n"))
-        .collect();
-    let mut placed = false;
-    let mut out = String::new();
-    for line in answer.lines() {
-        if line.starts_with("a=candidate:") {
-            if !placed {
-                out.push_str(&candidates);
-                placed = true;
-            }
-        } else if line.starts_with("a=ice-ufrag:") {
-            out.push_str(&format!("a=ice-ufrag:{ufrag}\r\n"));
-        } else if line.starts_with("a=ice-pwd:") {
-            out.push_str(&format!("a=ice-pwd:{pwd}\r\n"));
-        } else {
-            out.push_str(&format!("{line}\r\n"));
-        }
-    }
-    out
-}
-
 #[test]
 fn an_ice_restart_by_patch_moves_the_viewer_to_its_new_address() {
     let mut w = World::new(HubConfig::default());
@@ -679,8 +645,9 @@ fn an_ice_restart_by_patch_moves_the_viewer_to_its_new_address() {
     };
     assert_ne!(new_etag, etag, "a new ICE session, a new tag");
     assert!(ours.contains("a=candidate:"), "{ours}");
-    w.peer(id)
-        .accept_restart(pending, &answer_with(&answer, &ours));
+    let ours = sdpfrag::SdpFrag::parse(ours.as_bytes()).expect("our fragment parses");
+    let restarted = sdpfrag::answer_after_restart(&answer, &ours).expect("credentials");
+    w.peer(id).accept_restart(pending, &restarted);
 
     let before = w.peer(id).frames.len();
     for seq in 0..60 {
