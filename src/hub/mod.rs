@@ -17,6 +17,7 @@ pub(crate) mod keyframe;
 pub(crate) mod link;
 mod patch;
 pub(crate) mod sdpfrag;
+pub(crate) mod stun;
 pub(crate) mod viewer;
 
 // The in-memory viewer of the tests, also driven by the per-packet benchmark.
@@ -84,6 +85,12 @@ pub struct HubConfig {
     pub keyframe: KeyframeConfig,
     /// Local host candidates (address and the UDP media port) put in every answer.
     pub candidates: Vec<SocketAddr>,
+    /// The public address of a port forward or 1:1 NAT: offered as a server-reflexive
+    /// candidate with the media port.
+    pub public_ip: Option<IpAddr>,
+    /// STUN servers (resolved) asked for the public address of every host candidate; what
+    /// they say is offered as server-reflexive candidates.
+    pub stun_servers: Vec<SocketAddr>,
     /// Control messages larger than this are refused unread.
     pub max_control_message: usize,
     /// Bandwidth estimation for every viewer's link; None turns it off.
@@ -112,6 +119,8 @@ impl Default for HubConfig {
             silence_timeout: Duration::from_secs(5),
             keyframe: KeyframeConfig::default(),
             candidates: Vec::new(),
+            public_ip: None,
+            stun_servers: Vec::new(),
             max_control_message: 16 * 1024,
             bwe: None,
             temporal_layers: 1,
@@ -260,7 +269,11 @@ pub(crate) struct HubCounters {
 
 pub(crate) struct Hub {
     config: HubConfig,
+    /// What the answers offer: the host candidates, then server-reflexive ones.
     candidates: Vec<Candidate>,
+    /// Host candidates only (the bases of the others).
+    hosts: Vec<Candidate>,
+    stun: stun::StunGatherer,
     cert: DtlsCert,
     viewers: Vec<Viewer>,
     /// Per encoding, by `Encoding::index`.
@@ -284,18 +297,24 @@ impl Hub {
             .dtls_provider
             .generate_certificate()
             .ok_or(HubError::Certificate)?;
-        let candidates = config
+        let hosts = config
             .candidates
             .iter()
             .map(|&a| Candidate::host(a, "udp").map_err(|_| HubError::BadCandidate(a)))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Hub {
+        // Random without IO: std seeds every RandomState from the OS once.
+        let seed =
+            std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), now);
+        let stun = stun::StunGatherer::new(&config.candidates, &config.stun_servers, now, seed);
+        let mut hub = Hub {
             keyframes: [
                 KeyframePolicy::new(config.keyframe.clone()),
                 KeyframePolicy::new(config.keyframe.clone()),
             ],
             config,
-            candidates,
+            candidates: Vec::new(),
+            hosts,
+            stun,
             cert,
             viewers: Vec::new(),
             outputs: VecDeque::new(),
@@ -303,7 +322,32 @@ impl Hub {
             epoch: now,
             last_now: now,
             datagrams_unclaimed: 0,
-        })
+        };
+        hub.gather_candidates();
+        Ok(hub)
+    }
+
+    /// The candidates answers offer: hosts, the configured public address, and what STUN
+    /// found. Viewers already answered keep theirs (WHEP gives the server no way to trickle).
+    fn gather_candidates(&mut self) {
+        let mut candidates = self.hosts.clone();
+        let public = self.config.public_ip.into_iter().filter_map(|ip| {
+            let base = self
+                .config
+                .candidates
+                .iter()
+                .find(|b| b.is_ipv4() == ip.is_ipv4())?;
+            Some((SocketAddr::new(ip, base.port()), *base))
+        });
+        for (address, base) in public.chain(self.stun.reflexive()) {
+            let known = candidates.iter().any(|c| c.addr() == address);
+            match Candidate::server_reflexive(address, base, "udp") {
+                Ok(candidate) if !known => candidates.push(candidate),
+                Ok(_) => {}
+                Err(e) => log::warn!("cannot offer {address} as a candidate: {e}"),
+            }
+        }
+        self.candidates = candidates;
     }
 
     /// A WHEP offer from `client`: creates the viewer and returns the SDP answer.
@@ -497,7 +541,10 @@ impl Hub {
             .keyframes
             .iter()
             .filter_map(KeyframePolicy::poll_timeout);
-        let next = viewers.chain(keyframes).min();
+        let next = viewers
+            .chain(keyframes)
+            .chain(self.stun.poll_timeout())
+            .min();
         // With nothing scheduled, an hour from the latest input is "never" in practice.
         Output::Timeout(next.unwrap_or(self.last_now + Duration::from_secs(3600)))
     }
@@ -526,6 +573,12 @@ impl Hub {
         destination: SocketAddr,
         contents: &[u8],
     ) {
+        if self.stun.handle_receive(now, source, contents) {
+            if self.stun.take_changed() {
+                self.gather_candidates();
+            }
+            return;
+        }
         let Ok(contents) = DatagramRecv::try_from(contents) else {
             self.datagrams_unclaimed += 1;
             return;
@@ -573,6 +626,18 @@ impl Hub {
     }
 
     fn timeout(&mut self, now: Instant) {
+        self.stun.handle_timeout(now);
+        while let Some(t) = self.stun.poll_transmit() {
+            self.outputs.push_back(Output::Transmit(Transmit {
+                proto: Protocol::Udp,
+                source: t.source,
+                destination: t.destination,
+                contents: t.contents.into(),
+            }));
+        }
+        if self.stun.take_changed() {
+            self.gather_candidates();
+        }
         let mut events = std::mem::take(&mut self.events);
         for index in 0..self.viewers.len() {
             let viewer = &mut self.viewers[index];

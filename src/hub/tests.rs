@@ -721,3 +721,57 @@ fn patch_preconditions() {
         Ok(Patched::Trickled { taken: 1 })
     );
 }
+
+#[test]
+fn answers_offer_the_public_address_stun_found_and_the_configured_one() {
+    let now = Instant::now();
+    let server: std::net::SocketAddr = "198.51.100.1:3478".parse().unwrap();
+    let mut hub = Hub::new(
+        HubConfig {
+            candidates: vec![HUB_ADDR.parse().unwrap()],
+            stun_servers: vec![server],
+            public_ip: Some("192.0.2.80".parse().unwrap()),
+            ..HubConfig::default()
+        },
+        now,
+    )
+    .unwrap();
+    hub.handle_input(Input::Timeout(now));
+    let request = loop {
+        match hub.poll_output() {
+            Output::Transmit(t) if t.destination == server => break t,
+            Output::Timeout(_) => panic!("no STUN request"),
+            _ => {}
+        }
+    };
+    assert_eq!(request.source, HUB_ADDR.parse().unwrap());
+    let mapped: std::net::SocketAddr = "203.0.113.5:40000".parse().unwrap();
+    let reply = stun::test_answer(&request.contents, mapped);
+    hub.handle_input(Input::Receive {
+        now,
+        source: server,
+        destination: HUB_ADDR.parse().unwrap(),
+        contents: &reply,
+    });
+    assert_eq!(
+        hub.counters().datagrams_unclaimed,
+        0,
+        "the STUN answer is taken"
+    );
+
+    let (peer, offer, _pending) = Peer::h264(1, now);
+    let answer = hub.offer(now, peer.id, CLIENT, &offer).unwrap();
+    let srflx: Vec<&str> = answer
+        .lines()
+        .filter(|l| l.starts_with("a=candidate:") && l.contains("typ srflx"))
+        .collect();
+    assert!(
+        srflx.iter().any(|l| l.contains("203.0.113.5 40000")),
+        "{answer}"
+    );
+    assert!(
+        srflx.iter().any(|l| l.contains("192.0.2.80 5000")),
+        "{answer}"
+    );
+    assert!(answer.contains("10.0.0.1 5000 typ host"), "{answer}");
+}

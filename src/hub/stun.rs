@@ -1,0 +1,433 @@
+//! Server-reflexive address discovery: STUN binding requests (RFC 8489) from the media socket
+//! to the configured STUN servers, so the answers can offer the address a NAT maps the media
+//! port to. Sans-IO: requests come out as datagrams, responses go in, time is given.
+//!
+//! One exchange per (local base address, server). A request is retransmitted after 0.5, 1, 2
+//! and 4 s; a server that never answers is asked again after `RETRY_AFTER`. A mapping is
+//! refreshed every `REFRESH_EVERY`: NAT bindings expire and home routers get new public
+//! addresses.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// RFC 8489's magic cookie, in every message's bytes 4..8.
+const MAGIC: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
+const BINDING_REQUEST: u16 = 0x0001;
+const BINDING_SUCCESS: u16 = 0x0101;
+const BINDING_ERROR: u16 = 0x0111;
+const MAPPED_ADDRESS: u16 = 0x0001;
+const XOR_MAPPED_ADDRESS: u16 = 0x0020;
+
+type TransId = [u8; 12];
+
+const FIRST_RTO: Duration = Duration::from_millis(500);
+const MAX_SENDS: u32 = 5;
+const REFRESH_EVERY: Duration = Duration::from_secs(60);
+const RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// A datagram to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct StunTransmit {
+    pub source: SocketAddr,
+    pub destination: SocketAddr,
+    pub contents: Vec<u8>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum State {
+    /// Nothing under way; ask at `at`.
+    Idle { at: Instant },
+    Asking {
+        trans: TransId,
+        sends: u32,
+        resend_at: Instant,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct Exchange {
+    base: SocketAddr,
+    server: SocketAddr,
+    state: State,
+    mapped: Option<SocketAddr>,
+}
+
+pub(crate) struct StunGatherer {
+    exchanges: Vec<Exchange>,
+    /// Transaction ids must not be guessable, or anyone could tell us a false address.
+    rng: SplitMix64,
+    transmits: Vec<StunTransmit>,
+    /// Set when a mapping appeared, changed or went; cleared by `take_changed`.
+    changed: bool,
+}
+
+impl StunGatherer {
+    /// Asks every server of the same address family as each base, starting at `now`. `seed`
+    /// makes the transaction ids: random from the caller.
+    pub(crate) fn new(
+        bases: &[SocketAddr],
+        servers: &[SocketAddr],
+        now: Instant,
+        seed: u64,
+    ) -> Self {
+        let exchanges = bases
+            .iter()
+            .flat_map(|&base| {
+                servers
+                    .iter()
+                    .filter(move |s| s.is_ipv4() == base.is_ipv4())
+                    .map(move |&server| Exchange {
+                        base,
+                        server,
+                        state: State::Idle { at: now },
+                        mapped: None,
+                    })
+            })
+            .collect();
+        StunGatherer {
+            exchanges,
+            rng: SplitMix64(seed),
+            transmits: Vec::new(),
+            changed: false,
+        }
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        for exchange in &mut self.exchanges {
+            match exchange.state {
+                State::Idle { at } if at <= now => {
+                    let trans = self.rng.trans_id();
+                    self.transmits.push(request(exchange, trans));
+                    exchange.state = State::Asking {
+                        trans,
+                        sends: 1,
+                        resend_at: now + FIRST_RTO,
+                    };
+                }
+                State::Asking {
+                    trans,
+                    sends,
+                    resend_at,
+                } if resend_at <= now => {
+                    if sends >= MAX_SENDS {
+                        if exchange.mapped.take().is_some() {
+                            log::info!("STUN: {} stopped answering", exchange.server);
+                            self.changed = true;
+                        } else {
+                            log::debug!("STUN: no answer from {}", exchange.server);
+                        }
+                        exchange.state = State::Idle {
+                            at: now + RETRY_AFTER,
+                        };
+                    } else {
+                        self.transmits.push(request(exchange, trans));
+                        exchange.state = State::Asking {
+                            trans,
+                            sends: sends + 1,
+                            resend_at: now + FIRST_RTO * 2u32.pow(sends),
+                        };
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Takes a datagram if it answers one of our requests.
+    pub(crate) fn handle_receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        contents: &[u8],
+    ) -> bool {
+        let Some(exchange) = self.exchanges.iter_mut().find(|e| e.server == source) else {
+            return false;
+        };
+        let State::Asking { trans, .. } = exchange.state else {
+            return false;
+        };
+        let Some((id, answer)) = parse_binding_response(contents) else {
+            return false;
+        };
+        if id != trans {
+            return false;
+        }
+        let Some(mapped) = answer else {
+            log::info!("STUN: {} refused the binding request", exchange.server);
+            exchange.state = State::Idle {
+                at: now + RETRY_AFTER,
+            };
+            return true;
+        };
+        if Some(mapped) != exchange.mapped {
+            log::info!(
+                "STUN: {} maps {} to {mapped}",
+                exchange.server,
+                exchange.base
+            );
+            exchange.mapped = Some(mapped);
+            self.changed = true;
+        }
+        exchange.state = State::Idle {
+            at: now + REFRESH_EVERY,
+        };
+        true
+    }
+
+    pub(crate) fn poll_transmit(&mut self) -> Option<StunTransmit> {
+        self.transmits.pop()
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.exchanges
+            .iter()
+            .map(|e| match e.state {
+                State::Idle { at } => at,
+                State::Asking { resend_at, .. } => resend_at,
+            })
+            .min()
+    }
+
+    /// The server-reflexive addresses known now, each with its base, without duplicates and
+    /// without ones equal to their base (no NAT in between).
+    pub(crate) fn reflexive(&self) -> Vec<(SocketAddr, SocketAddr)> {
+        let mut found: Vec<(SocketAddr, SocketAddr)> = Vec::new();
+        for e in &self.exchanges {
+            if let Some(mapped) = e.mapped
+                && mapped != e.base
+                && !found.contains(&(mapped, e.base))
+            {
+                found.push((mapped, e.base));
+            }
+        }
+        found
+    }
+
+    /// Whether the addresses changed since the last call.
+    pub(crate) fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+}
+
+fn request(exchange: &Exchange, trans: TransId) -> StunTransmit {
+    StunTransmit {
+        source: exchange.base,
+        destination: exchange.server,
+        contents: binding_request(trans),
+    }
+}
+
+/// A binding request without attributes: STUN servers answer anonymous ones.
+fn binding_request(trans: TransId) -> Vec<u8> {
+    let mut message = Vec::with_capacity(20);
+    message.extend_from_slice(&BINDING_REQUEST.to_be_bytes());
+    message.extend_from_slice(&0u16.to_be_bytes());
+    message.extend_from_slice(&MAGIC);
+    message.extend_from_slice(&trans);
+    message
+}
+
+/// A binding response: its transaction, and the mapped address (None for an error response).
+/// Anything else, or a success without an address, is None.
+fn parse_binding_response(message: &[u8]) -> Option<(TransId, Option<SocketAddr>)> {
+    let header = message.get(..20)?;
+    let kind = u16::from_be_bytes([header[0], header[1]]);
+    let length = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    if header[4..8] != MAGIC || message.len() != 20 + length {
+        return None;
+    }
+    let trans: TransId = header[8..20].try_into().ok()?;
+    match kind {
+        BINDING_ERROR => return Some((trans, None)),
+        BINDING_SUCCESS => {}
+        _ => return None,
+    }
+    let mut mapped = None;
+    let mut attributes = &message[20..];
+    while attributes.len() >= 4 {
+        let kind = u16::from_be_bytes([attributes[0], attributes[1]]);
+        let len = usize::from(u16::from_be_bytes([attributes[2], attributes[3]]));
+        let value = attributes.get(4..4 + len)?;
+        match kind {
+            XOR_MAPPED_ADDRESS => return Some((trans, Some(address(value, Some(&trans))?))),
+            MAPPED_ADDRESS => mapped = address(value, None),
+            _ => {}
+        }
+        // Attributes are padded to 4 bytes.
+        let padded = (4 + len).next_multiple_of(4);
+        attributes = attributes.get(padded..).unwrap_or(&[]);
+    }
+    Some((trans, Some(mapped?)))
+}
+
+/// A (XOR-)MAPPED-ADDRESS value; `xor` is the transaction for the XOR form.
+fn address(value: &[u8], xor: Option<&TransId>) -> Option<SocketAddr> {
+    let family = *value.get(1)?;
+    let port = u16::from_be_bytes([*value.get(2)?, *value.get(3)?]);
+    let mut key = [0u8; 16];
+    if let Some(trans) = xor {
+        key[..4].copy_from_slice(&MAGIC);
+        key[4..].copy_from_slice(trans);
+    }
+    let port = port ^ u16::from_be_bytes([key[0], key[1]]);
+    let ip: std::net::IpAddr = match family {
+        0x01 => {
+            let mut ip: [u8; 4] = value.get(4..8)?.try_into().ok()?;
+            ip.iter_mut().zip(&key).for_each(|(b, k)| *b ^= k);
+            ip.into()
+        }
+        0x02 => {
+            let mut ip: [u8; 16] = value.get(4..20)?.try_into().ok()?;
+            ip.iter_mut().zip(&key).for_each(|(b, k)| *b ^= k);
+            ip.into()
+        }
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// splitmix64: enough to make transaction ids unguessable from outside, given a random seed.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn trans_id(&mut self) -> TransId {
+        let mut id = [0u8; 12];
+        id[..8].copy_from_slice(&self.next().to_be_bytes());
+        id[8..].copy_from_slice(&self.next().to_be_bytes()[..4]);
+        id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "192.168.1.10:8555";
+    const SERVER: &str = "198.51.100.1:3478";
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("test address")
+    }
+
+    /// The server's success response to `request`, mapping to `mapped` (XOR-MAPPED-ADDRESS,
+    /// then SOFTWARE, as coturn answers).
+    pub(crate) fn answer(request: &[u8], mapped: SocketAddr) -> Vec<u8> {
+        let trans: TransId = request[8..20].try_into().expect("a request");
+        let SocketAddr::V4(v4) = mapped else {
+            panic!("IPv4 in these tests")
+        };
+        let mut attributes = vec![0x00, 0x20, 0x00, 0x08, 0x00, 0x01];
+        attributes.extend_from_slice(&(v4.port() ^ 0x2112).to_be_bytes());
+        let ip = v4.ip().octets();
+        attributes.extend(ip.iter().zip(MAGIC).map(|(b, k)| b ^ k));
+        attributes.extend_from_slice(&[
+            0x80, 0x22, 0x00, 0x05, b'c', b'o', b't', b'u', b'r', 0, 0, 0,
+        ]);
+        let mut message = vec![0x01, 0x01];
+        message.extend_from_slice(&(attributes.len() as u16).to_be_bytes());
+        message.extend_from_slice(&MAGIC);
+        message.extend_from_slice(&trans);
+        message.extend_from_slice(&attributes);
+        message
+    }
+
+    #[test]
+    fn a_mapping_is_learned_and_refreshed() {
+        let start = Instant::now();
+        let mut stun = StunGatherer::new(&[addr(BASE)], &[addr(SERVER)], start, 7);
+        stun.handle_timeout(start);
+        let sent = stun.poll_transmit().expect("a request");
+        assert_eq!((sent.source, sent.destination), (addr(BASE), addr(SERVER)));
+        assert_eq!(&sent.contents[..2], &[0x00, 0x01], "a binding request");
+
+        let public = addr("203.0.113.5:40000");
+        assert!(stun.handle_receive(start, addr(SERVER), &answer(&sent.contents, public)));
+        assert_eq!(stun.reflexive(), vec![(public, addr(BASE))]);
+        assert!(stun.take_changed());
+        assert!(!stun.take_changed());
+
+        // Refreshed after a minute; a new public address replaces the old one.
+        assert_eq!(stun.poll_timeout(), Some(start + REFRESH_EVERY));
+        let later = start + REFRESH_EVERY;
+        stun.handle_timeout(later);
+        let again = stun.poll_transmit().expect("a refresh");
+        let moved = addr("203.0.113.9:40001");
+        assert!(stun.handle_receive(later, addr(SERVER), &answer(&again.contents, moved)));
+        assert_eq!(stun.reflexive(), vec![(moved, addr(BASE))]);
+        assert!(stun.take_changed());
+    }
+
+    #[test]
+    fn requests_are_retransmitted_then_retried_later() {
+        let start = Instant::now();
+        let mut stun = StunGatherer::new(&[addr(BASE)], &[addr(SERVER)], start, 7);
+        let mut now = start;
+        let mut sends = Vec::new();
+        while now < start + Duration::from_secs(20) {
+            stun.handle_timeout(now);
+            while stun.poll_transmit().is_some() {
+                sends.push(now - start);
+            }
+            now += Duration::from_millis(100);
+        }
+        let ms: Vec<u128> = sends.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, vec![0, 500, 1500, 3500, 7500]);
+        assert_eq!(
+            stun.poll_timeout(),
+            Some(start + Duration::from_millis(15_500) + RETRY_AFTER)
+        );
+    }
+
+    #[test]
+    fn other_datagrams_are_left_alone() {
+        let start = Instant::now();
+        let mut stun = StunGatherer::new(&[addr(BASE)], &[addr(SERVER)], start, 7);
+        stun.handle_timeout(start);
+        let sent = stun.poll_transmit().expect("a request");
+        let reply = answer(&sent.contents, addr("203.0.113.5:40000"));
+        assert!(
+            !stun.handle_receive(start, addr("198.51.100.2:3478"), &reply),
+            "another source"
+        );
+        assert!(!stun.handle_receive(start, addr(SERVER), b"garbage"));
+        let mut other = sent.contents.clone();
+        other[8] ^= 0xff; // another transaction
+        assert!(!stun.handle_receive(start, addr(SERVER), &other));
+        assert!(stun.reflexive().is_empty());
+    }
+
+    #[test]
+    fn a_mapping_equal_to_its_base_means_no_nat() {
+        let start = Instant::now();
+        let mut stun = StunGatherer::new(&[addr(BASE)], &[addr(SERVER)], start, 7);
+        stun.handle_timeout(start);
+        let sent = stun.poll_transmit().expect("a request");
+        assert!(stun.handle_receive(start, addr(SERVER), &answer(&sent.contents, addr(BASE))));
+        assert!(stun.reflexive().is_empty());
+    }
+
+    #[test]
+    fn servers_are_asked_only_from_bases_of_their_family() {
+        let start = Instant::now();
+        let mut stun = StunGatherer::new(
+            &[addr(BASE), addr("[2001:db8::10]:8555")],
+            &[addr(SERVER)],
+            start,
+            7,
+        );
+        stun.handle_timeout(start);
+        assert!(stun.poll_transmit().is_some());
+        assert!(stun.poll_transmit().is_none());
+    }
+}
+
+#[cfg(test)]
+pub(crate) use tests::answer as test_answer;
