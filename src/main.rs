@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         }
     };
     if cli.print_config {
-        print!("{}", rtcam::config::to_toml(&config));
+        print!("{}", rtcam::config::to_toml(&config.redacted()));
         return ExitCode::SUCCESS;
     }
 

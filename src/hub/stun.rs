@@ -306,6 +306,10 @@ impl SplitMix64 {
     }
 }
 
+/// A STUN server's answer, for the hub's tests.
+#[cfg(test)]
+pub(crate) use tests::answer as test_answer;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,6 +432,3 @@ mod tests {
         assert!(stun.poll_transmit().is_none());
     }
 }
-
-#[cfg(test)]
-pub(crate) use tests::answer as test_answer;

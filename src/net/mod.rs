@@ -2,6 +2,7 @@
 //! `control`.
 
 pub(crate) mod http;
+pub(crate) mod ice_servers;
 pub(crate) mod interfaces;
 pub(crate) mod udp;
 pub(crate) mod whep;

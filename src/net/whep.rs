@@ -6,12 +6,14 @@
 
 use std::net::IpAddr;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use smol::channel::{Sender, bounded};
 use smol::future::FutureExt;
 
 use super::http::{Request, Response};
+use super::ice_servers::link_headers;
+use crate::config::IceConfig;
 use crate::control::auth::AuthError;
 use crate::control::{Role, Status, Tokens};
 use crate::encode::snapshot::Picture;
@@ -64,6 +66,7 @@ pub(crate) struct Routes {
     loop_tx: Sender<LoopRequest>,
     cors_origin: Option<String>,
     tokens: Tokens,
+    ice: IceConfig,
 }
 
 impl Routes {
@@ -71,12 +74,25 @@ impl Routes {
         loop_tx: Sender<LoopRequest>,
         cors_origin: Option<String>,
         tokens: Tokens,
+        ice: IceConfig,
     ) -> Rc<Routes> {
         Rc::new(Routes {
             loop_tx,
             cors_origin,
             tokens,
+            ice,
         })
+    }
+
+    /// Adds the ICE servers a viewer should use (see `ice_servers`).
+    fn with_ice_servers(&self, mut response: Response) -> Response {
+        let unix_now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        for link in link_headers(&self.ice, unix_now) {
+            response = response.header("Link", link);
+        }
+        response
     }
 
     pub(crate) async fn handle(self: Rc<Self>, req: Request) -> Response {
@@ -125,10 +141,12 @@ impl Routes {
             },
             "/whep" => match method {
                 "POST" => self.offer(req).await,
-                "OPTIONS" => Response::new(204)
-                    .header("Allow", "OPTIONS, POST")
-                    .header("Accept-Post", SDP)
-                    .header("Accept-Patch", TRICKLE_ICE_SDPFRAG),
+                "OPTIONS" => self.with_ice_servers(
+                    Response::new(204)
+                        .header("Allow", "OPTIONS, POST")
+                        .header("Accept-Post", SDP)
+                        .header("Accept-Patch", TRICKLE_ICE_SDPFRAG),
+                ),
                 _ => not_allowed("OPTIONS, POST"),
             },
             _ => match path.strip_prefix("/whep/") {
@@ -161,12 +179,17 @@ impl Routes {
             })
             .await
         {
-            Some(Ok(answered)) => Response::new(201)
-                .header("Location", format!("/whep/{}", answered.viewer))
-                .header("ETag", answered.etag)
-                .header("Accept-Patch", TRICKLE_ICE_SDPFRAG)
-                .header("Cache-Control", "no-store")
-                .with_body(SDP, answered.sdp),
+            Some(Ok(answered)) => self.with_ice_servers(
+                Response::new(201)
+                    .header(
+                        "Location",
+                        format!("{}/whep/{}", forwarded_prefix(req), answered.viewer),
+                    )
+                    .header("ETag", answered.etag)
+                    .header("Accept-Patch", TRICKLE_ICE_SDPFRAG)
+                    .header("Cache-Control", "no-store")
+                    .with_body(SDP, answered.sdp),
+            ),
             Some(Err(e @ OfferError::Full { .. })) => {
                 Response::text(503, &e.to_string()).header("Retry-After", "5")
             }
@@ -323,6 +346,25 @@ impl Routes {
     }
 }
 
+/// The path prefix a reverse proxy serves rtcam under (`X-Forwarded-Prefix: /cam`, as Traefik
+/// sets it and nginx can), so `Location` names the resource as the client sees it. Anything that
+/// is not a plain path is ignored.
+fn forwarded_prefix(req: &Request) -> &str {
+    let Some(prefix) = req.header("x-forwarded-prefix") else {
+        return "";
+    };
+    let prefix = prefix.trim().trim_end_matches('/');
+    // "//host" would make Location a reference to another host.
+    let plain = prefix.starts_with('/')
+        && prefix.len() <= 200
+        && !prefix.contains("//")
+        && !prefix.split('/').any(|segment| segment == "..")
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b));
+    if plain { prefix } else { "" }
+}
+
 fn is_sdp(content_type: Option<&str>) -> bool {
     has_media_type(content_type, SDP)
 }
@@ -354,6 +396,22 @@ fn json(status: u16, value: &impl serde::Serialize) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forwarded_prefix_is_taken_only_when_it_is_a_plain_path() {
+        let with = |value: &str| Request {
+            method: "POST".into(),
+            target: "/whep".into(),
+            headers: vec![("X-Forwarded-Prefix".into(), value.into())],
+            body: Vec::new(),
+            peer: "127.0.0.1:1".parse().expect("address"),
+        };
+        assert_eq!(forwarded_prefix(&with("/cam")), "/cam");
+        assert_eq!(forwarded_prefix(&with("/home/cam-1/")), "/home/cam-1");
+        for bad in ["cam", "/a/../b", "/a b", "//evil.example", "/a//b", "/a\"x"] {
+            assert_eq!(forwarded_prefix(&with(bad)), "", "{bad}");
+        }
+    }
 
     #[test]
     fn sdp_content_type_ignores_parameters_and_case() {

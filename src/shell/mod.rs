@@ -178,6 +178,8 @@ fn spawn_with(
     let streamer_config = StreamerConfig {
         hub: HubConfig {
             max_viewers: config.server.max_viewers,
+            public_ip: config.ice.public_ip,
+            stun_servers: resolve_stun(&config.ice.stun),
             silence_timeout: Duration::from_secs_f64(config.server.viewer_timeout_s),
             connect_timeout: Duration::from_secs_f64(config.server.connect_timeout_s),
             candidates,
@@ -212,12 +214,13 @@ fn spawn_with(
         streamer, socket, started, starter, actuators, requests, stop,
     );
     let cors_origin = config.server.cors_origin.clone();
+    let ice = config.ice.clone();
     let thread = std::thread::Builder::new()
         .name("rtcam-loop".into())
         .spawn(move || {
             run_loop(
                 listener,
-                Routes::new(requests_tx, cors_origin, tokens),
+                Routes::new(requests_tx, cors_origin, tokens, ice),
                 event_loop,
                 watchdog,
             )
@@ -262,4 +265,21 @@ fn run_loop(
     };
     executor.spawn(serve).detach();
     smol::block_on(executor.run(event_loop.run()))
+}
+
+/// The STUN servers' addresses. Resolved once at start (a name that does not resolve then is
+/// left out, with a warning: a camera often starts before its network is fully up).
+fn resolve_stun(urls: &[String]) -> Vec<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let mut servers = Vec::new();
+    for url in urls {
+        let Ok(parsed) = crate::config::IceUrl::parse(url) else {
+            continue;
+        };
+        match (parsed.host.as_str(), parsed.port).to_socket_addrs() {
+            Ok(found) => servers.extend(found),
+            Err(e) => log::warn!("STUN server {url} left out: {e}"),
+        }
+    }
+    servers
 }

@@ -15,9 +15,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use toml::Table;
 
 use crate::encode::EncoderSettings;
+
+mod ice;
 pub use crate::encode::limits::Size;
 use crate::encode::limits::{self, range_text};
 use crate::source::convert::PixelFormat;
+pub use ice::{IceConfig, IceUrl, REDACTED, Scheme, TurnConfig};
 
 /// Viewers at once, at most: beyond a few hundred str0m sessions a board runs out of CPU.
 pub const MAX_VIEWERS: std::ops::RangeInclusive<usize> = 1..=256;
@@ -57,6 +60,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub control: ControlSection,
     pub ptz: PtzConfig,
+    pub ice: IceConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -394,7 +398,18 @@ impl Config {
                 "must be '*' or an origin such as https://player.example",
             )?;
         }
-        Ok(())
+        self.ice.check()
+    }
+
+    /// The config as `--print-config` shows it: tokens and TURN secrets replaced by
+    /// [`REDACTED`].
+    pub fn redacted(&self) -> Config {
+        let hide = |s: &Option<String>| s.as_ref().map(|_| REDACTED.to_owned());
+        let mut shown = self.clone();
+        shown.auth.view_token = hide(&self.auth.view_token);
+        shown.auth.control_token = hide(&self.auth.control_token);
+        shown.ice = self.ice.redacted();
+        shown
     }
 }
 
