@@ -49,6 +49,11 @@ const HELP_OPTIONS: &[(&str, &str)] = &[
          offer was posted) and `timeline` (arrival ms since then, bytes, keyframe, contiguous, \
          decoded, width, height of every frame)",
     ),
+    (
+        "--follow-network",
+        "When the local address towards the server changes (a network switch), restart ICE \
+         by WHEP PATCH instead of losing the stream; the report lists the restarts",
+    ),
     ("-h, --help", "Print help"),
 ];
 
@@ -76,6 +81,7 @@ struct Args {
     stop_file: Option<std::path::PathBuf>,
     /// Add every frame's arrival, size and decoding to the report.
     timeline: bool,
+    follow_network: bool,
 }
 
 /// Why there are no `Args`: the help was asked for, or the command line is bad.
@@ -104,6 +110,7 @@ impl Args {
             token: None,
             stop_file: None,
             timeline: false,
+            follow_network: false,
         };
         let mut url = None;
         let mut p = Parser::new(argv);
@@ -132,6 +139,7 @@ impl Args {
                 "token" => parsed.token = Some(p.string("--token <TOKEN>")?),
                 "stop-file" => parsed.stop_file = Some(p.value("--stop-file <PATH>")?.into()),
                 "timeline" => parsed.timeline = true,
+                "follow-network" => parsed.follow_network = true,
                 _ => return Err(args::unexpected(&Arg::Long(name)).into()),
             }
         }
@@ -210,10 +218,14 @@ fn main() -> ExitCode {
     let handles: Vec<_> = (0..args.viewers)
         .map(|i| {
             let url = args.url.clone();
-            let decode = !args.no_decode;
-            let stop_file = args.stop_file.clone();
-            let timeline = args.timeline;
-            std::thread::spawn(move || watch(i, &url, decode, duration, stop_file, timeline))
+            let watching = Watching {
+                decode: !args.no_decode,
+                duration,
+                stop_file: args.stop_file.clone(),
+                timeline: args.timeline,
+                follow_network: args.follow_network,
+            };
+            std::thread::spawn(move || watch(i, &url, watching))
         })
         .collect();
     let mut ok = true;
@@ -231,14 +243,23 @@ fn main() -> ExitCode {
     }
 }
 
-fn watch(
-    index: usize,
-    url: &str,
+/// How one viewer watches.
+struct Watching {
     decode: bool,
     duration: Duration,
     stop_file: Option<std::path::PathBuf>,
     timeline: bool,
-) -> serde_json::Value {
+    follow_network: bool,
+}
+
+fn watch(index: usize, url: &str, watching: Watching) -> serde_json::Value {
+    let Watching {
+        decode,
+        duration,
+        stop_file,
+        timeline,
+        follow_network,
+    } = watching;
     let posted = Instant::now();
     let posted_unix_ms = unix_us() / 1000;
     let mut timeline = timeline.then(|| Timeline::new(posted));
@@ -255,11 +276,27 @@ fn watch(
     let mut first_frame_ms = None;
     let mut latencies_ms = Vec::new();
     let end = posted + duration;
+    // When the network changed and ICE restarted (ms since the offer was posted), or failed.
+    let mut restarts_ms = Vec::new();
+    let mut restart_errors = Vec::new();
+    let mut network_checked = posted;
     while let Some(left) = end.checked_duration_since(Instant::now()) {
         if stop_file.as_ref().is_some_and(|f| f.exists()) {
             break;
         }
-        let left = left.min(Duration::from_millis(500));
+        // As a phone's OS reports a network change: checked five times a second.
+        if follow_network && network_checked.elapsed() >= Duration::from_millis(200) && {
+            network_checked = Instant::now();
+            client.network_changed()
+        } {
+            let at = posted.elapsed().as_millis() as u64;
+            match client.restart_ice() {
+                Ok(()) => restarts_ms.push(at),
+                Err(e) => restart_errors.push(format!("{at} ms: {e}")),
+            }
+        }
+        let poll_for = if follow_network { 200 } else { 500 };
+        let left = left.min(Duration::from_millis(poll_for));
         match client.poll(left) {
             Ok(Some(ClientEvent::Frame(f))) => {
                 if let Some(t) = timeline.as_mut() {
@@ -304,6 +341,10 @@ fn watch(
         "gaps": client.gaps,
         "keyframe_requests": client.keyframe_requests,
     });
+    if follow_network {
+        report["ice_restarts_ms"] = restarts_ms.into();
+        report["ice_restart_errors"] = restart_errors.into();
+    }
     if let Some(t) = timeline {
         report["start_unix_ms"] = posted_unix_ms.into();
         report["watched_ms"] = watched_ms.into();

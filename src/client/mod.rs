@@ -381,7 +381,9 @@ impl WhepClient {
             .resource
             .clone()
             .ok_or_else(|| ClientError::Protocol("already deleted".into()))?;
-        let socket = UdpSocket::bind(SocketAddr::new(self.local.ip(), 0))?;
+        // The address the route to the server takes now (it changed, or this is a test).
+        let server = self.endpoint.socket_addr()?;
+        let socket = UdpSocket::bind(SocketAddr::new(local_ip_towards(server)?, 0))?;
         let local = socket.local_addr()?;
         let candidate = Candidate::host(local, "udp")
             .map_err(|e| ClientError::Protocol(format!("local candidate: {e}")))?;
@@ -418,6 +420,16 @@ impl WhepClient {
         self.answer = answer;
         self.etag = response.header("etag").map(str::to_owned);
         Ok(())
+    }
+
+    /// Whether the route to the server now leaves from another local address than this
+    /// client's socket: the network changed (a phone moving from Wi-Fi to mobile data), and
+    /// only an ICE restart from the new address gets the stream back.
+    pub fn network_changed(&self) -> bool {
+        let Ok(server) = self.endpoint.socket_addr() else {
+            return false;
+        };
+        local_ip_towards(server).is_ok_and(|ip| ip != self.local.ip())
     }
 
     /// The resource's entity tag (it changes with every ICE restart).

@@ -305,7 +305,8 @@ impl Hub {
         // Random without IO: std seeds every RandomState from the OS once.
         let seed =
             std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), now);
-        let stun = stun::StunGatherer::new(&config.candidates, &config.stun_servers, now, seed);
+        let port = config.candidates.first().map_or(0, SocketAddr::port);
+        let stun = stun::StunGatherer::new(port, &config.stun_servers, now, seed);
         let mut hub = Hub {
             keyframes: [
                 KeyframePolicy::new(config.keyframe.clone()),
@@ -573,7 +574,7 @@ impl Hub {
         destination: SocketAddr,
         contents: &[u8],
     ) {
-        if self.stun.handle_receive(now, source, contents) {
+        if self.stun.handle_receive(now, source, destination, contents) {
             if self.stun.take_changed() {
                 self.gather_candidates();
             }

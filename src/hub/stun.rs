@@ -2,8 +2,12 @@
 //! to the configured STUN servers, so the answers can offer the address a NAT maps the media
 //! port to. Sans-IO: requests come out as datagrams, responses go in, time is given.
 //!
-//! One exchange per (local base address, server). A request is retransmitted after 0.5, 1, 2
-//! and 4 s; a server that never answers is asked again after `RETRY_AFTER`. A mapping is
+//! One exchange per server, sent from the media port without naming a source address: the
+//! kernel picks the one its route to the server takes, and the response's destination tells
+//! which (the candidate's base). Asking from every host address instead would send some
+//! requests out of interfaces they do not belong to, and a NAT that sees two flows from the
+//! media port to one server maps one of them to another port: a mapping viewers cannot use.
+//! A request is retransmitted after 0.5, 1, 2 and 4 s; a server that never answers is asked again after `RETRY_AFTER`. A mapping is
 //! refreshed every `REFRESH_EVERY`: NAT bindings expire and home routers get new public
 //! addresses.
 
@@ -46,10 +50,12 @@ enum State {
 
 #[derive(Clone, Debug)]
 struct Exchange {
-    base: SocketAddr,
+    /// The media port on the unspecified address of the server's family.
+    source: SocketAddr,
     server: SocketAddr,
     state: State,
-    mapped: Option<SocketAddr>,
+    /// The mapped address and its base (the local address the response came to).
+    mapped: Option<(SocketAddr, SocketAddr)>,
 }
 
 pub(crate) struct StunGatherer {
@@ -62,26 +68,23 @@ pub(crate) struct StunGatherer {
 }
 
 impl StunGatherer {
-    /// Asks every server of the same address family as each base, starting at `now`. `seed`
-    /// makes the transaction ids: random from the caller.
-    pub(crate) fn new(
-        bases: &[SocketAddr],
-        servers: &[SocketAddr],
-        now: Instant,
-        seed: u64,
-    ) -> Self {
-        let exchanges = bases
+    /// Asks every server from the media port `port`, starting at `now`. `seed` makes the
+    /// transaction ids: random from the caller.
+    pub(crate) fn new(port: u16, servers: &[SocketAddr], now: Instant, seed: u64) -> Self {
+        let exchanges = servers
             .iter()
-            .flat_map(|&base| {
-                servers
-                    .iter()
-                    .filter(move |s| s.is_ipv4() == base.is_ipv4())
-                    .map(move |&server| Exchange {
-                        base,
-                        server,
-                        state: State::Idle { at: now },
-                        mapped: None,
-                    })
+            .map(|&server| {
+                let any: std::net::IpAddr = if server.is_ipv4() {
+                    std::net::Ipv4Addr::UNSPECIFIED.into()
+                } else {
+                    std::net::Ipv6Addr::UNSPECIFIED.into()
+                };
+                Exchange {
+                    source: SocketAddr::new(any, port),
+                    server,
+                    state: State::Idle { at: now },
+                    mapped: None,
+                }
             })
             .collect();
         StunGatherer {
@@ -133,11 +136,13 @@ impl StunGatherer {
         }
     }
 
-    /// Takes a datagram if it answers one of our requests.
+    /// Takes a datagram if it answers one of our requests; `destination` is the local address
+    /// it came to.
     pub(crate) fn handle_receive(
         &mut self,
         now: Instant,
         source: SocketAddr,
+        destination: SocketAddr,
         contents: &[u8],
     ) -> bool {
         let Some(exchange) = self.exchanges.iter_mut().find(|e| e.server == source) else {
@@ -159,13 +164,9 @@ impl StunGatherer {
             };
             return true;
         };
-        if Some(mapped) != exchange.mapped {
-            log::info!(
-                "STUN: {} maps {} to {mapped}",
-                exchange.server,
-                exchange.base
-            );
-            exchange.mapped = Some(mapped);
+        if Some((mapped, destination)) != exchange.mapped {
+            log::info!("STUN: {} maps {destination} to {mapped}", exchange.server);
+            exchange.mapped = Some((mapped, destination));
             self.changed = true;
         }
         exchange.state = State::Idle {
@@ -193,11 +194,11 @@ impl StunGatherer {
     pub(crate) fn reflexive(&self) -> Vec<(SocketAddr, SocketAddr)> {
         let mut found: Vec<(SocketAddr, SocketAddr)> = Vec::new();
         for e in &self.exchanges {
-            if let Some(mapped) = e.mapped
-                && mapped != e.base
-                && !found.contains(&(mapped, e.base))
+            if let Some((mapped, base)) = e.mapped
+                && mapped != base
+                && !found.contains(&(mapped, base))
             {
-                found.push((mapped, e.base));
+                found.push((mapped, base));
             }
         }
         found
@@ -211,7 +212,7 @@ impl StunGatherer {
 
 fn request(exchange: &Exchange, trans: TransId) -> StunTransmit {
     StunTransmit {
-        source: exchange.base,
+        source: exchange.source,
         destination: exchange.server,
         contents: binding_request(trans),
     }
@@ -346,14 +347,22 @@ mod tests {
     #[test]
     fn a_mapping_is_learned_and_refreshed() {
         let start = Instant::now();
-        let mut stun = StunGatherer::new(&[addr(BASE)], &[addr(SERVER)], start, 7);
+        let mut stun = StunGatherer::new(8555, &[addr(SERVER)], start, 7);
         stun.handle_timeout(start);
         let sent = stun.poll_transmit().expect("a request");
-        assert_eq!((sent.source, sent.destination), (addr(BASE), addr(SERVER)));
+        assert_eq!(
+            (sent.source, sent.destination),
+            (addr("0.0.0.0:8555"), addr(SERVER))
+        );
         assert_eq!(&sent.contents[..2], &[0x00, 0x01], "a binding request");
 
         let public = addr("203.0.113.5:40000");
-        assert!(stun.handle_receive(start, addr(SERVER), &answer(&sent.contents, public)));
+        assert!(stun.handle_receive(
+            start,
+            addr(SERVER),
+            addr(BASE),
+            &answer(&sent.contents, public)
+        ));
         assert_eq!(stun.reflexive(), vec![(public, addr(BASE))]);
         assert!(stun.take_changed());
         assert!(!stun.take_changed());
@@ -364,7 +373,12 @@ mod tests {
         stun.handle_timeout(later);
         let again = stun.poll_transmit().expect("a refresh");
         let moved = addr("203.0.113.9:40001");
-        assert!(stun.handle_receive(later, addr(SERVER), &answer(&again.contents, moved)));
+        assert!(stun.handle_receive(
+            later,
+            addr(SERVER),
+            addr(BASE),
+            &answer(&again.contents, moved)
+        ));
         assert_eq!(stun.reflexive(), vec![(moved, addr(BASE))]);
         assert!(stun.take_changed());
     }
@@ -372,7 +386,7 @@ mod tests {
     #[test]
     fn requests_are_retransmitted_then_retried_later() {
         let start = Instant::now();
-        let mut stun = StunGatherer::new(&[addr(BASE)], &[addr(SERVER)], start, 7);
+        let mut stun = StunGatherer::new(8555, &[addr(SERVER)], start, 7);
         let mut now = start;
         let mut sends = Vec::new();
         while now < start + Duration::from_secs(20) {
@@ -393,42 +407,33 @@ mod tests {
     #[test]
     fn other_datagrams_are_left_alone() {
         let start = Instant::now();
-        let mut stun = StunGatherer::new(&[addr(BASE)], &[addr(SERVER)], start, 7);
+        let mut stun = StunGatherer::new(8555, &[addr(SERVER)], start, 7);
         stun.handle_timeout(start);
         let sent = stun.poll_transmit().expect("a request");
         let reply = answer(&sent.contents, addr("203.0.113.5:40000"));
         assert!(
-            !stun.handle_receive(start, addr("198.51.100.2:3478"), &reply),
+            !stun.handle_receive(start, addr("198.51.100.2:3478"), addr(BASE), &reply),
             "another source"
         );
-        assert!(!stun.handle_receive(start, addr(SERVER), b"garbage"));
+        assert!(!stun.handle_receive(start, addr(SERVER), addr(BASE), b"garbage"));
         let mut other = sent.contents.clone();
         other[8] ^= 0xff; // another transaction
-        assert!(!stun.handle_receive(start, addr(SERVER), &other));
+        assert!(!stun.handle_receive(start, addr(SERVER), addr(BASE), &other));
         assert!(stun.reflexive().is_empty());
     }
 
     #[test]
     fn a_mapping_equal_to_its_base_means_no_nat() {
         let start = Instant::now();
-        let mut stun = StunGatherer::new(&[addr(BASE)], &[addr(SERVER)], start, 7);
+        let mut stun = StunGatherer::new(8555, &[addr(SERVER)], start, 7);
         stun.handle_timeout(start);
         let sent = stun.poll_transmit().expect("a request");
-        assert!(stun.handle_receive(start, addr(SERVER), &answer(&sent.contents, addr(BASE))));
-        assert!(stun.reflexive().is_empty());
-    }
-
-    #[test]
-    fn servers_are_asked_only_from_bases_of_their_family() {
-        let start = Instant::now();
-        let mut stun = StunGatherer::new(
-            &[addr(BASE), addr("[2001:db8::10]:8555")],
-            &[addr(SERVER)],
+        assert!(stun.handle_receive(
             start,
-            7,
-        );
-        stun.handle_timeout(start);
-        assert!(stun.poll_transmit().is_some());
-        assert!(stun.poll_transmit().is_none());
+            addr(SERVER),
+            addr(BASE),
+            &answer(&sent.contents, addr(BASE))
+        ));
+        assert!(stun.reflexive().is_empty());
     }
 }

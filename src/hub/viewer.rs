@@ -174,6 +174,10 @@ impl Viewer {
             failed: false,
             leave_reason: None,
         };
+        // str0m's ICE agent starts on its first timeout; until then it only answers checks.
+        // Behind a NAT that filters by address, the viewer's checks get through only once our
+        // own have opened the way: so start checking at once.
+        viewer.guarded(events, |rtc| rtc.handle_input(Input::Timeout(now)));
         viewer.drive(now, events);
         if viewer.failed {
             return Err(OfferError::Rejected(
@@ -561,7 +565,9 @@ impl Viewer {
             Event::MediaEgressStats(stats) if Some(stats.mid) == self.video.map(|(m, _)| m) => {
                 self.link.egress(stats.timestamp, &stats);
             }
-            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+            // Before it ever connected, failed checks only mean that the candidates so far
+            // lead nowhere: trickled ones may yet, and the connect timeout ends the wait.
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) if self.connected => {
                 events.push(ViewerEvent::Disconnected);
             }
             Event::KeyframeRequest(_) => events.push(ViewerEvent::KeyframeRequest),

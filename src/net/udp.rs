@@ -110,10 +110,9 @@ impl MediaSocket {
             ecn: None,
             contents,
             segment_size: None,
-            src_ip: self
-                .local
-                .ip()
-                .is_unspecified()
+            // An unspecified source (STUN discovery) lets the kernel pick the address its route
+            // takes, as an ordinary client would.
+            src_ip: (self.local.ip().is_unspecified() && !source.ip().is_unspecified())
                 .then(|| for_socket(source, v6_socket).ip()),
         };
         self.socket

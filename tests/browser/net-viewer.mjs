@@ -10,6 +10,9 @@
 //                  (a decoded frame handed to the compositor)
 //   stats          [{t_ms, framesDecoded, bytesReceived, …}, …]: getStats() inbound-rtp video,
 //                  every 250 ms
+//   pair           the selected ICE candidate pair's local and remote candidate types
+//                  (host, srflx, prflx, relay) when it stopped watching
+//   patches        trickle PATCHes answered 204
 //   error          set if it never played (the process then exits 1)
 import { launch } from './lib.mjs';
 
@@ -25,8 +28,9 @@ function parseArgs(argv) {
   return opts;
 }
 
-// The page: WHEP with a receive-only video transceiver, the offer sent without waiting for
-// ICE gathering (rtcam learns the address from the connectivity checks), as rtcam's own page.
+// The page: WHEP with a receive-only video transceiver, the ICE servers from the Link headers
+// of OPTIONS /whep, the offer sent without waiting for ICE gathering and the candidates
+// trickled by PATCH (behind a NAT rtcam must know the viewer's public address to reach it).
 const PAGE = `<!doctype html><meta charset="utf-8"><title>net viewer</title>
 <video id="v" muted autoplay playsinline width="640" height="360"></video>
 <script>
@@ -36,11 +40,43 @@ const STATS_FIELDS = ['framesDecoded', 'framesReceived', 'framesDropped', 'keyFr
   'totalPausesDuration', 'jitterBufferDelay', 'jitterBufferEmittedCount',
   'retransmittedBytesReceived'];
 window.net = { frames: [], stats: [], t0: null, startUnixMs: null, resource: null, error: null,
-  iceState: [] };
+  iceState: [], patches: 0, iceServers: [] };
+// RFC 8288 Link values with rel="ice-server" (fetch joins several headers with ", ").
+function iceServers(header) {
+  const servers = [];
+  for (const link of (header || '').match(/<[^>]*>(?:\\s*;\\s*[^;,<]+=("[^"]*"|[^;,<]*))*/g) || []) {
+    const url = link.slice(1, link.indexOf('>'));
+    const params = {};
+    for (const m of link.matchAll(/;\\s*([a-z-]+)=("([^"]*)"|[^;,]*)/g)) params[m[1]] = m[3] ?? m[2];
+    if (params.rel !== 'ice-server') continue;
+    const server = { urls: url };
+    if (params.username) server.username = params.username;
+    if (params.credential) server.credential = params.credential;
+    servers.push(server);
+  }
+  return servers;
+}
 window.netStart = async function () {
   const net = window.net;
   const video = document.getElementById('v');
-  const pc = new RTCPeerConnection();
+  const options = await fetch('/whep', { method: 'OPTIONS' });
+  net.iceServers = iceServers(options.headers.get('Link'));
+  const pc = new RTCPeerConnection({ iceServers: net.iceServers });
+  let etag = null;
+  let queued = [];
+  const trickle = async () => {
+    if (!etag || !queued.length || !net.resource) return;
+    const body = queued.join('');
+    queued = [];
+    const r = await fetch(net.resource, { method: 'PATCH', body,
+      headers: { 'Content-Type': 'application/trickle-ice-sdpfrag', 'If-Match': etag } });
+    if (r.status === 204) net.patches++;
+    else net.error = net.error || ('PATCH answered ' + r.status + ': ' + (await r.text()));
+  };
+  pc.onicecandidate = (e) => {
+    queued.push(e.candidate ? 'a=' + e.candidate.candidate + '\\r\\n' : 'a=end-of-candidates\\r\\n');
+    trickle().catch((err) => { net.error = String(err); });
+  };
   window.pc = pc;
   pc.addTransceiver('video', { direction: 'recvonly' });
   pc.ontrack = (e) => {
@@ -61,7 +97,9 @@ window.netStart = async function () {
     body: pc.localDescription.sdp });
   if (r.status !== 201) throw new Error('WHEP POST answered ' + r.status + ': ' + (await r.text()));
   net.resource = r.headers.get('Location');
+  etag = r.headers.get('ETag');
   await pc.setRemoteDescription({ type: 'answer', sdp: await r.text() });
+  await trickle();
   const poll = async () => {
     const t = Math.round((performance.now() - net.t0) * 10) / 10;
     const report = await pc.getStats();
@@ -74,6 +112,19 @@ window.netStart = async function () {
     });
   };
   setInterval(() => { poll().catch((e) => { net.error = String(e); }); }, 250);
+};
+// The selected pair's candidate types, e.g. {local: 'relay', remote: 'srflx'}.
+window.netPair = async function () {
+  const report = await window.pc.getStats();
+  let pair = null;
+  report.forEach((s) => {
+    if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId);
+  });
+  if (!pair) report.forEach((s) => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s; });
+  if (!pair) return null;
+  const local = report.get(pair.localCandidateId);
+  const remote = report.get(pair.remoteCandidateId);
+  return { local: local && local.candidateType, remote: remote && remote.candidateType };
 };
 window.netStop = async function () {
   const net = window.net;
@@ -108,12 +159,16 @@ try {
   const left = startUnixMs + opts.seconds * 1000 - Date.now();
   if (left > 0) await page.waitForTimeout(left);
   const net = await page.evaluate(() => window.net);
+  const pair = await page.evaluate(() => window.netPair()).catch(() => null);
   await page.evaluate(() => window.netStop()).catch(() => {});
   Object.assign(out, {
     start_unix_ms: net.startUnixMs,
     frames: net.frames,
     stats: net.stats,
     ice: net.iceState,
+    ice_servers: net.iceServers.map((s) => s.urls),
+    patches: net.patches,
+    pair,
   });
   if (net.error) out.error = net.error;
   if (!net.frames.length) out.error = out.error || 'no frame was presented';

@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Checks of tests/net/nat.sh on a viewer's JSON; prints what it measured, exits 1 on a failure.
+
+  natcheck.py chromium RUN FILE relay|direct
+  natcheck.py restart RUN FILE CHANGED_UNIX_MS
+"""
+import json
+import sys
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def chromium(run, v, want):
+    problems = []
+    if v.get("error"):
+        problems.append("viewer error: " + str(v["error"])[:300])
+    frames = v.get("frames") or []
+    end = frames[-1][0] if frames else 0
+    last = [f for f in frames if f[0] >= end - 10000]
+    fps = (last[-1][1] - last[0][1]) / 10 if len(last) > 1 else 0
+    pair = v.get("pair") or {}
+    print(f"{run}: {fps:.1f} fps over the last 10 s, pair {pair}, "
+          f"{v.get('patches')} PATCHes answered 204, ICE servers {v.get('ice_servers')}")
+    if fps < 10:
+        problems.append(f"{fps:.1f} fps decoded over the last 10 s (want >= 10)")
+    relayed = "relay" in (pair.get("local"), pair.get("remote"))
+    if want == "relay" and not relayed:
+        problems.append(f"selected pair {pair} is not relayed")
+    if want == "direct":
+        if not pair or relayed:
+            problems.append(f"selected pair {pair}: want a direct one")
+        if not v.get("patches"):
+            problems.append("no candidate was trickled")
+    return problems
+
+
+def restart(run, v, changed_unix_ms):
+    problems = []
+    if v.get("error"):
+        problems.append("client error: " + v["error"])
+    restarts = v.get("ice_restarts_ms") or []
+    if v.get("ice_restart_errors"):
+        problems.append(f"restart errors: {v['ice_restart_errors']}")
+    if not restarts:
+        problems.append("no ICE restart")
+    change_ms = changed_unix_ms - v.get("start_unix_ms", 0)
+    timeline = (v.get("timeline") or {}).get("frames") or []
+    # Frames still in flight to the old address may land just after the change; what counts
+    # is the first one after the restart, which only the new path can bring.
+    restarted = restarts[0] if restarts else change_ms
+    arrivals = [f[0] for f in timeline if f[0] > max(change_ms, restarted)]
+    resumed = round(arrivals[0] - change_ms) if arrivals else None
+    print(f"{run}: address changed at {change_ms} ms, ICE restarted at {restarts} ms, "
+          f"first frame after the restart {resumed} ms after the change, "
+          f"{len(arrivals)} frames after it")
+    if resumed is None or resumed > 3000:
+        problems.append(f"frames came back {resumed} ms after the change (want <= 3000)")
+    if len(arrivals) < 60:
+        problems.append(f"only {len(arrivals)} frames after the change")
+    return problems
+
+
+def main():
+    kind, run, path = sys.argv[1:4]
+    try:
+        v = load(path)
+    except Exception as e:  # noqa: BLE001 - any unreadable result is a failure to report
+        print(f"{run}: no result ({e})")
+        return 1
+    if kind == "chromium":
+        problems = chromium(run, v, sys.argv[4])
+    else:
+        problems = restart(run, v, int(sys.argv[4]))
+    for p in problems:
+        print(f"{run}: {p}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
