@@ -265,6 +265,58 @@ fn signaling_errors_have_the_documented_statuses() {
     server.stop().unwrap();
 }
 
+/// A malformed offer is told so in a sentence: nothing of the parser's internals (str0m's
+/// parse errors name a pointer, `PointerOffset(0x7f…)`), no `Debug` text.
+#[test]
+fn malformed_offers_get_a_plain_sentence() {
+    let server = start(config());
+    let url = whep_url(&server);
+    let good = offer_sdp(
+        RtcConfig::new().clear_codecs().enable_h264(true),
+        Some(Direction::RecvOnly),
+    );
+    let truncated = &good.as_bytes()[..good.len() / 2];
+    let cut_mid_line = &good.as_bytes()[..good.find("m=").unwrap() + 5];
+    let mut noise = Vec::new();
+    let mut x: u32 = 0x1234_5678;
+    for _ in 0..512 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        noise.push(x as u8);
+    }
+    let offers: [(&str, &[u8]); 8] = [
+        ("empty", b""),
+        ("truncated", truncated),
+        ("cut in a line", cut_mid_line),
+        ("garbage text", b"v=0\r\nthis is not sdp\r\n"),
+        ("not SDP at all", b"{\"type\": \"offer\"}"),
+        ("control characters", b"v=0\r\n\x00\x01\x02\x1b[31m\r\n"),
+        ("binary", &noise),
+        ("a version line only", b"v=0\r\n"),
+    ];
+    for (what, body) in offers {
+        let r = post(&url, "application/sdp", body);
+        let text = r.text();
+        assert_eq!(r.status, 400, "{what}: {text}");
+        assert!(
+            text.starts_with("malformed SDP offer") || text.starts_with("offer not accepted"),
+            "{what}: {text}"
+        );
+        for bad in ["0x", "PointerOffset", "{", "}", "Some(", "Err("] {
+            assert!(!text.contains(bad), "{what}: {bad:?} in {text:?}");
+        }
+        assert_eq!(text.trim().lines().count(), 1, "{what}: one line: {text:?}");
+        assert!(
+            text.chars().all(|c| !c.is_control() || c == '\n'),
+            "{what}: {text:?}"
+        );
+    }
+    // The server is fine afterwards.
+    assert_eq!(post(&url, "application/sdp", good.as_bytes()).status, 201);
+    server.stop().unwrap();
+}
+
 #[test]
 fn two_viewers_at_once_both_get_frames() {
     let server = start(config());

@@ -14,6 +14,7 @@
 
 pub(crate) mod keyframe;
 pub(crate) mod link;
+mod offer_error;
 pub(crate) mod viewer;
 
 // The in-memory viewer of the tests, also driven by the per-packet benchmark.

@@ -366,7 +366,9 @@ impl EventLoop {
             (Waiter::Delete(tx), Reply::Deleted(r)) => drop(tx.try_send(r)),
             (Waiter::Status(tx), Reply::Status(r)) => drop(tx.try_send(*r)),
             (Waiter::Health(tx), Reply::Health(r)) => drop(tx.try_send(r)),
-            (_, reply) => log::warn!("call {id:?} answered with the wrong kind: {reply:?}"),
+            // A bug, not the client's doing; the reply itself (an SDP, a status) is no use in
+            // the log.
+            (_, _) => log::warn!("HTTP call {} answered with the wrong kind of reply", id.0),
         }
     }
 
