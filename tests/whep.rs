@@ -4,8 +4,8 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rtcam::client::http::{self, HttpResponse, Url};
 use rtcam::client::{ClientError, ClientEvent, ClientOptions, WhepClient};
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use str0m::RtcConfig;
 use str0m::media::{Direction, MediaKind};
 
-use common::{WAIT, config, start, whep_url};
+use common::{CONTROL_TOKEN, WAIT, config, start, whep_url};
 
 fn connect(url: &str) -> WhepClient {
     WhepClient::connect(url, ClientOptions::default()).expect("offer accepted")
@@ -473,5 +473,106 @@ fn a_stalled_http_client_does_not_disturb_viewers() {
     let pictures = decoded_frames(&mut client, 20);
     assert!(pictures.iter().all(|p| p.stamp.is_some()));
     drop(stalled);
+    server.stop().unwrap();
+}
+
+/// What `raw_get` read: the status, the `Retry-After` header and the body.
+struct Raw {
+    status: u16,
+    retry_after: Option<u64>,
+    body: String,
+}
+
+/// `GET path` with a bearer token, from a client socket bound to `from` (a loopback address:
+/// the server throttles per address).
+fn raw_get(server: &rtcam::shell::Server, from: Ipv4Addr, path: &str, token: &str) -> Raw {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::new(from.into(), 0).into())
+        .unwrap();
+    socket.connect(&server.http_addr.into()).unwrap();
+    let mut stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: rtcam\r\nAuthorization: Bearer {token}\r\n\
+         Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    let (head, body) = reply.split_once("\r\n\r\n").expect("a whole response");
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap();
+    let retry_after = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("retry-after")
+            .then(|| value.trim().parse().unwrap())
+    });
+    Raw {
+        status,
+        retry_after,
+        body: body.to_string(),
+    }
+}
+
+#[test]
+fn wrong_tokens_from_one_address_are_slowed_down() {
+    let server = start(config());
+    let guesser = Ipv4Addr::new(127, 0, 0, 1);
+    let other = Ipv4Addr::new(127, 0, 0, 2);
+    let wrong = "wrong-token-0123456789abcdef0123";
+
+    let began = Instant::now();
+    let guesses: Vec<Raw> = (0..20)
+        .map(|_| raw_get(&server, guesser, "/api/status", wrong))
+        .collect();
+    let took = began.elapsed().as_secs_f64();
+    let statuses: Vec<u16> = guesses.iter().map(|r| r.status).collect();
+    assert_eq!(statuses[..5], [401; 5], "five are checked: {statuses:?}");
+    assert!(
+        statuses.iter().all(|&s| s == 401 || s == 429),
+        "{statuses:?}"
+    );
+    let throttled = guesses.iter().filter(|r| r.status == 429).count();
+    assert!(throttled > 0, "{statuses:?}");
+    // After the five, one wrong token is checked per penalty, and the penalties double from
+    // 1 s: within `took` seconds at most log2(took + 1) of them.
+    let checked_later = statuses[5..].iter().filter(|&&s| s == 401).count();
+    assert!(
+        checked_later as f64 <= (took + 1.0).log2().floor(),
+        "{checked_later} checked in {took} s: {statuses:?}"
+    );
+    for r in guesses.iter().filter(|r| r.status == 429) {
+        let after = r.retry_after.expect("429 says when to try again");
+        assert!((1..=60).contains(&after), "Retry-After: {after}");
+        assert!(r.body.contains("too many wrong tokens"), "{}", r.body);
+        assert!(!r.body.contains(wrong));
+    }
+
+    // Another address is not held up.
+    assert_eq!(
+        raw_get(&server, other, "/api/status", CONTROL_TOKEN).status,
+        200
+    );
+
+    // The guesser's right token is refused unchecked until its penalty is over, then taken,
+    // and then the address starts afresh: a wrong token is checked again.
+    let mut right = raw_get(&server, guesser, "/api/status", CONTROL_TOKEN);
+    let mut right_refused = 0;
+    while right.status == 429 {
+        right_refused += 1;
+        std::thread::sleep(Duration::from_secs(right.retry_after.unwrap_or(1)));
+        right = raw_get(&server, guesser, "/api/status", CONTROL_TOKEN);
+    }
+    assert_eq!(right.status, 200, "{}", right.body);
+    assert_eq!(raw_get(&server, guesser, "/api/status", wrong).status, 401);
+
+    let status: Value =
+        serde_json::from_str(&raw_get(&server, other, "/api/status", CONTROL_TOKEN).body).unwrap();
+    let failures = statuses.iter().filter(|&&s| s == 401).count() + 1;
+    assert_eq!(status["auth_failures"], json!(failures));
+    assert_eq!(status["auth_throttled"], json!(throttled + right_refused));
     server.stop().unwrap();
 }

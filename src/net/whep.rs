@@ -4,14 +4,16 @@
 //! The routes hold no state: each request becomes a `LoopRequest` for the event loop, which
 //! owns the streamer, and the reply comes back on a one-shot channel.
 
+use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use smol::channel::{Sender, bounded};
 use smol::future::FutureExt;
 
 use super::http::{Request, Response};
 use crate::control::auth::AuthError;
+use crate::control::throttle::{Attempt, AuthThrottle, Source, ThrottleConfig};
 use crate::control::{Role, Status, Tokens};
 use crate::encode::snapshot::Picture;
 use crate::hub::{OfferError, ViewerId};
@@ -32,6 +34,9 @@ pub(crate) enum LoopRequest {
     },
     /// A request came with a missing or wrong token (counted in `status`).
     AuthFailed,
+    /// A request was refused unchecked: its address sent too many wrong tokens (counted in
+    /// `status`).
+    AuthThrottled,
     Delete {
         id: ViewerId,
         reply: Sender<bool>,
@@ -51,6 +56,7 @@ pub(crate) struct Routes {
     loop_tx: Sender<LoopRequest>,
     cors_origin: Option<String>,
     tokens: Tokens,
+    throttle: RefCell<AuthThrottle>,
 }
 
 impl Routes {
@@ -63,6 +69,7 @@ impl Routes {
             loop_tx,
             cors_origin,
             tokens,
+            throttle: RefCell::new(AuthThrottle::new(ThrottleConfig::default())),
         })
     }
 
@@ -174,22 +181,56 @@ impl Routes {
         }
     }
 
-    /// The role the request's bearer token grants, or the 401 to answer with.
+    /// The role the request's bearer token grants, or the 401 (429 while its address is
+    /// throttled for wrong tokens) to answer with.
     async fn authorize(&self, req: &Request) -> Result<Role, Response> {
-        let refused = match self.tokens.role_for(req.header("authorization")) {
-            Ok(role) => return Ok(role),
+        let header = req.header("authorization");
+        // Only a request that presents a token can be guessing.
+        let source = header.map(|_| Source::of(req.peer.ip()));
+        let now = Instant::now();
+        if let Some(source) = source {
+            let attempt = self.throttle.borrow_mut().attempt(now, source);
+            self.write_throttle_log();
+            if let Attempt::Refuse { retry_after } = attempt {
+                let _ = self.loop_tx.send(LoopRequest::AuthThrottled).await;
+                let secs = retry_after.as_secs_f64().ceil().max(1.0);
+                let why = format!("too many wrong tokens from this address; try again in {secs} s");
+                return Err(Response::text(429, &why).header("Retry-After", secs.to_string()));
+            }
+        }
+        let refused = match self.tokens.role_for(header) {
+            Ok(role) => {
+                if let Some(source) = source {
+                    self.throttle.borrow_mut().succeeded(now, source);
+                    self.write_throttle_log();
+                }
+                return Ok(role);
+            }
             Err(AuthError::Missing) => "a token is needed: Authorization: Bearer <token>",
             Err(AuthError::Invalid) => "the token is not valid",
         };
+        // The first wrong token of a burst is logged; the throttle logs the rest in summary.
+        let first = source.is_none_or(|s| self.throttle.borrow_mut().failed(now, s));
         // Never the token itself: it may be a real one with a typo.
-        log::warn!(
+        let line = format!(
             "refused {} {} from {}: {refused}",
             req.method,
             req.path(),
             req.peer.ip()
         );
+        if first {
+            log::warn!("{line}");
+        } else {
+            log::debug!("{line}");
+        }
         let _ = self.loop_tx.send(LoopRequest::AuthFailed).await;
         Err(Response::text(401, refused).header("WWW-Authenticate", "Bearer"))
+    }
+
+    fn write_throttle_log(&self) {
+        while let Some(line) = self.throttle.borrow_mut().poll_log() {
+            log::warn!("{line}");
+        }
     }
 
     async fn snapshot(&self, req: &Request) -> Response {

@@ -271,6 +271,10 @@ impl EventLoop {
                 self.streamer.handle_input(now, Input::AuthFailed);
                 return;
             }
+            LoopRequest::AuthThrottled => {
+                self.streamer.handle_input(now, Input::AuthThrottled);
+                return;
+            }
         };
         let id = CallId(self.next_call);
         self.next_call += 1;
