@@ -576,3 +576,35 @@ fn wrong_tokens_from_one_address_are_slowed_down() {
     assert_eq!(status["auth_throttled"], json!(throttled + right_refused));
     server.stop().unwrap();
 }
+
+/// A burst of snapshot requests: every one gets a whole JPEG of the picture, and the server
+/// keeps serving. (That the burst costs one encode is counted in `net::snapshot`'s tests.)
+#[test]
+fn concurrent_snapshot_requests_all_get_the_picture() {
+    let server = start(config());
+    let url = Url::parse(&format!("http://{}/snapshot.jpg", server.http_addr)).unwrap();
+    let replies: Vec<HttpResponse> = std::thread::scope(|s| {
+        let requests: Vec<_> = (0..32)
+            .map(|_| s.spawn(|| http::request(&url, "GET", &[], &[]).unwrap()))
+            .collect();
+        requests.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    for r in &replies {
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("content-type"), Some("image/jpeg"));
+        let jpeg = &r.body;
+        assert_eq!(
+            (&jpeg[..2], &jpeg[jpeg.len() - 2..]),
+            (&[0xFF, 0xD8][..], &[0xFF, 0xD9][..])
+        );
+        let sof = jpeg
+            .windows(2)
+            .position(|w| w == [0xFF, 0xC0])
+            .expect("SOF0");
+        let h = u16::from_be_bytes([jpeg[sof + 5], jpeg[sof + 6]]);
+        let w = u16::from_be_bytes([jpeg[sof + 7], jpeg[sof + 8]]);
+        assert_eq!((w, h), (320, 240));
+    }
+    assert_eq!(get(&server, "GET", "/healthz").status, 200);
+    server.stop().unwrap();
+}

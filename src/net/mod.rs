@@ -3,5 +3,6 @@
 
 pub(crate) mod http;
 pub(crate) mod interfaces;
+pub(crate) mod snapshot;
 pub(crate) mod udp;
 pub(crate) mod whep;

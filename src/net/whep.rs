@@ -6,12 +6,13 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use smol::LocalExecutor;
 use smol::channel::{Sender, bounded};
-use smol::future::FutureExt;
 
 use super::http::{Request, Response};
+use super::snapshot::{SnapshotError, Snapshots};
 use crate::control::auth::AuthError;
 use crate::control::throttle::{Attempt, AuthThrottle, Source, ThrottleConfig};
 use crate::control::{Role, Status, Tokens};
@@ -49,23 +50,24 @@ pub(crate) enum LoopRequest {
     },
 }
 
-/// JPEG quality of snapshots.
-const SNAPSHOT_QUALITY: u8 = 85;
-
 pub(crate) struct Routes {
     loop_tx: Sender<LoopRequest>,
     cors_origin: Option<String>,
     tokens: Tokens,
     throttle: RefCell<AuthThrottle>,
+    snapshots: Rc<Snapshots>,
 }
 
 impl Routes {
+    /// `executor`: the one the server runs on, for work shared by several requests.
     pub(crate) fn new(
         loop_tx: Sender<LoopRequest>,
         cors_origin: Option<String>,
         tokens: Tokens,
+        executor: Rc<LocalExecutor<'static>>,
     ) -> Rc<Routes> {
         Rc::new(Routes {
+            snapshots: Snapshots::new(loop_tx.clone(), executor),
             loop_tx,
             cors_origin,
             tokens,
@@ -237,29 +239,13 @@ impl Routes {
         if let Err(refused) = self.authorize(req).await {
             return refused;
         }
-        let (tx, rx) = bounded(1);
-        if self
-            .loop_tx
-            .send(LoopRequest::Snapshot { reply: tx })
-            .await
-            .is_err()
-        {
-            return stopping();
-        }
-        let picture = async { rx.recv().await.ok() };
-        let timeout = async {
-            smol::Timer::after(Duration::from_secs(3)).await;
-            None
-        };
-        let Some(picture) = picture.or(timeout).await else {
-            return Response::text(503, "no frame to take a snapshot of");
-        };
-        // JPEG encoding takes milliseconds: off the event loop.
-        match smol::unblock(move || picture.to_jpeg(SNAPSHOT_QUALITY)).await {
+        match self.snapshots.get().await {
             Ok(jpeg) => Response::new(200)
                 .header("Cache-Control", "no-store")
-                .with_body("image/jpeg", jpeg),
-            Err(e) => Response::text(500, &e),
+                .with_body("image/jpeg", jpeg.to_vec()),
+            Err(SnapshotError::NoFrame) => Response::text(503, "no frame to take a snapshot of"),
+            Err(SnapshotError::Stopping) => stopping(),
+            Err(SnapshotError::Encode(why)) => Response::text(500, &why),
         }
     }
 
