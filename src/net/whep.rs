@@ -195,7 +195,7 @@ impl Routes {
             self.write_throttle_log();
             if let Attempt::Refuse { retry_after } = attempt {
                 let _ = self.loop_tx.send(LoopRequest::AuthThrottled).await;
-                let secs = retry_after.as_secs_f64().ceil().max(1.0);
+                let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
                 let why = format!("too many wrong tokens from this address; try again in {secs} s");
                 return Err(Response::text(429, &why).header("Retry-After", secs.to_string()));
             }
