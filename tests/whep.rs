@@ -4,8 +4,8 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rtcam::client::http::{self, HttpResponse, Url};
 use rtcam::client::{ClientError, ClientEvent, ClientOptions, WhepClient};
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use str0m::RtcConfig;
 use str0m::media::{Direction, MediaKind};
 
-use common::{WAIT, config, start, whep_url};
+use common::{CONTROL_TOKEN, WAIT, config, start, whep_url};
 
 fn connect(url: &str) -> WhepClient {
     WhepClient::connect(url, ClientOptions::default()).expect("offer accepted")
@@ -235,9 +235,10 @@ fn signaling_errors_have_the_documented_statuses() {
     assert_eq!(r.status, 405);
     assert!(r.header("allow").unwrap().contains("POST"));
     assert_eq!(get(&server, "GET", "/whep").status, 405);
+    // PATCH is trickle ICE now (tests/whep_patch.rs): without its content type, 415.
     assert_eq!(
         get(&server, "PATCH", "/whep/0123456789abcdef0123456789abcdef").status,
-        405
+        415
     );
     assert_eq!(
         get(&server, "DELETE", "/whep/0123456789abcdef0123456789abcdef").status,
@@ -246,7 +247,8 @@ fn signaling_errors_have_the_documented_statuses() {
     assert_eq!(get(&server, "DELETE", "/whep/not-an-id").status, 404);
     assert_eq!(get(&server, "GET", "/nothing-here").status, 404);
 
-    // The one slot: taken by a good offer, then 503 for the next.
+    // The one slot: an offer that has not connected yet gives way to a newer one
+    // (tests/admission.rs); a viewer that connected holds it, and the next offer gets 503.
     let first = post(&url, "application/sdp", good.as_bytes());
     assert_eq!(first.status, 201);
     assert_eq!(first.header("content-type"), Some("application/sdp"));
@@ -256,11 +258,72 @@ fn signaling_errors_have_the_documented_statuses() {
         first.text().contains("a=candidate:"),
         "the answer carries host candidates"
     );
+    let mut viewer = connect(&url);
+    decoded_frames(&mut viewer, 1);
+    assert_eq!(
+        get(&server, "DELETE", &location).status,
+        404,
+        "the unconnected viewer was displaced"
+    );
     let r = post(&url, "application/sdp", good.as_bytes());
     assert_eq!(r.status, 503);
+    assert!(r.header("retry-after").is_some());
 
+    let location = viewer.resource().expect("resource").path.clone();
     assert_eq!(get(&server, "DELETE", &location).status, 200);
     assert_eq!(get(&server, "DELETE", &location).status, 404);
+    assert_eq!(post(&url, "application/sdp", good.as_bytes()).status, 201);
+    server.stop().unwrap();
+}
+
+/// A malformed offer is told so in a sentence: nothing of the parser's internals (str0m's
+/// parse errors name a pointer, `PointerOffset(0x7f…)`), no `Debug` text.
+#[test]
+fn malformed_offers_get_a_plain_sentence() {
+    let server = start(config());
+    let url = whep_url(&server);
+    let good = offer_sdp(
+        RtcConfig::new().clear_codecs().enable_h264(true),
+        Some(Direction::RecvOnly),
+    );
+    let truncated = &good.as_bytes()[..good.len() / 2];
+    let cut_mid_line = &good.as_bytes()[..good.find("m=").unwrap() + 5];
+    let mut noise = Vec::new();
+    let mut x: u32 = 0x1234_5678;
+    for _ in 0..512 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        noise.push(x as u8);
+    }
+    let offers: [(&str, &[u8]); 8] = [
+        ("empty", b""),
+        ("truncated", truncated),
+        ("cut in a line", cut_mid_line),
+        ("garbage text", b"v=0\r\nthis is not sdp\r\n"),
+        ("not SDP at all", b"{\"type\": \"offer\"}"),
+        ("control characters", b"v=0\r\n\x00\x01\x02\x1b[31m\r\n"),
+        ("binary", &noise),
+        ("a version line only", b"v=0\r\n"),
+    ];
+    for (what, body) in offers {
+        let r = post(&url, "application/sdp", body);
+        let text = r.text();
+        assert_eq!(r.status, 400, "{what}: {text}");
+        assert!(
+            text.starts_with("malformed SDP offer") || text.starts_with("offer not accepted"),
+            "{what}: {text}"
+        );
+        for bad in ["0x", "PointerOffset", "{", "}", "Some(", "Err("] {
+            assert!(!text.contains(bad), "{what}: {bad:?} in {text:?}");
+        }
+        assert_eq!(text.trim().lines().count(), 1, "{what}: one line: {text:?}");
+        assert!(
+            text.chars().all(|c| !c.is_control() || c == '\n'),
+            "{what}: {text:?}"
+        );
+    }
+    // The server is fine afterwards.
     assert_eq!(post(&url, "application/sdp", good.as_bytes()).status, 201);
     server.stop().unwrap();
 }
@@ -421,5 +484,140 @@ fn a_stalled_http_client_does_not_disturb_viewers() {
     let pictures = decoded_frames(&mut client, 20);
     assert!(pictures.iter().all(|p| p.stamp.is_some()));
     drop(stalled);
+    server.stop().unwrap();
+}
+
+/// What `raw_get` read: the status, the `Retry-After` header and the body.
+struct Raw {
+    status: u16,
+    retry_after: Option<u64>,
+    body: String,
+}
+
+/// `GET path` with a bearer token, from a client socket bound to `from` (a loopback address:
+/// the server throttles per address).
+fn raw_get(server: &rtcam::shell::Server, from: Ipv4Addr, path: &str, token: &str) -> Raw {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::new(from.into(), 0).into())
+        .unwrap();
+    socket.connect(&server.http_addr.into()).unwrap();
+    let mut stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: rtcam\r\nAuthorization: Bearer {token}\r\n\
+         Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    let (head, body) = reply.split_once("\r\n\r\n").expect("a whole response");
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap();
+    let retry_after = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("retry-after")
+            .then(|| value.trim().parse().unwrap())
+    });
+    Raw {
+        status,
+        retry_after,
+        body: body.to_string(),
+    }
+}
+
+#[test]
+fn wrong_tokens_from_one_address_are_slowed_down() {
+    let server = start(config());
+    let guesser = Ipv4Addr::new(127, 0, 0, 1);
+    let other = Ipv4Addr::new(127, 0, 0, 2);
+    let wrong = "wrong-token-0123456789abcdef0123";
+
+    let began = Instant::now();
+    let guesses: Vec<Raw> = (0..20)
+        .map(|_| raw_get(&server, guesser, "/api/status", wrong))
+        .collect();
+    let took = began.elapsed().as_secs_f64();
+    let statuses: Vec<u16> = guesses.iter().map(|r| r.status).collect();
+    assert_eq!(statuses[..5], [401; 5], "five are checked: {statuses:?}");
+    assert!(
+        statuses.iter().all(|&s| s == 401 || s == 429),
+        "{statuses:?}"
+    );
+    let throttled = guesses.iter().filter(|r| r.status == 429).count();
+    assert!(throttled > 0, "{statuses:?}");
+    // After the five, one wrong token is checked per penalty, and the penalties double from
+    // 1 s: within `took` seconds at most log2(took + 1) of them.
+    let checked_later = statuses[5..].iter().filter(|&&s| s == 401).count();
+    assert!(
+        checked_later as f64 <= (took + 1.0).log2().floor(),
+        "{checked_later} checked in {took} s: {statuses:?}"
+    );
+    for r in guesses.iter().filter(|r| r.status == 429) {
+        let after = r.retry_after.expect("429 says when to try again");
+        assert!((1..=60).contains(&after), "Retry-After: {after}");
+        assert!(r.body.contains("too many wrong tokens"), "{}", r.body);
+        assert!(!r.body.contains(wrong));
+    }
+
+    // Another address is not held up.
+    assert_eq!(
+        raw_get(&server, other, "/api/status", CONTROL_TOKEN).status,
+        200
+    );
+
+    // The guesser's right token is refused unchecked until its penalty is over, then taken,
+    // and then the address starts afresh: a wrong token is checked again.
+    let mut right = raw_get(&server, guesser, "/api/status", CONTROL_TOKEN);
+    let mut right_refused = 0;
+    while right.status == 429 {
+        right_refused += 1;
+        std::thread::sleep(Duration::from_secs(right.retry_after.unwrap_or(1)));
+        right = raw_get(&server, guesser, "/api/status", CONTROL_TOKEN);
+    }
+    assert_eq!(right.status, 200, "{}", right.body);
+    assert_eq!(raw_get(&server, guesser, "/api/status", wrong).status, 401);
+
+    let status: Value =
+        serde_json::from_str(&raw_get(&server, other, "/api/status", CONTROL_TOKEN).body).unwrap();
+    let failures = statuses.iter().filter(|&&s| s == 401).count() + 1;
+    assert_eq!(status["auth_failures"], json!(failures));
+    assert_eq!(status["auth_throttled"], json!(throttled + right_refused));
+    server.stop().unwrap();
+}
+
+/// A burst of snapshot requests: every one gets a whole JPEG of the picture, and the server
+/// keeps serving. (That the burst costs one encode is counted in `net::snapshot`'s tests.)
+#[test]
+fn concurrent_snapshot_requests_all_get_the_picture() {
+    let server = start(config());
+    let url = Url::parse(&format!("http://{}/snapshot.jpg", server.http_addr)).unwrap();
+    // 16: as many connections as one client address may hold at once; more wait their turn
+    // with 503 (tests/admission.rs), which is not what this test is about.
+    let replies: Vec<HttpResponse> = std::thread::scope(|s| {
+        let requests: Vec<_> = (0..16)
+            .map(|_| s.spawn(|| http::request(&url, "GET", &[], &[]).unwrap()))
+            .collect();
+        requests.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    for r in &replies {
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("content-type"), Some("image/jpeg"));
+        let jpeg = &r.body;
+        assert_eq!(
+            (&jpeg[..2], &jpeg[jpeg.len() - 2..]),
+            (&[0xFF, 0xD8][..], &[0xFF, 0xD9][..])
+        );
+        let sof = jpeg
+            .windows(2)
+            .position(|w| w == [0xFF, 0xC0])
+            .expect("SOF0");
+        let h = u16::from_be_bytes([jpeg[sof + 5], jpeg[sof + 6]]);
+        let w = u16::from_be_bytes([jpeg[sof + 7], jpeg[sof + 8]]);
+        assert_eq!((w, h), (320, 240));
+    }
+    assert_eq!(get(&server, "GET", "/healthz").status, 200);
     server.stop().unwrap();
 }

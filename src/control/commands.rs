@@ -105,9 +105,9 @@ impl ControlPlane {
                 self.announce(json!({"camera": {"name": name, "value": applied}}));
                 Ok(json!({"name": name, "value": applied}))
             }
-            (call, reply) => Err(Failure::new(
+            (_, reply) => Err(Failure::new(
                 ErrorCode::Internal,
-                format!("the camera answered {call:?} with {}", reply.kind()),
+                format!("the camera gave an unexpected answer: {}", reply.kind()),
             )),
         }
     }

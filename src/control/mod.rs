@@ -3,9 +3,9 @@
 //!
 //! `protocol` is the wire format and the typed commands, `plane` the state (roles, controller,
 //! rate limits, in-order answers, events), `commands` what each command does, `ptz` the
-//! pan/tilt/zoom motion, `auth` the roles and tokens. Nothing here does IO or reads a clock:
-//! what needs the camera or the stream goes out as a `PlaneOutput` and its result comes back
-//! as an input. Reference: `PROTOCOL.md` beside this file.
+//! pan/tilt/zoom motion, `auth` the roles and tokens, `throttle` the slowing down of token
+//! guessing. Nothing here does IO or reads a clock: what needs the camera or the stream goes
+//! out as a `PlaneOutput` and its result comes back as an input. Reference: `PROTOCOL.md` beside this file.
 
 pub(crate) mod auth;
 mod commands;
@@ -14,6 +14,7 @@ pub(crate) mod protocol;
 pub(crate) mod ptz;
 pub(crate) mod ratelimit;
 pub(crate) mod status;
+pub(crate) mod throttle;
 
 pub(crate) use auth::{Role, Tokens};
 pub(crate) use plane::{ControlConfig, ControlPlane, OpId, PlaneOutput};

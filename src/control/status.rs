@@ -40,6 +40,9 @@ pub struct Status {
     pub soc_temp_c: Option<f64>,
     /// Requests refused for a missing or wrong token since start.
     pub auth_failures: u64,
+    /// Requests refused without their token being checked, because their address sent too
+    /// many wrong tokens (answered 429).
+    pub auth_throttled: u64,
     /// The camera: the format it delivers (`YUYV 640x480 @ 30 fps`), `streaming`,
     /// `no_signal` or `retrying`, and frames it dropped (V4L2 sequence gaps) or delivered
     /// broken. Absent for the test pattern.

@@ -1,7 +1,8 @@
 //! Snapshots: a copy of the next frame the encoder takes, as a JPEG.
 //!
 //! Nothing is kept between requests (no standing copy of the last frame, which would cost a
-//! frame's worth of memory all the time); a request waits at most one frame interval.
+//! frame's worth of memory all the time); a request waits at most one frame interval. The
+//! HTTP side (`net/snapshot.rs`) asks for one frame at a time and shares its JPEG.
 
 use jpeg_encoder::{Encoder, EncodingError, JpegColorType, SamplingFactor};
 

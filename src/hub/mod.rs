@@ -15,6 +15,7 @@
 pub(crate) mod admission;
 pub(crate) mod keyframe;
 pub(crate) mod link;
+mod offer_error;
 mod patch;
 pub(crate) mod sdpfrag;
 pub(crate) mod stun;

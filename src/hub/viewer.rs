@@ -19,6 +19,7 @@ use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
 use super::link::Link;
+use super::offer_error;
 use super::{BweConfig, OfferError, ViewerId};
 use crate::encode::Encoding;
 use str0m::bwe::{Bitrate, BweKind};
@@ -125,8 +126,7 @@ impl Viewer {
             bwe,
             level,
         } = *answering;
-        let offer = SdpOffer::from_sdp_string(sdp)
-            .map_err(|e| OfferError::Malformed(first_line(&e.to_string())))?;
+        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| offer_error::unparsable(sdp, &e))?;
 
         let mut config = RtcConfig::new()
             .clear_codecs()
@@ -152,7 +152,7 @@ impl Viewer {
 
         let answer = catch_unwind(AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer)))
             .map_err(|_| OfferError::Rejected("the offer could not be processed".into()))?
-            .map_err(|e| OfferError::Rejected(first_line(&e.to_string())))?;
+            .map_err(|e| offer_error::refused(&e))?;
 
         let mut viewer = Viewer {
             id,
@@ -627,8 +627,4 @@ fn with_ice_credentials(sdp: &str, ufrag: &str, pwd: &str) -> String {
         out.push_str("\r\n");
     }
     out
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").trim().to_string()
 }

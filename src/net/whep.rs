@@ -4,17 +4,20 @@
 //! The routes hold no state: each request becomes a `LoopRequest` for the event loop, which
 //! owns the streamer, and the reply comes back on a one-shot channel.
 
+use std::cell::RefCell;
 use std::net::IpAddr;
 use std::rc::Rc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use smol::LocalExecutor;
 use smol::channel::{Sender, bounded};
-use smol::future::FutureExt;
 
 use super::http::{Request, Response};
 use super::ice_servers::link_headers;
+use super::snapshot::{SnapshotError, Snapshots};
 use crate::config::IceConfig;
 use crate::control::auth::AuthError;
+use crate::control::throttle::{Attempt, AuthThrottle, Source, ThrottleConfig};
 use crate::control::{Role, Status, Tokens};
 use crate::encode::snapshot::Picture;
 use crate::hub::sdpfrag::MAX_FRAG_BYTES;
@@ -47,6 +50,9 @@ pub(crate) enum LoopRequest {
     },
     /// A request came with a missing or wrong token (counted in `status`).
     AuthFailed,
+    /// A request was refused unchecked: its address sent too many wrong tokens (counted in
+    /// `status`).
+    AuthThrottled,
     Delete {
         id: ViewerId,
         reply: Sender<bool>,
@@ -59,28 +65,31 @@ pub(crate) enum LoopRequest {
     },
 }
 
-/// JPEG quality of snapshots.
-const SNAPSHOT_QUALITY: u8 = 85;
-
 pub(crate) struct Routes {
     loop_tx: Sender<LoopRequest>,
     cors_origin: Option<String>,
     tokens: Tokens,
     ice: IceConfig,
+    throttle: RefCell<AuthThrottle>,
+    snapshots: Rc<Snapshots>,
 }
 
 impl Routes {
+    /// `executor`: the one the server runs on, for work shared by several requests.
     pub(crate) fn new(
         loop_tx: Sender<LoopRequest>,
         cors_origin: Option<String>,
         tokens: Tokens,
         ice: IceConfig,
+        executor: Rc<LocalExecutor<'static>>,
     ) -> Rc<Routes> {
         Rc::new(Routes {
+            snapshots: Snapshots::new(loop_tx.clone(), executor),
             loop_tx,
             cors_origin,
             tokens,
             ice,
+            throttle: RefCell::new(AuthThrottle::new(ThrottleConfig::default())),
         })
     }
 
@@ -141,12 +150,19 @@ impl Routes {
             },
             "/whep" => match method {
                 "POST" => self.offer(req).await,
-                "OPTIONS" => self.with_ice_servers(
-                    Response::new(204)
+                "OPTIONS" => {
+                    let options = Response::new(204)
                         .header("Allow", "OPTIONS, POST")
                         .header("Accept-Post", SDP)
-                        .header("Accept-Patch", TRICKLE_ICE_SDPFRAG),
-                ),
+                        .header("Accept-Patch", TRICKLE_ICE_SDPFRAG);
+                    // TURN credentials only for those who may watch (a CORS preflight carries
+                    // no token, and gets none).
+                    if self.tokens.role_for(req.header("authorization")).is_ok() {
+                        self.with_ice_servers(options)
+                    } else {
+                        options
+                    }
+                }
                 _ => not_allowed("OPTIONS, POST"),
             },
             _ => match path.strip_prefix("/whep/") {
@@ -264,51 +280,69 @@ impl Routes {
         }
     }
 
-    /// The role the request's bearer token grants, or the 401 to answer with.
+    /// The role the request's bearer token grants, or the 401 (429 while its address is
+    /// throttled for wrong tokens) to answer with.
     async fn authorize(&self, req: &Request) -> Result<Role, Response> {
-        let refused = match self.tokens.role_for(req.header("authorization")) {
-            Ok(role) => return Ok(role),
+        let header = req.header("authorization");
+        // Only a request that presents a token can be guessing.
+        let source = header.map(|_| Source::of(req.peer.ip()));
+        let now = Instant::now();
+        if let Some(source) = source {
+            let attempt = self.throttle.borrow_mut().attempt(now, source);
+            self.write_throttle_log();
+            if let Attempt::Refuse { retry_after } = attempt {
+                let _ = self.loop_tx.send(LoopRequest::AuthThrottled).await;
+                let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                let why = format!("too many wrong tokens from this address; try again in {secs} s");
+                return Err(Response::text(429, &why).header("Retry-After", secs.to_string()));
+            }
+        }
+        let refused = match self.tokens.role_for(header) {
+            Ok(role) => {
+                if let Some(source) = source {
+                    self.throttle.borrow_mut().succeeded(now, source);
+                    self.write_throttle_log();
+                }
+                return Ok(role);
+            }
             Err(AuthError::Missing) => "a token is needed: Authorization: Bearer <token>",
             Err(AuthError::Invalid) => "the token is not valid",
         };
+        // The first wrong token of a burst is logged; the throttle logs the rest in summary.
+        let first = source.is_none_or(|s| self.throttle.borrow_mut().failed(now, s));
         // Never the token itself: it may be a real one with a typo.
-        log::warn!(
+        let line = format!(
             "refused {} {} from {}: {refused}",
             req.method,
             req.path(),
             req.peer.ip()
         );
+        if first {
+            log::warn!("{line}");
+        } else {
+            log::debug!("{line}");
+        }
         let _ = self.loop_tx.send(LoopRequest::AuthFailed).await;
         Err(Response::text(401, refused).header("WWW-Authenticate", "Bearer"))
+    }
+
+    fn write_throttle_log(&self) {
+        while let Some(line) = self.throttle.borrow_mut().poll_log() {
+            log::warn!("{line}");
+        }
     }
 
     async fn snapshot(&self, req: &Request) -> Response {
         if let Err(refused) = self.authorize(req).await {
             return refused;
         }
-        let (tx, rx) = bounded(1);
-        if self
-            .loop_tx
-            .send(LoopRequest::Snapshot { reply: tx })
-            .await
-            .is_err()
-        {
-            return stopping();
-        }
-        let picture = async { rx.recv().await.ok() };
-        let timeout = async {
-            smol::Timer::after(Duration::from_secs(3)).await;
-            None
-        };
-        let Some(picture) = picture.or(timeout).await else {
-            return Response::text(503, "no frame to take a snapshot of");
-        };
-        // JPEG encoding takes milliseconds: off the event loop.
-        match smol::unblock(move || picture.to_jpeg(SNAPSHOT_QUALITY)).await {
+        match self.snapshots.get().await {
             Ok(jpeg) => Response::new(200)
                 .header("Cache-Control", "no-store")
-                .with_body("image/jpeg", jpeg),
-            Err(e) => Response::text(500, &e),
+                .with_body("image/jpeg", jpeg.to_vec()),
+            Err(SnapshotError::NoFrame) => Response::text(503, "no frame to take a snapshot of"),
+            Err(SnapshotError::Stopping) => stopping(),
+            Err(SnapshotError::Encode(why)) => Response::text(500, &why),
         }
     }
 

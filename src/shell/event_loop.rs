@@ -298,6 +298,10 @@ impl EventLoop {
                 self.streamer.handle_input(now, Input::AuthFailed);
                 return;
             }
+            LoopRequest::AuthThrottled => {
+                self.streamer.handle_input(now, Input::AuthThrottled);
+                return;
+            }
         };
         let id = CallId(self.next_call);
         self.next_call += 1;
@@ -394,7 +398,9 @@ impl EventLoop {
             (Waiter::Delete(tx), Reply::Deleted(r)) => drop(tx.try_send(r)),
             (Waiter::Status(tx), Reply::Status(r)) => drop(tx.try_send(*r)),
             (Waiter::Health(tx), Reply::Health(r)) => drop(tx.try_send(r)),
-            (_, reply) => log::warn!("call {id:?} answered with the wrong kind: {reply:?}"),
+            // A bug, not the client's doing; the reply itself (an SDP, a status) is no use in
+            // the log.
+            (_, _) => log::warn!("HTTP call {} answered with the wrong kind of reply", id.0),
         }
     }
 

@@ -218,12 +218,9 @@ fn spawn_with(
     let thread = std::thread::Builder::new()
         .name("rtcam-loop".into())
         .spawn(move || {
-            run_loop(
-                listener,
-                Routes::new(requests_tx, cors_origin, tokens, ice),
-                event_loop,
-                watchdog,
-            )
+            let executor = Rc::new(smol::LocalExecutor::new());
+            let routes = Routes::new(requests_tx, cors_origin, tokens, ice, executor.clone());
+            run_loop(listener, executor, routes, event_loop, watchdog)
         })
         .map_err(StartError::Thread)?;
 
@@ -240,11 +237,11 @@ fn spawn_with(
 
 fn run_loop(
     listener: TcpListener,
+    executor: Rc<smol::LocalExecutor<'static>>,
     routes: Rc<Routes>,
     event_loop: EventLoop,
     watchdog: Option<(Notifier, Duration)>,
 ) -> Result<(), String> {
-    let executor = Rc::new(smol::LocalExecutor::new());
     if let Some((notifier, period)) = watchdog {
         executor.spawn(notify::watchdog(notifier, period)).detach();
     }

@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! handle_input(now, Input::Datagram | AccessUnit | Call | Readings | Controls |
-//!                   Restarted | AuthFailed | Timeout)
+//!                   Restarted | AuthFailed | AuthThrottled | Timeout)
 //! loop { match poll_output() {
 //!     Output::Transmit(t)        → send a datagram
 //!     Output::Encoder(command)   → keyframe, bitrate, restart the pipeline (off the loop)
@@ -167,6 +167,9 @@ pub enum Input<'a> {
     },
     /// An HTTP request came with a missing or wrong token.
     AuthFailed,
+    /// An HTTP request was refused without its token checked: its address sent too many
+    /// wrong tokens.
+    AuthThrottled,
     /// Time passed: the timeout `poll_output` asked for is due (or earlier).
     Timeout,
 }
@@ -274,6 +277,7 @@ impl Streamer {
             Input::Controls(op, result) => self.plane.controls_done(now, op, result),
             Input::Restarted { running, failure } => self.restarted(now, running, failure),
             Input::AuthFailed => self.stream.auth_failed(),
+            Input::AuthThrottled => self.stream.auth_throttled(),
             Input::Timeout => {
                 self.hub.handle_input(hub::Input::Timeout(now));
                 self.plane.handle_timeout(now);

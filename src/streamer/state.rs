@@ -50,6 +50,7 @@ pub(super) struct StreamState {
     /// Frames and bytes handed to the viewers.
     sent: StreamMeter,
     auth_failures: u64,
+    auth_throttled: u64,
 }
 
 impl StreamState {
@@ -61,6 +62,7 @@ impl StreamState {
             pipeline_since: now,
             sent: StreamMeter::new(Duration::from_secs(2)),
             auth_failures: 0,
+            auth_throttled: 0,
         }
     }
 
@@ -88,6 +90,10 @@ impl StreamState {
 
     pub(super) fn auth_failed(&mut self) {
         self.auth_failures += 1;
+    }
+
+    pub(super) fn auth_throttled(&mut self) {
+        self.auth_throttled += 1;
     }
 
     pub(super) fn status(
@@ -125,6 +131,7 @@ impl StreamState {
             cpu_load: r.cpu_load,
             soc_temp_c: r.soc_temp_c,
             auth_failures: self.auth_failures,
+            auth_throttled: self.auth_throttled,
             camera_format: camera.map(|c| c.format.clone()),
             camera_state: camera.map(|c| c.state),
             camera_frames_dropped: camera.map_or(0, |c| c.frames_dropped),
