@@ -210,6 +210,34 @@ try {
     viewers,
   };
 
+  // 6. A network change ('online'; navigator.connection 'change' takes the same path)
+  // restarts ICE on the session of the moment, again without a new POST.
+  const beforeOnline = await snapshot(page);
+  await page.evaluate(() => window.dispatchEvent(new Event('online')));
+  const online = await waitInPage(page, 'an ICE restart after an online event', (pre) => {
+    const r = window.rtcam;
+    return r.iceRestarts === 1 && r.iceUfrag !== pre.iceUfrag && r.etag !== pre.etag &&
+      r.framesDecoded >= pre.framesDecoded + 10 ? { ...r } : null;
+  }, beforeOnline, WAIT);
+  check(online.connectionSeq === beforeOnline.connectionSeq, 'the online event made a new connection');
+
+  // 7. A server that refuses PATCH (an rtcam from before it: 405): the restart falls back to
+  // a new session, which no longer trickles.
+  await page.route('**/whep/*', (route) => (route.request().method() === 'PATCH'
+    ? route.fulfill({ status: 405, headers: { Allow: 'DELETE' }, body: 'method not allowed' })
+    : route.continue()));
+  const beforeOld = await snapshot(page);
+  const refused = await page.evaluate(() => window.rtcam.restartIce());
+  check(refused === false, 'restartIce() reported success against a server without PATCH');
+  const fallback = await waitInPage(page, 'a new session after the refused restart', (seq) => {
+    const r = window.rtcam;
+    return r.connectionSeq > seq && r.state === 'live' && r.framesDecoded >= 10 ? { ...r } : null;
+  }, beforeOld.connectionSeq, WAIT);
+  check(fallback.trickle === 'unsupported' && fallback.patches === 0,
+    `the new session still trickles: ${fallback.trickle}, ${fallback.patches} patches`);
+  await page.unroute('**/whep/*');
+  result.fallback = { connectionSeq: fallback.connectionSeq, trickle: fallback.trickle, lastError: fallback.lastError };
+
   result.ok = true;
   console.log(JSON.stringify(result));
 } catch (e) {
