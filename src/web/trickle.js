@@ -48,6 +48,7 @@ export function canPatch(s) {
 // empty candidate ends the current generation's gathering.
 export function localCandidate(s, c) {
   const ice = s.ice;
+  if (ice.off) return; // nobody to send them to: the queue would only grow
   if (!c || !c.candidate) {
     ice.end = true;
   } else {
