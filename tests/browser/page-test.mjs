@@ -226,6 +226,10 @@ try {
   await page.route('**/whep/*', (route) => (route.request().method() === 'PATCH'
     ? route.fulfill({ status: 405, headers: { Allow: 'DELETE' }, body: 'method not allowed' })
     : route.continue()));
+  // Its OPTIONS announces a STUN server (unreachable: host candidates still carry the media).
+  await page.route('**/whep', (route) => (route.request().method() === 'OPTIONS'
+    ? route.fulfill({ status: 204, headers: { Link: '<stun:127.0.0.1:9>; rel="ice-server", </x>; rel="next"' } })
+    : route.continue()));
   const beforeOld = await snapshot(page);
   const refused = await page.evaluate(() => window.rtcam.restartIce());
   check(refused === false, 'restartIce() reported success against a server without PATCH');
@@ -235,8 +239,28 @@ try {
   }, beforeOld.connectionSeq, WAIT);
   check(fallback.trickle === 'unsupported' && fallback.patches === 0,
     `the new session still trickles: ${fallback.trickle}, ${fallback.patches} patches`);
+  check(JSON.stringify(fallback.iceServers) === '["stun:127.0.0.1:9"]',
+    `ICE servers from OPTIONS: ${JSON.stringify(fallback.iceServers)}`);
   await page.unroute('**/whep/*');
+  await page.unroute('**/whep');
   result.fallback = { connectionSeq: fallback.connectionSeq, trickle: fallback.trickle, lastError: fallback.lastError };
+
+  // 8. ICE servers on the 201 (fresher credentials than those of the OPTIONS) replace them.
+  await page.route('**/whep', async (route) => {
+    if (route.request().method() !== 'POST') return route.continue();
+    const response = await route.fetch();
+    return route.fulfill({ response, headers: { ...response.headers(),
+      link: '<turn:127.0.0.1:9?transport=udp>; rel="ice-server"; username="1700000000:viewer"; credential="abc+/="' } });
+  });
+  const beforeLinked = await snapshot(page);
+  await page.evaluate(() => window.rtcam.reconnect());
+  const linked = await waitInPage(page, 'a session with the ICE servers of the 201', (seq) => {
+    const r = window.rtcam;
+    return r.connectionSeq > seq && r.state === 'live' && r.framesDecoded >= 10 ? { ...r } : null;
+  }, beforeLinked.connectionSeq, WAIT);
+  check(JSON.stringify(linked.iceServers) === '["turn:127.0.0.1:9?transport=udp"]',
+    `ICE servers from the 201: ${JSON.stringify(linked.iceServers)}`);
+  await page.unroute('**/whep');
 
   result.ok = true;
   console.log(JSON.stringify(result));
