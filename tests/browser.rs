@@ -1,5 +1,6 @@
 //! A real browser as the viewer: the rtcam binary serves its page to headless Chromium, which
-//! connects over WHEP, decodes the H.264 stream, talks on the control channel and reconnects
+//! connects over WHEP (trickling its candidates by PATCH), decodes the H.264 stream, talks on the
+//! control channel, restarts ICE on the same session and reconnects
 //! (`tests/browser/page-test.mjs`), and steers the simulated pan/tilt/zoom camera with the
 //! page's own controls (`tests/browser/control-test.mjs`). playwright-core drives the system's
 //! Chromium. Screenshots are left in `tests/browser/artifacts/`.
@@ -232,6 +233,20 @@ fn page_plays_the_stream_in_headless_chromium() {
     assert!(
         result["stamp"]["seq"].is_number(),
         "no frame stamp read\n{report}"
+    );
+    let trickled = &result["trickled"];
+    assert!(
+        trickled["patches"].as_u64() >= Some(1),
+        "the page trickled nothing: {trickled}\n{report}"
+    );
+    let restart = &result["iceRestart"];
+    assert!(
+        restart["etagAfter"].is_string() && restart["etagAfter"] != restart["etagBefore"],
+        "no new ETag after the ICE restart: {restart}\n{report}"
+    );
+    assert_eq!(
+        restart["connectionSeq"], result["connectionSeq"],
+        "the ICE restart made a new connection\n{report}"
     );
     let reconnect = &result["reconnect"];
     assert!(

@@ -3,7 +3,9 @@
 // and connects.
 //
 //   state.js           public state, event bus, the current connection
-//   whep.js            WHEP sessions, signaling, reconnecting
+//   whep.js            WHEP sessions, signaling, ICE restarts, reconnecting
+//   trickle.js         WHEP PATCH: trickled candidates, the ICE restart exchange
+//   ice-servers.js     STUN/TURN servers from the endpoint's Link headers
 //   control.js         the control channel's requests, responses and pings
 //   steering.js        who holds control; claim, take over, release
 //   ptz-pad.js         pan/tilt pad, zoom, arrow keys, speed, home
@@ -14,7 +16,7 @@
 //   auth.js            the token from the URL fragment
 
 import { $, rtcam, conn, on } from './state.js';
-import { run, reconnect } from './whep.js';
+import { run, reconnect, restartIceNow } from './whep.js';
 import { send } from './control.js';
 import { controlEvent, claim, release, renderControl } from './steering.js';
 import { DIRS, padTo, home, setSpeed, stopMotion, keyDown, keyUp } from './ptz-pad.js';
@@ -65,7 +67,7 @@ setInterval(() => { if (conn.retryAt) render(); }, 250); // the retry countdown
 renderControl();
 
 Object.assign(rtcam, {
-  send, reconnect,
+  send, reconnect, restartIce: restartIceNow,
   readStamp: () => readStamp(video),
   decodeStamp,
   stampLatencies: (durationMs) => stampLatencies(video, durationMs),

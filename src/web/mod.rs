@@ -22,6 +22,8 @@ const FILES: &[(&str, &str)] = files![
     "state.js",
     "auth.js",
     "whep.js",
+    "trickle.js",
+    "ice-servers.js",
     "control.js",
     "steering.js",
     "ptz-pad.js",

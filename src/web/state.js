@@ -18,6 +18,14 @@ export const rtcam = {
   reconnects: 0,
   lastError: null,
   resource: null,           // the WHEP resource (Location) of the current connection
+  etag: null,               // its ETag: names the ICE session, changes with each ICE restart
+  trickle: null,            // 'on' | 'off' (no ETag on the 201) | 'unsupported' (PATCH refused)
+  patches: 0,               // trickle PATCHes the server took (204)
+  patchErrors: 0,           // trickle PATCHes refused or lost (412 after a restart, network)
+  candidatesSent: 0,        // local candidates sent by PATCH
+  iceRestarts: 0,           // ICE restarts answered and applied on this connection
+  iceServers: [],           // STUN/TURN URLs from the endpoint's Link headers
+  iceUfrag: null,           // our ufrag on the candidate pair in use (getStats)
   framesDecoded: 0,
   framesDropped: 0,
   packetsLost: 0,

@@ -23,6 +23,9 @@ export function collectStats(s, report, now) {
   if (transport && transport.selectedCandidatePairId) pair = report.get(transport.selectedCandidatePairId);
   if (!pair) report.forEach((r) => { if (r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded') pair = r; });
   if (pair && pair.currentRoundTripTime != null) rtcam.rttMs = round1(pair.currentRoundTripTime * 1000);
+  // Which ICE session carries the media: after a restart, the new ufrag once the new path is in use.
+  const local = pair && pair.localCandidateId && report.get(pair.localCandidateId);
+  if (local && local.usernameFragment) rtcam.iceUfrag = local.usernameFragment;
 
   if (!inbound) return false;
   const prev = s.prevInbound;

@@ -1,7 +1,8 @@
 // The WHEP client: one Session (RTCPeerConnection + `control` data channel + WHEP resource)
 // per attempt, signaling (POST the offer, DELETE the resource), the connection's state, the
-// frame and stall watch, and reconnecting with backoff. Callbacks of an old session are
-// ignored (`s !== conn.cur`), so a late event can never tear down its successor.
+// frame and stall watch, ICE restarts on the same session, and reconnecting with backoff.
+// Callbacks of an old session are ignored (`s !== conn.cur`), so a late event can never tear
+// down its successor.
 
 import { $, rtcam, conn, emit, round1, sleep } from './state.js';
 import { withAuth } from './auth.js';
@@ -10,6 +11,8 @@ import { collectStats } from './stats.js';
 import { readStamp } from './stamp.js';
 import { render } from './ui.js';
 import { controlReset } from './steering.js';
+import { fetchIceServers, iceServersFromLinks } from './ice-servers.js';
+import { newIce, localCandidate, startTrickle, canPatch, beginRestart, restartExchange } from './trickle.js';
 
 const CFG = {
   whepUrl: new URL('whep', location.href).href, // relative: works behind a path prefix
@@ -17,7 +20,13 @@ const CFG = {
   backoffMaxMs: 5000,
   postTimeoutMs: 10000,     // the POST (server busy or gone)
   connectTimeoutMs: 15000,  // answer received → ICE/DTLS connected
-  disconnectGraceMs: 3000,  // 'disconnected' may recover by itself
+  disconnectGraceMs: 3000,  // 'disconnected' may recover by itself (when ICE cannot restart)
+  // The server drops a viewer silent for 5 s and Chromium reports 'disconnected' only after
+  // about 2.5 s of silence: an ICE restart has to go out well before the grace above ends.
+  // It costs little if the old path recovers: media stays on it until the new one is checked.
+  restartAfterDisconnectMs: 500,
+  restartConnectMs: 5000,   // restart answered → ICE connected again, else a new session
+  restartGapMs: 5000,       // network 'change' events come in bursts: one restart per burst
   stallMs: 5000,            // connected but no frame decoded
   deleteTimeoutMs: 1500,
   statsEveryMs: 1000,
@@ -41,6 +50,7 @@ function newSession() {
     seq: ++rtcam.connectionSeq,
     closed: false,
     pc: null, dc: null, receiver: null, resource: null, abort: null,
+    answer: null, ice: newIce(), restarting: false, restartTimer: 0, lastRestart: 0,
     t0: 0, connectedAt: 0, lastProgress: 0, lastFrames: 0,
     pending: new Map(), nextId: 1,
     timers: [], discTimer: 0, rvfc: 0, prevInbound: null,
@@ -67,6 +77,8 @@ export function connect() {
     connected: false, resource: null, framesDecoded: 0, framesDropped: 0, packetsLost: 0,
     codec: null, width: 0, height: 0, fps: null, bitrateKbps: null, rttMs: null, jitterBufferMs: null,
     pingRtt: null, pingsAnswered: 0, firstFrameMs: null, stampAgeMs: null, statsAt: null,
+    etag: null, trickle: null, patches: 0, patchErrors: 0, candidatesSent: 0, iceRestarts: 0,
+    iceServers: [], iceUfrag: null,
   });
   if (afterFailure) setState('reconnecting', rtcam.reason); else setState('connecting', null);
   start(s).catch((e) => fail(s, e));
@@ -76,7 +88,11 @@ async function start(s) {
   if (!window.RTCPeerConnection) {
     throw new ConnError('this browser does not support WebRTC', { status: 400 });
   }
-  const pc = s.pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: 'max-bundle' });
+  const ctl = s.abort = new AbortController();
+  const iceServers = await fetchIceServers(CFG.whepUrl, ctl.signal);
+  s.abort = null;
+  if (s.closed) return;
+  const pc = s.pc = newPeerConnection(iceServers);
   const tr = pc.addTransceiver('video', { direction: 'recvonly' });
   preferH264(tr);
   s.receiver = tr.receiver;
@@ -92,15 +108,19 @@ async function start(s) {
   dc.onmessage = (e) => onMessage(s, e.data);
   pc.onconnectionstatechange = () => onPcState(s);
   pc.oniceconnectionstatechange = () => onPcState(s);
+  pc.onicecandidate = (e) => { if (!s.closed) localCandidate(s, e.candidate); };
 
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
   if (s.closed) return;
-  // No trickle ICE: the offer goes out at once, without waiting for gathering. The server
-  // learns our address from the STUN checks; its answer lists its own host candidates.
+  // The offer goes out at once, without waiting for gathering: the candidates follow by
+  // PATCH (trickle.js), and the server also learns our address from the STUN checks.
   s.t0 = performance.now();
-  const answer = await post(s, pc.localDescription.sdp);
+  const { sdp: answer, etag, iceServers: linked } = await post(s, pc.localDescription.sdp);
   if (s.closed) { deleteResource(s); return; }
+  if (linked.length) useIceServers(pc, linked);
+  s.answer = answer;
+  startTrickle(s, etag, pc.localDescription.sdp);
   await pc.setRemoteDescription({ type: 'answer', sdp: answer });
   lowLatency(tr.receiver);
   s.timers.push(setInterval(() => pollStats(s), CFG.statsEveryMs));
@@ -135,13 +155,41 @@ async function post(s, sdp) {
     }
     if (!text.startsWith('v=')) throw new ConnError('the server sent no SDP answer');
     rtcam.resource = s.resource;
-    return text;
+    return {
+      sdp: text,
+      etag: res.headers.get('ETag'),
+      iceServers: iceServersFromLinks(res.headers.get('Link')),
+    };
   } catch (e) {
     if (e instanceof ConnError) throw e;
     throw new ConnError(timedOut ? 'server did not answer' : 'lost the server while signaling');
   } finally {
     clearTimeout(timer);
     s.abort = null;
+  }
+}
+
+// A browser refuses the whole configuration over one ICE server it does not like: then none.
+function newPeerConnection(iceServers) {
+  const config = { iceServers, bundlePolicy: 'max-bundle' };
+  try {
+    const pc = new RTCPeerConnection(config);
+    rtcam.iceServers = iceServers.map((x) => x.urls);
+    return pc;
+  } catch (e) {
+    console.warn('rtcam: ICE servers refused, connecting without', e);
+    return new RTCPeerConnection({ ...config, iceServers: [] });
+  }
+}
+
+// The 201's Links may be fresher than those of the OPTIONS (short-lived TURN credentials):
+// they apply to this session's later gathering (ICE restarts).
+function useIceServers(pc, iceServers) {
+  try {
+    pc.setConfiguration({ ...pc.getConfiguration(), iceServers });
+    rtcam.iceServers = iceServers.map((x) => x.urls);
+  } catch (e) {
+    console.warn('rtcam: ICE servers of the answer refused', e);
   }
 }
 
@@ -183,6 +231,7 @@ function onPcState(s) {
   const st = s.pc.connectionState || s.pc.iceConnectionState;
   if (st === 'connected' || st === 'completed') {
     clearTimeout(s.discTimer); s.discTimer = 0;
+    if (s.restarting === 'answered') restartDone(s);
     if (!rtcam.connected) {
       rtcam.connected = true;
       s.connectedAt = s.lastProgress = performance.now();
@@ -191,14 +240,94 @@ function onPcState(s) {
   } else if (st === 'disconnected') {
     rtcam.connected = false;
     setState('reconnecting', 'connection interrupted');
-    if (!s.discTimer) {
-      s.discTimer = setTimeout(() => fail(s, new ConnError('connection lost')), CFG.disconnectGraceMs);
+    if (!s.discTimer && !s.restarting) {
+      const restart = canPatch(s);
+      s.discTimer = setTimeout(() => {
+        s.discTimer = 0;
+        if (restart) restartIce(s, 'connection lost'); else fail(s, new ConnError('connection lost'));
+      }, restart ? CFG.restartAfterDisconnectMs : CFG.disconnectGraceMs);
     }
   } else if (st === 'failed') {
-    fail(s, new ConnError('connection failed'));
+    rtcam.connected = false;
+    // An ICE restart mends a lost path, not a failed DTLS handshake; one under way has its
+    // own deadline.
+    if (s.restarting) return;
+    setState('reconnecting', 'connection failed');
+    if (s.pc.iceConnectionState === 'failed') restartIce(s, 'connection failed');
+    else fail(s, new ConnError('connection failed'));
   } else if (st === 'closed') {
     fail(s, new ConnError('connection closed'));
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// ICE restart: a new network path for the same session (WHEP PATCH, If-Match: *), so the
+// control channel, the decoder and the viewer's place on the server all carry on. Anything
+// that goes wrong falls back to a new session (fail → reconnect with backoff). Resolves true
+// once the server's answer is applied.
+// ---------------------------------------------------------------------------------------
+async function restartIce(s, why) {
+  if (s !== conn.cur || s.closed || s.restarting || stopped) return false;
+  // Not before the first answer is applied: the restart's answer is made from it.
+  if (!s.answer || !canPatch(s) || !s.pc.restartIce || s.pc.signalingState !== 'stable') {
+    fail(s, new ConnError(why));
+    return false;
+  }
+  s.restarting = 'asking';
+  s.lastRestart = performance.now();
+  clearTimeout(s.discTimer); s.discTimer = 0;
+  console.info(`rtcam: ICE restart (${why})`);
+  try {
+    const pc = s.pc;
+    pc.restartIce();
+    const offer = await pc.createOffer();
+    if (s.closed) return false;
+    beginRestart(s, offer.sdp);
+    await pc.setLocalDescription(offer);
+    if (s.closed) return false;
+    const answer = await restartExchange(s, s.answer);
+    if (s.closed) return false;
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+    if (s.closed) return false;
+    s.answer = answer;
+  } catch (e) {
+    s.restarting = false;
+    // Not the PATCH's status as ours: a 404 here means the server gave up on this session,
+    // which a new one mends.
+    fail(s, new ConnError(`ICE restart failed: ${(e && e.message) || e}`));
+    return false;
+  }
+  rtcam.iceRestarts++;
+  s.restarting = 'answered';
+  s.restartTimer = setTimeout(() => {
+    if (s.restarting) fail(s, new ConnError(`no connection ${CFG.restartConnectMs / 1000} s after an ICE restart`));
+  }, CFG.restartConnectMs);
+  s.timers.push(s.restartTimer);
+  // A working old path keeps the state 'connected': no event will come.
+  const st = s.pc.iceConnectionState;
+  if (st === 'connected' || st === 'completed') restartDone(s);
+  return true;
+}
+
+function restartDone(s) {
+  s.restarting = false;
+  clearTimeout(s.restartTimer); s.restartTimer = 0;
+}
+
+// A network change ('online', navigator.connection 'change'): the path the session uses may
+// be gone, and waiting for ICE to notice would take longer than the server waits for us.
+function networkChanged() {
+  if (retryTimer) { connect(); return; } // a retry was waiting for the network: now
+  const s = conn.cur;
+  if (!s || s.closed || !s.answer || s.restarting) return;
+  if (performance.now() - s.lastRestart < CFG.restartGapMs) return;
+  restartIce(s, 'network changed');
+}
+
+// For tests and the console: an ICE restart of the current session now.
+export function restartIceNow() {
+  const s = conn.cur;
+  return s ? restartIce(s, 'asked for') : Promise.resolve(false);
 }
 
 // Called from every failure path: tear down and retry with backoff.
@@ -241,7 +370,7 @@ function teardown(s) {
   if (s.lastFrames > 0 || rtcam.firstFrameMs != null) keepLastFrame();
   if (s.dc) { s.dc.onopen = s.dc.onclose = s.dc.onmessage = null; try { s.dc.close(); } catch (e) { /* closed */ } }
   if (s.pc) {
-    s.pc.onconnectionstatechange = s.pc.oniceconnectionstatechange = null;
+    s.pc.onconnectionstatechange = s.pc.oniceconnectionstatechange = s.pc.onicecandidate = null;
     try { s.pc.close(); } catch (e) { /* closed */ }
   }
   if (s === conn.cur) rtcam.connected = false;
@@ -335,7 +464,7 @@ async function pollStats(s) {
 
 // ---------------------------------------------------------------------------------------
 // Page lifecycle: connect now, hang up when the page goes (the DELETE has keepalive), come
-// back from the back/forward cache, retry at once when the network returns.
+// back from the back/forward cache, retry or restart ICE at once when the network changes.
 // ---------------------------------------------------------------------------------------
 export function run() {
   addEventListener('pagehide', () => {
@@ -344,7 +473,10 @@ export function run() {
     if (conn.cur) { teardown(conn.cur); conn.cur = null; } // DELETE with keepalive
   });
   addEventListener('pageshow', (e) => { if (e.persisted) { stopped = false; connect(); } });
-  addEventListener('online', () => { if (retryTimer) connect(); });
+  addEventListener('online', networkChanged);
+  if (navigator.connection && navigator.connection.addEventListener) {
+    navigator.connection.addEventListener('change', networkChanged);
+  }
   // A hidden page may not have decoded: the stall watchdog starts afresh when it shows again.
   document.addEventListener('visibilitychange', () => {
     if (!document.hidden && conn.cur) conn.cur.lastProgress = performance.now();

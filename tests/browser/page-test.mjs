@@ -46,6 +46,31 @@ try {
   check(link.encoding === 'main' && link.layers === 3, `link on loopback: ${JSON.stringify(link)}`);
   result.link = link;
 
+  // 1c. Trickle ICE: the offer went out before gathering ended, and the candidates followed
+  // by PATCH with the resource's ETag; the server took them (204), ending with
+  // a=end-of-candidates. (Chromium's host candidates are mDNS names, which rtcam skips: the
+  // media path itself comes from the connectivity checks.)
+  const trickled = await waitInPage(page, 'trickled candidates taken by the server (PATCH 204)', () => {
+    const r = window.rtcam;
+    return r.trickle === 'on' && r.patches >= 1 && r.etag ? { trickle: r.trickle, patches: r.patches,
+      patchErrors: r.patchErrors, candidatesSent: r.candidatesSent, etag: r.etag } : null;
+  }, null, WAIT);
+  check(trickled.patchErrors === 0, `trickle PATCHes refused: ${JSON.stringify(trickled)}`);
+  result.trickled = trickled;
+
+  // 1d. ICE servers from Link headers (rtcam announces none on a LAN): the page's own parser.
+  const links = await page.evaluate(async () => {
+    const m = await import(new URL('ice-servers.js', location.href).href);
+    return m.iceServersFromLinks('<stun:stun.example.net:3478>; rel="ice-server", ' +
+      '<turn:turn.example.net:3478?transport=udp>; rel="ice-server"; username="1700000000:viewer"; ' +
+      'credential="abc+/=,x"; credential-type="password", <https://example.net/>; rel="next", ' +
+      '<turn:no-credentials.example.net>; rel="ice-server"');
+  });
+  check(JSON.stringify(links) === JSON.stringify([
+    { urls: 'stun:stun.example.net:3478' },
+    { urls: 'turn:turn.example.net:3478?transport=udp', username: '1700000000:viewer', credential: 'abc+/=,x' },
+  ]), `Link headers parsed as ${JSON.stringify(links)}`);
+
   // 2. The RPC helper: a command with a result, an unknown command rejected with its code.
   const rpc = await page.evaluate(async () => {
     const status = await window.rtcam.send('status');
@@ -125,6 +150,45 @@ try {
   await page.screenshot({ path: join(ARTIFACTS, 'page-phone.png') });
   await page.setViewportSize({ width: 1280, height: 720 });
 
+  // 4b. An ICE restart mid-stream (what a network change does): the same WHEP resource and
+  // connection (no new POST), a new ETag, the media moved to the new ICE session (our new
+  // ufrag on the candidate pair in use), and frames keep coming.
+  const pre = await waitInPage(page, 'the candidate pair in use in the stats', () => {
+    const r = window.rtcam;
+    return r.iceUfrag && r.state === 'live' ? { ...r } : null;
+  }, null, WAIT);
+  const restartStart = Date.now();
+  const restarted = await page.evaluate(() => window.rtcam.restartIce());
+  const answeredMs = Date.now() - restartStart;
+  check(restarted === true, 'restartIce() did not get through (see the console)');
+  await waitInPage(page, 'the media on the new ICE session', (pre) => {
+    const r = window.rtcam;
+    return r.iceRestarts === pre.iceRestarts + 1 && r.iceUfrag !== pre.iceUfrag;
+  }, pre, WAIT);
+  const movedMs = Date.now() - restartStart; // to within the page's 1 s stats period
+  const post = await waitInPage(page, '30 more frames after restartIce()', (pre) => {
+    const r = window.rtcam;
+    return r.connected && r.state === 'live' && r.framesDecoded >= pre.framesDecoded + 30 ? { ...r } : null;
+  }, pre, WAIT);
+  check(post.connectionSeq === pre.connectionSeq && post.reconnects === pre.reconnects,
+    `the restart made a new connection: seq ${pre.connectionSeq} → ${post.connectionSeq}`);
+  check(post.resource === pre.resource, `the resource changed: ${pre.resource} → ${post.resource}`);
+  check(post.etag && post.etag !== pre.etag, `the ETag did not change: ${pre.etag} → ${post.etag}`);
+  // Trickles after the restart carry the new ETag: none refused as stale.
+  check(post.patchErrors === 0, `${post.patchErrors} trickle PATCHes refused around the restart`);
+  const frames = await waitInPage(page, 'frames still coming after the restart', async () => {
+    const a = window.rtcam.framesDecoded;
+    await new Promise((r) => setTimeout(r, 1500));
+    return window.rtcam.framesDecoded > a ? window.rtcam.framesDecoded : null;
+  }, null, 20_000);
+  const restartViewers = (await page.evaluate(() => window.rtcam.send('status'))).viewers;
+  check(restartViewers === 1, `the server counts ${restartViewers} viewers after the restart`);
+  result.iceRestart = {
+    etagBefore: pre.etag, etagAfter: post.etag, ufragBefore: pre.iceUfrag, ufragAfter: post.iceUfrag,
+    connectionSeq: post.connectionSeq, framesDecoded: frames, patches: post.patches,
+    answeredMs, mediaOnNewSessionMs: movedMs,
+  };
+
   // 5. A fresh connection: the old one is deleted, a new one plays.
   const before = await snapshot(page);
   await page.evaluate(() => window.rtcam.reconnect());
@@ -145,6 +209,58 @@ try {
     firstFrameMs: after.firstFrameMs,
     viewers,
   };
+
+  // 6. A network change ('online'; navigator.connection 'change' takes the same path)
+  // restarts ICE on the session of the moment, again without a new POST.
+  const beforeOnline = await snapshot(page);
+  await page.evaluate(() => window.dispatchEvent(new Event('online')));
+  const online = await waitInPage(page, 'an ICE restart after an online event', (pre) => {
+    const r = window.rtcam;
+    return r.iceRestarts === 1 && r.iceUfrag !== pre.iceUfrag && r.etag !== pre.etag &&
+      r.framesDecoded >= pre.framesDecoded + 10 ? { ...r } : null;
+  }, beforeOnline, WAIT);
+  check(online.connectionSeq === beforeOnline.connectionSeq, 'the online event made a new connection');
+
+  // 7. A server that refuses PATCH (an rtcam from before it: 405): the restart falls back to
+  // a new session, which no longer trickles.
+  await page.route('**/whep/*', (route) => (route.request().method() === 'PATCH'
+    ? route.fulfill({ status: 405, headers: { Allow: 'DELETE' }, body: 'method not allowed' })
+    : route.continue()));
+  // Its OPTIONS announces a STUN server (unreachable: host candidates still carry the media).
+  await page.route('**/whep', (route) => (route.request().method() === 'OPTIONS'
+    ? route.fulfill({ status: 204, headers: { Link: '<stun:127.0.0.1:9>; rel="ice-server", </x>; rel="next"' } })
+    : route.continue()));
+  const beforeOld = await snapshot(page);
+  const refused = await page.evaluate(() => window.rtcam.restartIce());
+  check(refused === false, 'restartIce() reported success against a server without PATCH');
+  const fallback = await waitInPage(page, 'a new session after the refused restart', (seq) => {
+    const r = window.rtcam;
+    return r.connectionSeq > seq && r.state === 'live' && r.framesDecoded >= 10 ? { ...r } : null;
+  }, beforeOld.connectionSeq, WAIT);
+  check(fallback.trickle === 'unsupported' && fallback.patches === 0,
+    `the new session still trickles: ${fallback.trickle}, ${fallback.patches} patches`);
+  check(JSON.stringify(fallback.iceServers) === '["stun:127.0.0.1:9"]',
+    `ICE servers from OPTIONS: ${JSON.stringify(fallback.iceServers)}`);
+  await page.unroute('**/whep/*');
+  await page.unroute('**/whep');
+  result.fallback = { connectionSeq: fallback.connectionSeq, trickle: fallback.trickle, lastError: fallback.lastError };
+
+  // 8. ICE servers on the 201 (fresher credentials than those of the OPTIONS) replace them.
+  await page.route('**/whep', async (route) => {
+    if (route.request().method() !== 'POST') return route.continue();
+    const response = await route.fetch();
+    return route.fulfill({ response, headers: { ...response.headers(),
+      link: '<turn:127.0.0.1:9?transport=udp>; rel="ice-server"; username="1700000000:viewer"; credential="abc+/="' } });
+  });
+  const beforeLinked = await snapshot(page);
+  await page.evaluate(() => window.rtcam.reconnect());
+  const linked = await waitInPage(page, 'a session with the ICE servers of the 201', (seq) => {
+    const r = window.rtcam;
+    return r.connectionSeq > seq && r.state === 'live' && r.framesDecoded >= 10 ? { ...r } : null;
+  }, beforeLinked.connectionSeq, WAIT);
+  check(JSON.stringify(linked.iceServers) === '["turn:127.0.0.1:9?transport=udp"]',
+    `ICE servers from the 201: ${JSON.stringify(linked.iceServers)}`);
+  await page.unroute('**/whep');
 
   result.ok = true;
   console.log(JSON.stringify(result));
