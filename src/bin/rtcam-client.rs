@@ -50,6 +50,10 @@ const HELP_OPTIONS: &[(&str, &str)] = &[
          decoded, width, height of every frame)",
     ),
     (
+        "--trickle",
+        "Offer without candidates and send them by WHEP PATCH (trickle ICE), as browsers do",
+    ),
+    (
         "--follow-network",
         "When the local address towards the server changes (a network switch), restart ICE \
          by WHEP PATCH instead of losing the stream; the report lists the restarts",
@@ -82,6 +86,7 @@ struct Args {
     /// Add every frame's arrival, size and decoding to the report.
     timeline: bool,
     follow_network: bool,
+    trickle: bool,
 }
 
 /// Why there are no `Args`: the help was asked for, or the command line is bad.
@@ -111,6 +116,7 @@ impl Args {
             stop_file: None,
             timeline: false,
             follow_network: false,
+            trickle: false,
         };
         let mut url = None;
         let mut p = Parser::new(argv);
@@ -140,6 +146,7 @@ impl Args {
                 "stop-file" => parsed.stop_file = Some(p.value("--stop-file <PATH>")?.into()),
                 "timeline" => parsed.timeline = true,
                 "follow-network" => parsed.follow_network = true,
+                "trickle" => parsed.trickle = true,
                 _ => return Err(args::unexpected(&Arg::Long(name)).into()),
             }
         }
@@ -224,6 +231,7 @@ fn main() -> ExitCode {
                 stop_file: args.stop_file.clone(),
                 timeline: args.timeline,
                 follow_network: args.follow_network,
+                trickle: args.trickle,
             };
             std::thread::spawn(move || watch(i, &url, watching))
         })
@@ -250,6 +258,7 @@ struct Watching {
     stop_file: Option<std::path::PathBuf>,
     timeline: bool,
     follow_network: bool,
+    trickle: bool,
 }
 
 fn watch(index: usize, url: &str, watching: Watching) -> serde_json::Value {
@@ -259,12 +268,14 @@ fn watch(index: usize, url: &str, watching: Watching) -> serde_json::Value {
         stop_file,
         timeline,
         follow_network,
+        trickle,
     } = watching;
     let posted = Instant::now();
     let posted_unix_ms = unix_us() / 1000;
     let mut timeline = timeline.then(|| Timeline::new(posted));
     let options = ClientOptions {
         decode,
+        trickle,
         ..ClientOptions::default()
     };
     let mut client = match WhepClient::connect(url, options) {

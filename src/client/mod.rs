@@ -5,6 +5,7 @@
 pub mod camera_check;
 pub mod expect;
 pub mod http;
+mod ice_servers;
 pub mod timeline;
 
 use std::collections::VecDeque;
@@ -160,10 +161,36 @@ impl WhepClient {
 
         let now = Instant::now();
         let mut rtc = RtcConfig::new().clear_codecs().enable_h264(true).build(now);
-        let candidate = Candidate::host(local, "udp")
-            .map_err(|e| ClientError::Protocol(format!("local candidate: {e}")))?;
+        let mut candidates = vec![
+            Candidate::host(local, "udp")
+                .map_err(|e| ClientError::Protocol(format!("local candidate: {e}")))?,
+        ];
+        // Behind a NAT the server reaches us only at our public address: ask the STUN servers
+        // it names (OPTIONS, as WHEP players do before offering).
+        let auth: Vec<(&str, &str)> = options
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if let Ok(answer) = http::request(&endpoint, "OPTIONS", &auth, &[]) {
+            let links: Vec<&str> = answer
+                .headers
+                .iter()
+                .filter(|(name, _)| name.eq_ignore_ascii_case("link"))
+                .map(|(_, value)| value.as_str())
+                .collect();
+            let servers = ice_servers::stun_servers(&links);
+            if let Some((mapped, base)) =
+                ice_servers::reflexive_address(&socket, &servers, Duration::from_secs(1))
+                && let Ok(candidate) = Candidate::server_reflexive(mapped, base, "udp")
+            {
+                candidates.push(candidate);
+            }
+        }
         if !options.trickle {
-            rtc.add_local_candidate(candidate.clone());
+            for candidate in &candidates {
+                rtc.add_local_candidate(candidate.clone());
+            }
         }
         let mut change = rtc.sdp_api();
         let video = change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
@@ -186,12 +213,16 @@ impl WhepClient {
         let resource = accept_answer(&mut rtc, pending, &endpoint, &response)?;
         let etag = response.header("etag").map(str::to_owned);
         if options.trickle {
-            let added = rtc
-                .add_local_candidate(candidate)
-                .map(|c| c.to_sdp_string())
-                .ok_or_else(|| ClientError::Protocol("local candidate refused".into()))?;
+            let mut lines = String::new();
+            for candidate in candidates {
+                let added = rtc
+                    .add_local_candidate(candidate)
+                    .map(|c| c.to_sdp_string())
+                    .ok_or_else(|| ClientError::Protocol("local candidate refused".into()))?;
+                lines.push_str(&format!("a={added}\r\n"));
+            }
             let frag = format!(
-                "{}a=mid:{}\r\na={added}\r\na=end-of-candidates\r\n",
+                "{}a=mid:{}\r\n{lines}a=end-of-candidates\r\n",
                 credential_lines(&offer),
                 first_mid(&offer)
             );

@@ -17,7 +17,9 @@
 #            a REST secret, which viewers get through the WHEP Link headers. Chromium plays
 #            through a relay: >= 10 fps decoded over its last 10 s, the selected pair is relay.
 #   stun     r2 endpoint-independent, STUN only (no TURN anywhere): Chromium trickles its
-#            server-reflexive candidate by PATCH and plays, on a pair that is not relayed.
+#            server-reflexive candidate by PATCH and plays, on a pair that is not relayed;
+#            rtcam-client --trickle likewise (its public address from the STUN server that
+#            rtcam's Link headers name) decodes >= 10 fps.
 #   restart  rtcam-client --follow-network watches from "mover"; 8 s in, its address changes
 #            (a network switch); it restarts ICE by PATCH (no new POST) and frames come again
 #            within 3 s of the change.
@@ -229,7 +231,11 @@ run_stun() {
 stun = [\"stun:$TURN_IP:3478\"]" || return 0
   ip netns exec "$VIEW" node tests/browser/net-viewer.mjs "$URL/" --seconds 20 \
     >"$out/stun/chromium.json" 2>"$out/stun/chromium.err" || true
+  # The in-repo client: its public address from the STUN server rtcam names, trickled.
+  ip netns exec "$VIEW" "$bin_dir/rtcam-client" "$URL/whep" --seconds 15 --trickle \
+    >"$out/stun/client.json" 2>"$out/stun/client.err" || true
   stop_rtcam
+  python3 tests/net/natcheck.py client stun "$out/stun/client.json" || fail "stun: rtcam-client"
   python3 tests/net/natcheck.py chromium stun "$out/stun/chromium.json" direct \
     || fail "stun: chromium"
   grep -q "typ srflx" "$out/stun/rtcam.log" || grep -q "STUN: .* maps" "$out/stun/rtcam.log" \

@@ -3,6 +3,7 @@
 
   natcheck.py chromium RUN FILE relay|direct
   natcheck.py restart RUN FILE CHANGED_UNIX_MS
+  natcheck.py client RUN FILE
 """
 import json
 import sys
@@ -63,6 +64,18 @@ def restart(run, v, changed_unix_ms):
     return problems
 
 
+def client(run, v):
+    problems = []
+    if v.get("error"):
+        problems.append("client error: " + v["error"])
+    decoded = v.get("decoded", 0)
+    print(f"{run}: rtcam-client decoded {decoded} pictures in 15 s, "
+          f"first frame after {v.get('first_frame_ms')} ms")
+    if decoded < 150:
+        problems.append(f"rtcam-client decoded {decoded} pictures in 15 s (want >= 150)")
+    return problems
+
+
 def main():
     kind, run, path = sys.argv[1:4]
     try:
@@ -72,6 +85,8 @@ def main():
         return 1
     if kind == "chromium":
         problems = chromium(run, v, sys.argv[4])
+    elif kind == "client":
+        problems = client(run, v)
     else:
         problems = restart(run, v, int(sys.argv[4]))
     for p in problems:
