@@ -329,6 +329,35 @@ impl Hub {
         Ok(hub)
     }
 
+    /// Later answers offer these host candidates (interfaces come and go: DHCP, a VPN). A
+    /// change is logged; addresses str0m cannot use are left out with a warning.
+    pub(crate) fn set_host_candidates(&mut self, hosts: Vec<SocketAddr>) {
+        if hosts == self.config.candidates {
+            return;
+        }
+        let usable: Vec<Candidate> = hosts
+            .iter()
+            .filter_map(|&a| match Candidate::host(a, "udp") {
+                Ok(c) => Some(c),
+                Err(_) => {
+                    log::warn!("{a} cannot be an ICE host candidate; left out");
+                    None
+                }
+            })
+            .collect();
+        log::info!(
+            "ICE host candidates now: {}",
+            hosts
+                .iter()
+                .map(|a| a.ip().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        self.config.candidates = hosts;
+        self.hosts = usable;
+        self.gather_candidates();
+    }
+
     /// The candidates answers offer: hosts, the configured public address, and what STUN
     /// found. Viewers already answered keep theirs (WHEP gives the server no way to trickle).
     fn gather_candidates(&mut self) {

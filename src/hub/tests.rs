@@ -815,3 +815,15 @@ fn the_hub_checks_a_viewers_candidates_at_once_and_trickled_ones_too() {
     );
     assert!(destinations(&mut w, Duration::from_millis(500)).contains(&trickled));
 }
+
+#[test]
+fn answers_name_the_host_addresses_the_device_has_now() {
+    let mut hub = lone_hub(Instant::now());
+    let now = Instant::now();
+    let moved: std::net::SocketAddr = "10.0.0.77:5000".parse().unwrap();
+    hub.set_host_candidates(vec![moved]);
+    let (peer, offer, _pending) = Peer::h264(1, now);
+    let answer = hub.offer(now, peer.id, CLIENT, &offer).unwrap();
+    assert!(answer.contains("10.0.0.77 5000 typ host"), "{answer}");
+    assert!(!answer.contains("10.0.0.1 5000"), "{answer}");
+}

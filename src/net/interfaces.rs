@@ -5,7 +5,10 @@ use std::net::{IpAddr, SocketAddr};
 /// Candidates for a media socket on `bound`. A specific address is used alone; an unspecified
 /// one (0.0.0.0 or ::) stands for every usable interface address of that family (both families
 /// for ::, which is dual-stack on Linux). Link-local IPv6 needs a scope id that SDP can't carry,
-/// so it is left out. Loopback stays: local players (and tests) use it.
+/// so it is left out, and so are container and VM bridges (no viewer is behind them, and each
+/// useless candidate costs every viewer connectivity checks). Loopback stays: local players
+/// (and tests) use it. Called for every offer: DHCP renewals and a VPN such as Tailscale coming
+/// up change the answer's candidates without a restart.
 pub(crate) fn host_candidates(bound: SocketAddr) -> Vec<SocketAddr> {
     if !bound.ip().is_unspecified() {
         return vec![bound];
@@ -14,7 +17,11 @@ pub(crate) fn host_candidates(bound: SocketAddr) -> Vec<SocketAddr> {
         log::warn!("cannot list network interfaces ({e}); offering loopback only");
         Vec::new()
     });
-    let mut addrs: Vec<IpAddr> = interfaces.iter().map(|i| i.ip()).collect();
+    let mut addrs: Vec<IpAddr> = interfaces
+        .iter()
+        .filter(|i| !is_virtual_bridge(&i.name))
+        .map(|i| i.ip())
+        .collect();
     let wanted = |ip: &IpAddr| match ip {
         IpAddr::V4(_) => true,
         IpAddr::V6(v6) => bound.is_ipv6() && !v6.is_unicast_link_local(),
@@ -28,6 +35,16 @@ pub(crate) fn host_candidates(bound: SocketAddr) -> Vec<SocketAddr> {
         .into_iter()
         .map(|ip| SocketAddr::new(ip, bound.port()))
         .collect()
+}
+
+/// Docker, Podman, libvirt, LXC/LXD and Kubernetes network plumbing: host-internal bridges and
+/// the veth ends of containers.
+fn is_virtual_bridge(name: &str) -> bool {
+    const PREFIXES: [&str; 12] = [
+        "docker", "br-", "veth", "virbr", "vnet", "cni", "flannel", "cali", "podman", "lxcbr",
+        "lxdbr", "kube-",
+    ];
+    PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
 /// Routable addresses first (they are what remote viewers use), loopback last.
@@ -53,6 +70,27 @@ mod tests {
         assert!(got.iter().all(|a| a.port() == 8555 && a.is_ipv4()));
         assert!(got.contains(&"127.0.0.1:8555".parse().unwrap()));
         assert!(got.last().unwrap().ip().is_loopback());
+    }
+
+    #[test]
+    fn container_bridges_are_left_out_and_real_interfaces_kept() {
+        for bridge in [
+            "docker0", "br-3f2a", "veth12ab", "virbr0", "cni0", "podman1", "lxdbr0",
+        ] {
+            assert!(is_virtual_bridge(bridge), "{bridge}");
+        }
+        for real in [
+            "eth0",
+            "wlan0",
+            "end0",
+            "enp3s0",
+            "tailscale0",
+            "wg0",
+            "usb0",
+            "lo",
+        ] {
+            assert!(!is_virtual_bridge(real), "{real}");
+        }
     }
 
     #[test]

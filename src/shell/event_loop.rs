@@ -22,6 +22,7 @@ use crate::control::Status;
 use crate::encode::snapshot::Picture;
 use crate::encode::{AccessUnit, PipelineStats};
 use crate::hub::{OfferError, PatchError, Patched};
+use crate::net::interfaces::host_candidates;
 use crate::net::udp::MediaSocket;
 use crate::net::whep::LoopRequest;
 use crate::streamer::{
@@ -247,6 +248,13 @@ impl EventLoop {
     }
 
     fn on_request(&mut self, now: Instant, request: LoopRequest) {
+        if matches!(request, LoopRequest::Offer { .. }) {
+            // The interfaces again (a few syscalls), so the answer names the addresses the
+            // device has now: DHCP renewals, a VPN coming up.
+            let hosts = host_candidates(self.socket.local_addr());
+            self.streamer
+                .handle_input(now, Input::HostCandidates(hosts));
+        }
         let (waiter, call) = match request {
             LoopRequest::Offer {
                 client,

@@ -145,6 +145,9 @@ pub enum Reply {
 }
 
 pub enum Input<'a> {
+    /// The media socket's host candidates now (the shell lists the interfaces before each
+    /// offer); later answers offer these.
+    HostCandidates(Vec<SocketAddr>),
     /// A datagram that arrived on the media socket.
     Datagram {
         source: SocketAddr,
@@ -256,6 +259,7 @@ impl Streamer {
         self.now = self.now.max(now);
         let now = self.now;
         match input {
+            Input::HostCandidates(hosts) => self.hub.set_host_candidates(hosts),
             Input::Datagram {
                 source,
                 destination,
