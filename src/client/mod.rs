@@ -4,7 +4,9 @@
 
 pub mod camera_check;
 pub mod expect;
+pub mod follow;
 pub mod http;
+pub mod soak;
 pub mod timeline;
 
 use std::collections::VecDeque;
@@ -66,7 +68,8 @@ pub struct ClientOptions {
     pub decode: bool,
     /// Offer the `control` data channel.
     pub control: bool,
-    /// Extra request headers for the POST (e.g. Authorization).
+    /// Extra request headers for the POST and the DELETE (e.g. Authorization: a server that
+    /// asks for a token to join may ask for it to leave too).
     pub headers: Vec<(String, String)>,
 }
 
@@ -78,6 +81,13 @@ impl Default for ClientOptions {
             headers: Vec::new(),
         }
     }
+}
+
+/// `Authorization: Bearer <token>` as `ClientOptions::headers`, or none without a token.
+pub fn bearer_headers(token: Option<&str>) -> Vec<(String, String)> {
+    token
+        .map(|t| vec![("Authorization".to_string(), format!("Bearer {t}"))])
+        .unwrap_or_default()
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -117,6 +127,8 @@ pub struct WhepClient {
     local: SocketAddr,
     endpoint: Url,
     resource: Option<Url>,
+    /// `ClientOptions::headers`, sent again with the DELETE.
+    headers: Vec<(String, String)>,
     video: Mid,
     control: Option<ChannelId>,
     control_open: bool,
@@ -183,6 +195,7 @@ impl WhepClient {
             local,
             endpoint,
             resource: Some(resource),
+            headers: options.headers,
             video,
             control,
             control_open: false,
@@ -347,7 +360,12 @@ impl WhepClient {
         let Some(resource) = self.resource.take() else {
             return Err(ClientError::Protocol("already deleted".into()));
         };
-        let response = http::request(&resource, "DELETE", &[], &[])?;
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let response = http::request(&resource, "DELETE", &headers, &[])?;
         Ok(response.status)
     }
 
