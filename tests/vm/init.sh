@@ -112,7 +112,7 @@ for fmt in YUYV NV12; do
     if [ $fmt = YUYV ]; then
       # Passes when brightness reads back AND the decoded picture's mean luma moved up with it.
       grep '"check":"control"' /tmp/check.json | grep -q '"ok":true}$'
-      check control_brightness $? "$(grep '"check":"control"' /tmp/check.json | grep -o '"mean_luma_[a-z]*":[0-9.a-z]*\|"value":[0-9]*' | tr '\n' ' ')"
+      check control_brightness $? "$(grep '"check":"control"' /tmp/check.json | grep -o '"original":[0-9a-z]*\|"mean_luma_[a-z]*":[0-9.a-z]*' | tr '\n' ' ')"
     fi
   else
     check capture_$fmt 1 "rtcam did not start"
