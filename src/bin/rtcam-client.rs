@@ -43,7 +43,7 @@ const HELP_OPTIONS: &[(&str, &str)] = &[
         "Soak: N join/leave cycles one after another (POST, connected and one decoded \
          picture, DELETE); reports failures, time per cycle and, with --rtcam-pid, the rtcam \
          process's memory, open files and threads at the start, after --warmup cycles and at \
-         the end. Exits non-zero if a cycle failed",
+         the end. --seconds is the time limit of one cycle. Exits non-zero if a cycle failed",
     ),
     (
         "--rtcam-pid <PID>",
