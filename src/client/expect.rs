@@ -117,11 +117,7 @@ fn set_control(
     // driver that stores it and ignores it, rtcam setting another device) must fail too.
     let before_luma = before.mean_luma;
     let up = original.map(|o| value > o);
-    let shifted = |m: f64| match up {
-        Some(true) => m - before_luma >= MIN_LUMA_SHIFT,
-        Some(false) => before_luma - m >= MIN_LUMA_SHIFT,
-        None => false,
-    };
+    let shifted = |m: f64| luma_moved(before_luma, m, up);
     let after = picture_after_change(client, shifted, deadline);
     // Put it back, so later checks see the camera's usual picture.
     if let Some(original) = original {
@@ -168,6 +164,16 @@ fn set_control(
 /// tens of levels; from frame to frame vivid's moving text and H.264 at a low bitrate move it
 /// by about one.
 const MIN_LUMA_SHIFT: f64 = 8.0;
+/// Whether the mean luma went from `before` to `after` by at least `MIN_LUMA_SHIFT` in the
+/// direction of the change (`up`: the value was raised; None: no known original to compare).
+fn luma_moved(before: f64, after: f64, up: Option<bool>) -> bool {
+    match up {
+        Some(true) => after - before >= MIN_LUMA_SHIFT,
+        Some(false) => before - after >= MIN_LUMA_SHIFT,
+        None => false,
+    }
+}
+
 /// Pictures to wait for the change to show (capture and encoding lag a few frames behind).
 const PICTURES_FOR_A_CHANGE: usize = 60;
 
@@ -223,4 +229,21 @@ fn wait_for_state(o: &ExpectOptions, state: &str, deadline: Instant) -> Result<V
     );
     print_check("wait_state", &Err(err.clone()), last);
     Err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brightness_must_move_the_picture_the_right_way() {
+        // The VM's numbers: 128 -> 200 took the mean luma from 65 to 134.
+        assert!(luma_moved(65.0, 134.4, Some(true)));
+        // Frame-to-frame noise is no change; the wrong direction is none either.
+        assert!(!luma_moved(65.0, 66.5, Some(true)));
+        assert!(!luma_moved(65.0, 40.0, Some(true)));
+        assert!(luma_moved(65.0, 40.0, Some(false)));
+        // Without the original value the direction is unknown: not judged a pass.
+        assert!(!luma_moved(65.0, 134.4, None));
+    }
 }
