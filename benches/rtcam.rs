@@ -6,7 +6,8 @@
 //! glass-to-glass latency. Timings are reported, never asserted.
 //!
 //! RTCAM_BENCH_SECONDS shortens or lengthens the fan-out runs (default 30 s each).
-//! RTCAM_SKIP_BROWSER=1 leaves out the Chromium part.
+//! RTCAM_SKIP_BROWSER=1 leaves out the Chromium part (in CI, RTCAM_CI or CI set, that and a
+//! failed browser benchmark stop the run instead).
 //! Camera formats (conversion per frame, capture+convert+encode CPU per format, with a
 //! synthetic camera since CI has none) run first; RTCAM_BENCH_ONLY=camera runs only those,
 //! RTCAM_BENCH_CAMERA_SECONDS sets their CPU runs' length (default 10 s each).
@@ -120,7 +121,7 @@ fn main() {
     drop(server);
 
     if std::env::var("RTCAM_SKIP_BROWSER").is_ok_and(|v| v == "1") {
-        println!("\n(browser benchmarks skipped: RTCAM_SKIP_BROWSER=1)");
+        rtcam::bench::skip("browser benchmarks: RTCAM_SKIP_BROWSER=1");
     } else {
         println!("\n== Chromium: time to first frame (20 joins) and glass-to-glass (20 s)");
         let server = Rtcam::start(&STREAM);
@@ -129,6 +130,7 @@ fn main() {
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
                 results.insert("browser".into(), v);
             }
+            Err(e) if rtcam::bench::skips_fail() => panic!("browser benchmark failed: {e}"),
             Err(e) => println!("browser benchmark failed: {e}"),
         }
     }

@@ -21,3 +21,22 @@ pub fn bench_render(width: u32, height: u32, frames: u32) -> Result<u64, String>
     }
     Ok(sum)
 }
+
+/// Whether a test or benchmark that cannot run here must fail rather than skip: in CI
+/// (`RTCAM_CI=1`, which `.ci/run` sets, or the `CI` variable most CI services set), a skip is a
+/// silent pass of something nobody checked.
+pub fn skips_fail() -> bool {
+    let set =
+        |name: &str| std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+    set("RTCAM_CI") || set("CI")
+}
+
+/// Leaves a test or benchmark out, saying why on stderr; in CI (`skips_fail`) panics instead,
+/// so the run fails with the reason.
+pub fn skip(reason: &str) {
+    assert!(
+        !skips_fail(),
+        "{reason}: not skipped in CI (RTCAM_CI or CI is set), so this fails"
+    );
+    eprintln!("skipped: {reason}");
+}

@@ -6,8 +6,9 @@
 //! Chromium. Screenshots are left in `tests/browser/artifacts/`.
 //!
 //! Needs Chromium, Node.js and npm: `apt-get install chromium nodejs npm`; the test runs
-//! `npm ci` in `tests/browser` itself when `node_modules` is missing. `RTCAM_SKIP_BROWSER=1`
-//! skips it; `CHROMIUM_PATH` points at another Chromium.
+//! `npm ci` in `tests/browser` itself when `node_modules` is missing (`tests/run` installs all
+//! of it). `RTCAM_SKIP_BROWSER=1` skips it, except in CI (`RTCAM_CI` or `CI` set), where a skip
+//! fails; `CHROMIUM_PATH` points at another Chromium.
 
 mod common;
 
@@ -124,7 +125,7 @@ fn log_line_gives_the_page_url() {
 /// Chromium, Node.js and playwright-core, or None when the test is to be skipped.
 fn browser_setup() -> Option<(PathBuf, PathBuf)> {
     if std::env::var("RTCAM_SKIP_BROWSER").is_ok_and(|v| v == "1") {
-        eprintln!("browser test skipped: RTCAM_SKIP_BROWSER=1");
+        rtcam::bench::skip("browser test: RTCAM_SKIP_BROWSER=1");
         return None;
     }
     let chromium = chromium_path();

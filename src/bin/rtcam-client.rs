@@ -1,12 +1,16 @@
 //! `rtcam-client`: N WHEP viewers in one process, for load, benchmarks and smoke tests.
-//! Prints one JSON line per viewer when done; exits non-zero if a viewer got no frames.
+//! Prints one JSON line per viewer when done; exits non-zero if a viewer got no frames or was
+//! disconnected before the end. Other modes: `--expect` (what the pictures show),
+//! `--expect-sequence` (one viewer through a fault) and `--cycles` (the soak benchmark).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rtcam::client::expect::{self, Expect, ExpectOptions};
+use rtcam::client::follow::{self, FollowOptions};
+use rtcam::client::soak::{self, SoakOptions};
 use rtcam::client::timeline::Timeline;
-use rtcam::client::{ClientEvent, ClientOptions, WhepClient};
+use rtcam::client::{ClientEvent, ClientOptions, WhepClient, bearer_headers};
 use rtcam::shell::args::{self, Arg, Parser, UsageError};
 use serde_json::json;
 
@@ -23,8 +27,31 @@ const HELP_OPTIONS: &[(&str, &str)] = &[
          non-zero if not. One viewer; --seconds is the time limit",
     ),
     (
+        "--expect-sequence <KIND,KIND,...>",
+        "One viewer, one connection, through a fault: the pictures must show these kinds \
+         (camera, no-signal) in this order, each for --pictures pictures, with no disconnect \
+         and an IDR first after every no-signal phase. Prints a line as each phase is reached, \
+         then the verdict with the timeline; exits non-zero if any of it fails. --seconds is \
+         the time limit",
+    ),
+    (
         "--pictures <PICTURES>",
-        "Pictures to judge with --expect [default: 12]",
+        "Pictures to judge with --expect, or per phase of --expect-sequence [default: 12]",
+    ),
+    (
+        "--cycles <N>",
+        "Soak: N join/leave cycles one after another (POST, connected and one decoded \
+         picture, DELETE); reports failures, time per cycle and, with --rtcam-pid, the rtcam \
+         process's memory, open files and threads at the start, after --warmup cycles and at \
+         the end. --seconds is the time limit of one cycle. Exits non-zero if a cycle failed",
+    ),
+    (
+        "--rtcam-pid <PID>",
+        "With --cycles: the rtcam process to read from /proc",
+    ),
+    (
+        "--warmup <N>",
+        "With --cycles: cycles before the warm reading [default: 20]",
     ),
     (
         "--wait-state <STATE>",
@@ -36,7 +63,8 @@ const HELP_OPTIONS: &[(&str, &str)] = &[
     ),
     (
         "--token <TOKEN>",
-        "Bearer token (a control token for --set-control)",
+        "Bearer token, sent with every request (POST, DELETE, status); a control token for \
+         --set-control",
     ),
     (
         "--stop-file <PATH>",
@@ -73,8 +101,16 @@ struct Args {
     /// Instead of statistics: check that the pictures are camera frames or rtcam's "no
     /// signal" placeholder. One viewer; --seconds is the time limit.
     expect: Option<String>,
-    /// Pictures to judge with --expect.
+    /// Kinds of picture one viewer must see in order (--expect-sequence).
+    expect_sequence: Option<String>,
+    /// Pictures to judge with --expect, or per phase of --expect-sequence.
     pictures: usize,
+    /// Soak: join/leave cycles.
+    cycles: Option<usize>,
+    /// With --cycles: the rtcam process to read from /proc.
+    rtcam_pid: Option<u32>,
+    /// With --cycles: cycles before the warm reading.
+    warmup: usize,
     /// With --expect: first wait until /api/status says this camera_state.
     wait_state: Option<String>,
     /// With --expect: claim control, set this camera control, check it reads back.
@@ -109,7 +145,11 @@ impl Args {
             seconds: 10.0,
             no_decode: false,
             expect: None,
+            expect_sequence: None,
             pictures: 12,
+            cycles: None,
+            rtcam_pid: None,
+            warmup: 20,
             wait_state: None,
             set_control: None,
             token: None,
@@ -137,7 +177,13 @@ impl Args {
                 "seconds" => parsed.seconds = p.parse("--seconds <SECONDS>")?,
                 "no-decode" => parsed.no_decode = true,
                 "expect" => parsed.expect = Some(p.string("--expect <camera|no-signal>")?),
+                "expect-sequence" => {
+                    parsed.expect_sequence = Some(p.string("--expect-sequence <KIND,KIND,...>")?);
+                }
                 "pictures" => parsed.pictures = p.parse("--pictures <PICTURES>")?,
+                "cycles" => parsed.cycles = Some(p.parse("--cycles <N>")?),
+                "rtcam-pid" => parsed.rtcam_pid = Some(p.parse("--rtcam-pid <PID>")?),
+                "warmup" => parsed.warmup = p.parse("--warmup <N>")?,
                 "wait-state" => parsed.wait_state = Some(p.string("--wait-state <STATE>")?),
                 "set-control" => {
                     parsed.set_control = Some(p.string("--set-control <NAME=VALUE>")?);
@@ -165,14 +211,62 @@ fn help() -> String {
     )
 }
 
-fn expect_mode(args: &Args, expect: &str) -> ExitCode {
-    let expect = match expect {
-        "camera" => Expect::Camera,
-        "no-signal" => Expect::NoSignal,
+fn parse_expect(option: &str, kind: &str) -> Result<Expect, ExitCode> {
+    match kind.trim() {
+        "camera" => Ok(Expect::Camera),
+        "no-signal" => Ok(Expect::NoSignal),
         other => {
-            eprintln!("rtcam-client: --expect {other}: expected camera or no-signal");
-            return ExitCode::from(2);
+            eprintln!("rtcam-client: {option} {other}: expected camera or no-signal");
+            Err(ExitCode::from(2))
         }
+    }
+}
+
+fn sequence_mode(args: &Args, sequence: &str) -> ExitCode {
+    let phases: Result<Vec<Expect>, ExitCode> = sequence
+        .split(',')
+        .map(|k| parse_expect("--expect-sequence", k))
+        .collect();
+    let phases = match phases {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let options = FollowOptions {
+        url: args.url.clone(),
+        token: args.token.clone(),
+        phases,
+        pictures: args.pictures,
+        timeout: Duration::from_secs_f64(args.seconds.max(1.0)),
+    };
+    match follow::run(&options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+fn soak_mode(args: &Args, cycles: usize) -> ExitCode {
+    let options = SoakOptions {
+        url: args.url.clone(),
+        token: args.token.clone(),
+        cycles,
+        pid: args.rtcam_pid,
+        warmup: args.warmup,
+        cycle_timeout: Duration::from_secs_f64(args.seconds.max(1.0)),
+    };
+    let report = soak::run(&options);
+    println!("{report}");
+    eprintln!("{}", soak::summary(&report));
+    if report["failures"].as_u64() == Some(0) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn expect_mode(args: &Args, expect: &str) -> ExitCode {
+    let expect = match parse_expect("--expect", expect) {
+        Ok(e) => e,
+        Err(code) => return code,
     };
     let set_control = match args.set_control.as_deref().map(|s| s.split_once('=')) {
         None => None,
@@ -221,6 +315,13 @@ fn main() -> ExitCode {
     if let Some(expect) = &args.expect {
         return expect_mode(&args, expect);
     }
+    if let Some(sequence) = &args.expect_sequence {
+        return sequence_mode(&args, sequence);
+    }
+    if let Some(cycles) = args.cycles {
+        // --seconds: the time limit of one cycle here.
+        return soak_mode(&args, cycles);
+    }
     let duration = Duration::from_secs_f64(args.seconds.max(0.1));
     let handles: Vec<_> = (0..args.viewers)
         .map(|i| {
@@ -232,6 +333,7 @@ fn main() -> ExitCode {
                 timeline: args.timeline,
                 follow_network: args.follow_network,
                 trickle: args.trickle,
+                headers: bearer_headers(args.token.as_deref()),
             };
             std::thread::spawn(move || watch(i, &url, watching))
         })
@@ -241,7 +343,11 @@ fn main() -> ExitCode {
         let report = h
             .join()
             .unwrap_or_else(|_| json!({"error": "viewer thread panicked"}));
-        ok &= report["frames"].as_u64().unwrap_or(0) > 0;
+        // A viewer that dropped out early did not watch for the time asked: a failure, even
+        // with frames from before the drop.
+        ok &= report["frames"].as_u64().unwrap_or(0) > 0
+            && report["disconnected"] == json!(false)
+            && report.get("error").is_none();
         println!("{report}");
     }
     if ok {
@@ -259,6 +365,8 @@ struct Watching {
     timeline: bool,
     follow_network: bool,
     trickle: bool,
+    /// Sent with the POST and the DELETE (--token).
+    headers: Vec<(String, String)>,
 }
 
 fn watch(index: usize, url: &str, watching: Watching) -> serde_json::Value {
@@ -269,6 +377,7 @@ fn watch(index: usize, url: &str, watching: Watching) -> serde_json::Value {
         timeline,
         follow_network,
         trickle,
+        headers,
     } = watching;
     let posted = Instant::now();
     let posted_unix_ms = unix_us() / 1000;
@@ -276,6 +385,7 @@ fn watch(index: usize, url: &str, watching: Watching) -> serde_json::Value {
     let options = ClientOptions {
         decode,
         trickle,
+        headers,
         ..ClientOptions::default()
     };
     let mut client = match WhepClient::connect(url, options) {
@@ -286,6 +396,7 @@ fn watch(index: usize, url: &str, watching: Watching) -> serde_json::Value {
         (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut first_frame_ms = None;
     let mut latencies_ms = Vec::new();
+    let mut disconnected = false;
     let end = posted + duration;
     // When the network changed and ICE restarted (ms since the offer was posted), or failed.
     let mut restarts_ms = Vec::new();
@@ -326,9 +437,20 @@ fn watch(index: usize, url: &str, watching: Watching) -> serde_json::Value {
                     }
                 }
             }
-            Ok(Some(ClientEvent::Disconnected)) => break,
+            Ok(Some(ClientEvent::Disconnected)) => {
+                disconnected = true;
+                if let Some(t) = timeline.as_mut() {
+                    t.mark_disconnected(Instant::now());
+                }
+                break;
+            }
             Ok(_) => {}
-            Err(e) => return json!({"viewer": index, "error": e.to_string(), "frames": frames}),
+            Err(e) => {
+                return json!({
+                    "viewer": index, "error": e.to_string(), "frames": frames,
+                    "disconnected": true,
+                });
+            }
         }
     }
     let watched_ms = posted.elapsed().as_millis() as u64;
@@ -351,6 +473,7 @@ fn watch(index: usize, url: &str, watching: Watching) -> serde_json::Value {
         "capture_to_decode_ms_p95": pct(0.95),
         "gaps": client.gaps,
         "keyframe_requests": client.keyframe_requests,
+        "disconnected": disconnected,
     });
     if follow_network {
         report["ice_restarts_ms"] = restarts_ms.into();

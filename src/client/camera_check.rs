@@ -99,7 +99,46 @@ impl PictureReport {
     }
 }
 
-fn mean(p: &Picture) -> f64 {
+/// What a decoded picture shows, as far as these checks can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// vivid's colour bars, no stamp: a camera frame.
+    Camera,
+    /// rtcam's "no signal" placeholder.
+    Placeholder,
+    /// rtcam's test pattern (it carries a stamp).
+    Stamped,
+    /// Anything else (a picture in transition, another camera's picture).
+    Other,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Camera => "camera",
+            Kind::Placeholder => "placeholder",
+            Kind::Stamped => "stamped",
+            Kind::Other => "other",
+        }
+    }
+}
+
+/// Sorts one picture into a `Kind`, with the same tests `report` counts with.
+pub fn classify(p: &Picture) -> Kind {
+    if p.stamp.is_some() {
+        Kind::Stamped
+    } else if is_placeholder(p) {
+        Kind::Placeholder
+    } else if bars_match(&bar_lumas(p)) {
+        Kind::Camera
+    } else {
+        Kind::Other
+    }
+}
+
+/// Mean luma of the whole picture (0 for an empty one).
+pub fn mean(p: &Picture) -> f64 {
     if p.luma.is_empty() {
         return 0.0;
     }
@@ -246,5 +285,25 @@ mod tests {
             })
             .collect();
         assert_eq!(report(&pictures).is_placeholder(5), Ok(()));
+        assert!(pictures.iter().all(|p| classify(p) == Kind::Placeholder));
+    }
+
+    #[test]
+    fn pictures_are_classified() {
+        assert_eq!(classify(&bars(320, 180, 0)), Kind::Camera);
+        let mut stamped = bars(320, 180, 0);
+        stamped.stamp = Some(crate::source::stamp::Stamp {
+            seq: 1,
+            capture_us: 2,
+        });
+        assert_eq!(classify(&stamped), Kind::Stamped);
+        let grey = Picture {
+            width: 64,
+            height: 32,
+            stamp: None,
+            luma: vec![100; 64 * 32],
+        };
+        assert_eq!(classify(&grey), Kind::Other);
+        assert_eq!(mean(&grey), 100.0);
     }
 }

@@ -4,8 +4,10 @@
 
 pub mod camera_check;
 pub mod expect;
+pub mod follow;
 pub mod http;
 mod ice_servers;
+pub mod soak;
 pub mod timeline;
 
 use std::collections::VecDeque;
@@ -68,7 +70,8 @@ pub struct ClientOptions {
     pub decode: bool,
     /// Offer the `control` data channel.
     pub control: bool,
-    /// Extra request headers for the POST (e.g. Authorization).
+    /// Extra request headers for the POST and the DELETE (e.g. Authorization: a server that
+    /// asks for a token to join may ask for it to leave too).
     pub headers: Vec<(String, String)>,
     /// Offer without candidates and send ours by PATCH after the answer (trickle ICE), as
     /// browsers and most WHEP players do.
@@ -84,6 +87,13 @@ impl Default for ClientOptions {
             trickle: false,
         }
     }
+}
+
+/// `Authorization: Bearer <token>` as `ClientOptions::headers`, or none without a token.
+pub fn bearer_headers(token: Option<&str>) -> Vec<(String, String)> {
+    token
+        .map(|t| vec![("Authorization".to_string(), format!("Bearer {t}"))])
+        .unwrap_or_default()
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -127,6 +137,7 @@ pub struct WhepClient {
     /// and the resource's entity tag.
     answer: String,
     etag: Option<String>,
+    /// `ClientOptions::headers`, sent again with the DELETE.
     headers: Vec<(String, String)>,
     video: Mid,
     control: Option<ChannelId>,
@@ -473,7 +484,12 @@ impl WhepClient {
         let Some(resource) = self.resource.take() else {
             return Err(ClientError::Protocol("already deleted".into()));
         };
-        let response = http::request(&resource, "DELETE", &[], &[])?;
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let response = http::request(&resource, "DELETE", &headers, &[])?;
         Ok(response.status)
     }
 

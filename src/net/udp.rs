@@ -185,12 +185,13 @@ mod tests {
     fn a_dual_stack_socket_serves_ipv4_and_ipv6_peers() {
         smol::block_on(async {
             let Ok(mut socket) = MediaSocket::bind("[::]:0".parse().unwrap()) else {
-                eprintln!("no IPv6 on this machine: dual-stack not tested");
+                no_ipv6("no IPv6 on this machine: dual-stack not tested");
                 return;
             };
             let port = socket.local_addr().port();
             for (peer_bind, server) in [("127.0.0.1:0", "127.0.0.1"), ("[::1]:0", "::1")] {
                 let Ok(peer) = UdpSocket::bind(peer_bind) else {
+                    no_ipv6(&format!("cannot bind a peer to {peer_bind}: not tested"));
                     continue;
                 };
                 peer.set_read_timeout(Some(std::time::Duration::from_secs(10)))
@@ -215,6 +216,20 @@ mod tests {
                 assert_eq!((&buf[..n], from), (&b"ok"[..], server));
             }
         });
+    }
+
+    /// A machine without IPv6 cannot run the dual-stack test; in CI (RTCAM_CI or CI set) that
+    /// is a failure, not a silent pass. (The same rule as `crate::bench::skip`, which exists
+    /// only with the `testing` feature.)
+    fn no_ipv6(why: &str) {
+        let set = |name: &str| {
+            std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+        };
+        assert!(
+            !(set("RTCAM_CI") || set("CI")),
+            "{why}, and CI allows no skip"
+        );
+        eprintln!("skipped: {why}");
     }
 
     #[test]

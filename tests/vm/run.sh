@@ -33,7 +33,7 @@ done
 
 # Every check tests/vm/init.sh knows, in the order it runs them.
 all_checks="vivid_loaded devices_json test_pattern_stamps capture_YUYV control_brightness
-  capture_NV12 before_unplug no_signal_while_unplugged recovered_after_replug
+  capture_NV12 before_unplug no_signal_while_unplugged recovered_after_replug idr_after_replug
   viewer_stayed_connected capture_NV12_multiplanar clean_stop"
 # What differs per architecture. `excluded[NAME]="why"` leaves a check out on an architecture
 # that cannot run it (the reason shows in the summary); init.sh runs only the expected ones,
