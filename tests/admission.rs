@@ -216,6 +216,7 @@ fn a_viewer_that_vanishes_is_dropped_after_the_silence_timeout() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let dropped_after = dropped_after.expect("the vanished viewer is dropped");
+    eprintln!("vanished viewer dropped after {dropped_after:?} (silence timeout 3 s)");
     // Not before its timeout; and well before str0m's own ICE timeout (about 15 s), which is
     // what dropped vanished viewers before. The margin is for a loaded test machine.
     assert!(

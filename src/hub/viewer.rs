@@ -126,6 +126,7 @@ impl Viewer {
             bwe,
             level,
         } = *answering;
+        let sdp = &receive_only_video(sdp);
         let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| offer_error::unparsable(sdp, &e))?;
 
         let mut config = RtcConfig::new()
@@ -587,6 +588,28 @@ impl Viewer {
             _ => {}
         }
     }
+}
+
+/// The offer as if its video sections only received: rtcam sends video and takes none, so a
+/// player that offers `sendrecv` (some do) is answered `sendonly`, as WHEP means, instead of
+/// `sendrecv` with media nobody reads.
+fn receive_only_video(sdp: &str) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    let mut in_video = false;
+    for line in sdp.lines() {
+        let line = line.trim_end();
+        if let Some(media) = line.strip_prefix("m=") {
+            in_video = media.starts_with("video ");
+        }
+        let line = match line {
+            "a=sendrecv" if in_video => "a=recvonly",
+            "a=sendonly" if in_video => "a=inactive",
+            other => other,
+        };
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out
 }
 
 /// The first `a=ice-ufrag` of an SDP.
