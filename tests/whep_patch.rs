@@ -167,3 +167,54 @@ fn an_ice_restart_moves_the_stream_to_a_new_address_without_a_new_post() {
     let status: serde_json::Value = serde_json::from_slice(&status.body).expect("JSON");
     assert_eq!(status["viewers"], serde_json::json!(1));
 }
+
+/// Mainsail's and Fluidd's WHEP player (their "WebRTC (MediaMTX)" webcam) trickles fragments
+/// that repeat the current credentials and name every m-line with its mid; that is a trickle,
+/// answered 204 (anything else makes them restart the session in a loop).
+#[test]
+fn a_mainsail_style_fragment_is_a_trickle() {
+    let server = start(config());
+    let endpoint = Url::parse(&whep_url(&server)).expect("url");
+    let offer = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/offers/chromium-mainsail-mediamtx.sdp"
+    ))
+    .expect("fixture");
+    let response = request(
+        &endpoint,
+        "POST",
+        &[("Content-Type", "application/sdp")],
+        offer.as_bytes(),
+    );
+    assert_eq!(response.status, 201, "{}", response.text());
+    let etag = response.header("etag").expect("ETag").to_owned();
+    let id = response
+        .header("location")
+        .and_then(|l| l.rsplit('/').next())
+        .expect("Location")
+        .to_owned();
+    let line = |prefix: &str| {
+        offer
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .expect("in the offer")
+            .to_owned()
+    };
+    let frag = format!(
+        "{}\r\n{}\r\n{}\r\na=mid:0\r\n{CANDIDATE}{}\r\na=mid:1\r\n{CANDIDATE}",
+        line("a=ice-ufrag:"),
+        line("a=ice-pwd:"),
+        line("m=video"),
+        line("m=audio"),
+    );
+    // The player PATCHes its own URL plus the resource's last path segment.
+    let resource = endpoint.join(&format!("/whep/{id}")).expect("url");
+    let status = request(
+        &resource,
+        "PATCH",
+        &[("Content-Type", FRAG), ("If-Match", &etag)],
+        frag.as_bytes(),
+    )
+    .status;
+    assert_eq!(status, 204);
+}
