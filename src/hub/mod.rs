@@ -355,6 +355,8 @@ impl Hub {
         );
         self.config.candidates = hosts;
         self.hosts = usable;
+        // A new interface or address may well mean a new public address.
+        self.stun.refresh(self.last_now);
         self.gather_candidates();
     }
 

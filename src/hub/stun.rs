@@ -175,6 +175,15 @@ impl StunGatherer {
         true
     }
 
+    /// Asks every server again at `now`: the interfaces changed, and so may the mapping.
+    pub(crate) fn refresh(&mut self, now: Instant) {
+        for exchange in &mut self.exchanges {
+            if matches!(exchange.state, State::Idle { .. }) {
+                exchange.state = State::Idle { at: now };
+            }
+        }
+    }
+
     pub(crate) fn poll_transmit(&mut self) -> Option<StunTransmit> {
         self.transmits.pop()
     }
@@ -381,6 +390,26 @@ mod tests {
         ));
         assert_eq!(stun.reflexive(), vec![(moved, addr(BASE))]);
         assert!(stun.take_changed());
+    }
+
+    #[test]
+    fn a_refresh_asks_again_at_once() {
+        let start = Instant::now();
+        let mut stun = StunGatherer::new(8555, &[addr(SERVER)], start, 7);
+        stun.handle_timeout(start);
+        let sent = stun.poll_transmit().expect("a request");
+        let public = addr("203.0.113.5:40000");
+        assert!(stun.handle_receive(
+            start,
+            addr(SERVER),
+            addr(BASE),
+            &answer(&sent.contents, public)
+        ));
+        let soon = start + Duration::from_secs(2);
+        stun.refresh(soon);
+        assert_eq!(stun.poll_timeout(), Some(soon));
+        stun.handle_timeout(soon);
+        assert!(stun.poll_transmit().is_some());
     }
 
     #[test]
