@@ -1,0 +1,3 @@
+fn main() {
+    afl::fuzz_nohook!(|data: &[u8]| rtcam::fuzz::http_head(data));
+}
