@@ -139,6 +139,8 @@ pub(crate) enum ConvertError {
     NotRaw(PixelFormat),
     /// The output buffer does not fit the picture.
     BadOutput { needed: usize, got: usize },
+    /// A width or height under 2: no picture comes out (I420 needs whole 2×2 blocks).
+    TooSmall { width: usize, height: usize },
 }
 
 impl fmt::Display for ConvertError {
@@ -163,6 +165,9 @@ impl fmt::Display for ConvertError {
                 "MJPEG frame is {width}x{height}, the stream is {expected_width}x{expected_height}"
             ),
             ConvertError::NotRaw(format) => write!(f, "{format} frames are not raw pictures"),
+            ConvertError::TooSmall { width, height } => {
+                write!(f, "frame size {width}x{height} is too small (at least 2x2)")
+            }
             ConvertError::BadOutput { needed, got } => {
                 write!(
                     f,
@@ -230,6 +235,13 @@ impl Converter {
             });
         }
         let (w, h) = (self.width, self.height);
+        // The row copies work in rows of the output width: there must be one.
+        if w == 0 || h == 0 {
+            return Err(ConvertError::TooSmall {
+                width: self.source_width,
+                height: self.source_height,
+            });
+        }
         let plane = |i: usize| planes.get(i).copied().ok_or(ConvertError::MissingPlane(i));
         let stride = |i: usize, fallback: usize| self.strides.get(i).copied().unwrap_or(fallback);
         match self.format {

@@ -179,6 +179,23 @@ fn short_planes_and_strides_are_errors_not_panics() {
     ));
 }
 
+/// Found by fuzzing (`fuzz/run.sh convert`): a driver reporting a width or height of 0 or 1
+/// made the row copies panic (`chunks_exact_mut(0)`) on the capture thread.
+#[test]
+fn sizes_under_two_are_errors_not_panics() {
+    for format in PixelFormat::BY_COST {
+        for (width, height) in [(0, 4), (1, 4), (8, 0), (8, 1), (0, 0)] {
+            let mut converter = Converter::new(format, width, height, &[]);
+            let result = converter.convert(&[&[0u8; 64], &[0; 64], &[0; 64]], &mut [0; 64]);
+            let expected = ConvertError::TooSmall {
+                width: width as usize,
+                height: height as usize,
+            };
+            assert_eq!(result, Err(expected), "{format} {width}x{height}");
+        }
+    }
+}
+
 #[test]
 fn odd_sizes_are_cropped_to_even() {
     // 9x5 YUYV (stride 18 plus padding): the output is the 8x4 top-left part.
