@@ -219,9 +219,10 @@ impl Converter {
         (self.width as u32, self.height as u32)
     }
 
-    /// Bytes of one output picture.
+    /// Bytes of one output picture. Sizes from a broken driver whose picture would not fit in
+    /// memory saturate: no buffer is that large, so every frame is refused as `BadOutput`.
     pub(crate) fn output_len(&self) -> usize {
-        self.width * self.height * 3 / 2
+        self.width.saturating_mul(self.height).saturating_mul(3) / 2
     }
 
     /// Converts one captured frame (its memory planes, each cut to `bytesused`) into `out`,
@@ -256,8 +257,10 @@ impl Converter {
                     let all = plane(0)?;
                     let y_stride = stride(0, w);
                     let c_stride = y_stride / 2;
-                    let y_len = y_stride * self.source_height;
-                    let c_len = c_stride * self.source_height.div_ceil(2);
+                    // Saturating: driver-reported strides times rows overflow a 32-bit usize
+                    // (the armv7 boards), and a saturated length is a ShortPlane error.
+                    let y_len = y_stride.saturating_mul(self.source_height);
+                    let c_len = c_stride.saturating_mul(self.source_height.div_ceil(2));
                     let (y, rest) = split(all, y_len, 0)?;
                     let (first, rest) = split(rest, c_len, 1)?;
                     let (second, _) = split(rest, c_len, 2)?;
@@ -277,7 +280,7 @@ impl Converter {
                 } else {
                     let all = plane(0)?;
                     let y_stride = stride(0, w);
-                    let (y, uv) = split(all, y_stride * self.source_height, 0)?;
+                    let (y, uv) = split(all, y_stride.saturating_mul(self.source_height), 0)?;
                     ((y, y_stride), (uv, y_stride))
                 };
                 planar::from_nv12(w, h, y, uv, self.format == PixelFormat::Nv21, out)
@@ -285,7 +288,7 @@ impl Converter {
             PixelFormat::Yuyv | PixelFormat::Uyvy => planar::from_packed_422(
                 w,
                 h,
-                (plane(0)?, stride(0, w * 2)),
+                (plane(0)?, stride(0, w.saturating_mul(2))),
                 self.format == PixelFormat::Uyvy,
                 out,
             ),

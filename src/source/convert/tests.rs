@@ -196,6 +196,27 @@ fn sizes_under_two_are_errors_not_panics() {
     }
 }
 
+/// Found by fuzzing: a driver-reported size of u32::MAX × u32::MAX overflowed the output length
+/// (`width * height * 3`), a panic in a debug build and a wrong buffer size in a release one.
+#[test]
+fn huge_sizes_and_strides_are_errors_not_panics() {
+    for format in PixelFormat::BY_COST {
+        let mut converter = Converter::new(format, u32::MAX, u32::MAX, &[u32::MAX; 3]);
+        assert_eq!(converter.output_len(), usize::MAX / 2, "{format}");
+        let result = converter.convert(&[&[0u8; 64], &[0; 64], &[0; 64]], &mut [0; 64]);
+        assert!(
+            matches!(result, Err(ConvertError::BadOutput { .. })),
+            "{format}: {result:?}"
+        );
+        // A sane size with absurd strides: refused by the plane checks, which must not wrap (a
+        // 32-bit usize on armv7 boards).
+        let mut converter = Converter::new(format, 16, 16, &[u32::MAX; 3]);
+        let mut out = vec![0; converter.output_len()];
+        let planes: [&[u8]; 3] = [&[0; 4096], &[0; 4096], &[0; 4096]];
+        assert!(converter.convert(&planes, &mut out).is_err(), "{format}");
+    }
+}
+
 #[test]
 fn odd_sizes_are_cropped_to_even() {
     // 9x5 YUYV (stride 18 plus padding): the output is the 8x4 top-left part.
