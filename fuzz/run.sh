@@ -78,7 +78,7 @@ for target in "${targets[@]}"; do
       echo "== $target: $kind: $input" >&2
       od -A d -c "$input" | head -n 40 >&2
       echo "-- what the target does with it:" >&2
-      timeout 10 "target/release/$target" <"$input" 2>&1 | tail -n 20 >&2 || true
+      RUST_BACKTRACE=0 timeout 10 "target/release/$target" <"$input" 2>&1 | head -n 20 >&2 || true
     done
   done
 done
