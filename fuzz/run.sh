@@ -27,7 +27,12 @@ if ! built=$(cargo afl config --build 2>&1) && ! grep -q "already built" <<<"$bu
   exit 1
 fi
 
-cargo afl build --release --locked --quiet
+# With an explicit --target, cargo-afl's flags (instrumentation, opt-level 3, one codegen unit)
+# reach only the code that runs in the targets, not the build scripts and proc macros: a cold
+# build takes minutes less.
+host=$(rustc -vV | sed -n 's/^host: //p')
+cargo afl build --release --locked --quiet --target "$host"
+bin="${CARGO_TARGET_DIR:-target}/$host/release"
 
 export AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1
 # A core_pattern that pipes to a crash handler (systemd-coredump, apport) delays crash reports;
@@ -42,7 +47,7 @@ fuzz_one() {
   mkdir -p "$out"
   # -t: a run over 2 s is a hang (a normal one takes well under a millisecond, an offer a few).
   cargo afl fuzz -i "corpus/$target" -o "$out" -V "$seconds" -t 2000 \
-    -- "target/release/$target" >"$out/log" 2>&1 || {
+    -- "$bin/$target" >"$out/log" 2>&1 || {
     echo "$target: afl-fuzz failed:" >&2
     tail -n 30 "$out/log" >&2
     return 1
@@ -78,7 +83,7 @@ for target in "${targets[@]}"; do
       echo "== $target: $kind: $input" >&2
       od -A d -c "$input" | head -n 40 >&2
       echo "-- what the target does with it:" >&2
-      RUST_BACKTRACE=0 timeout 10 "target/release/$target" <"$input" 2>&1 | head -n 20 >&2 || true
+      RUST_BACKTRACE=0 timeout 10 "$bin/$target" <"$input" 2>&1 | head -n 20 >&2 || true
     done
   done
 done
