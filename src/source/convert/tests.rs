@@ -301,6 +301,25 @@ fn mjpeg_decodes_to_the_colours_that_were_encoded() {
     }
 }
 
+/// Found by fuzzing (`fuzz/run.sh convert`, after about 500,000 inputs): a corrupt progressive
+/// JPEG on which zune-jpeg 0.5.15 fails an assertion in its upsampler, which took down the
+/// capture thread.
+#[test]
+fn a_jpeg_the_decoder_panics_on_is_an_error_and_the_next_frame_decodes() {
+    let mut converter = Converter::new(PixelFormat::Mjpeg, 16, 16, &[]);
+    let mut out = vec![0u8; converter.output_len()];
+    let broken = include_bytes!("fuzz-progressive-16x16.jpg");
+    let err = converter.convert(&[broken], &mut out).unwrap_err();
+    assert!(err.to_string().contains("decoder failed"), "{err}");
+    let mut good = Vec::new();
+    jpeg_encoder::Encoder::new(&mut good, 90)
+        .encode(&[128; 16 * 16 * 3], 16, 16, jpeg_encoder::ColorType::Rgb)
+        .expect("encodes");
+    converter
+        .convert(&[&good], &mut out)
+        .expect("the next frame decodes");
+}
+
 #[test]
 fn truncated_garbage_and_wrong_size_mjpeg_are_clear_errors_and_the_next_frame_decodes() {
     let (jpeg, _) = jpeg_two_halves();
