@@ -28,8 +28,8 @@ if ! built=$(cargo afl config --build 2>&1) && ! grep -q "already built" <<<"$bu
 fi
 
 # With an explicit --target, cargo-afl's flags (instrumentation, opt-level 3, one codegen unit)
-# reach only the code that runs in the targets, not the build scripts and proc macros: a cold
-# build takes minutes less.
+# reach only the code that runs in the targets, not the build scripts and proc macros, which
+# then build as in any release build.
 host=$(rustc -vV | sed -n 's/^host: //p')
 cargo afl build --release --locked --quiet --target "$host"
 bin="${CARGO_TARGET_DIR:-target}/$host/release"
