@@ -133,6 +133,8 @@ pub mod client;
 pub mod config;
 pub(crate) mod control;
 pub(crate) mod encode;
+#[cfg(feature = "fuzzing")]
+pub mod fuzz;
 pub(crate) mod hub;
 pub(crate) mod net;
 pub mod shell;

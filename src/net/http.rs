@@ -282,3 +282,24 @@ fn has_token(headers: &[(String, String)], name: &str, token: &str) -> bool {
         .flat_map(|value| value.split(','))
         .any(|item| item.trim().eq_ignore_ascii_case(token))
 }
+
+/// What [`connection`] makes of the bytes a client sent before any route sees them: the head,
+/// the body's framing, the connection's fate, the request. For the fuzz targets (`crate::fuzz`).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn read_head_for_fuzzing(data: &[u8]) {
+    let limits = Limits::default();
+    let Ok(Some(head)) = head::parse(data, limits.max_head_bytes) else {
+        return;
+    };
+    std::hint::black_box((head.keep_alive(), head.expects_continue()));
+    let Ok(length) = head.body_length(limits.max_body_bytes) else {
+        return;
+    };
+    let end = head.len.saturating_add(length);
+    // The connection reads on until it has `end` bytes; here the input is all there is.
+    let Some(body) = data.get(head.len..end) else {
+        return;
+    };
+    let request = head.into_request(body.to_vec(), SocketAddr::from(([10, 0, 0, 2], 40000)));
+    std::hint::black_box((request.path(), request.header("authorization")));
+}

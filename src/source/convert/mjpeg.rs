@@ -8,6 +8,8 @@
 //! at the bottom), so the end-of-image marker is checked first: such a frame is an error and
 //! is dropped rather than shown damaged.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
 use zune_jpeg::JpegDecoder;
 use zune_jpeg::zune_core::bytestream::ZCursor;
 use zune_jpeg::zune_core::colorspace::ColorSpace;
@@ -69,8 +71,20 @@ impl MjpegDecoder {
             )));
         }
         self.ycc.resize(width * height * 3, 0);
-        decoder
-            .decode_into(&mut self.ycc)
+        // zune-jpeg 0.5.15 asserts on some corrupt progressive frames (found by fuzzing: its
+        // upsamplers' `input.len() * 2 <= scratch_space.len()`, on every architecture). A
+        // broken frame from a camera costs that frame, not the capture thread. The buffer is
+        // only bytes, rewritten whole by the next decode.
+        let ycc = &mut self.ycc;
+        catch_unwind(AssertUnwindSafe(|| decoder.decode_into(ycc)))
+            .map_err(|panic| {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                ConvertError::Jpeg(format!("the decoder failed on this frame: {why}"))
+            })?
             .map_err(|e| ConvertError::Jpeg(e.to_string()))?;
         ycc_to_i420(&self.ycc, width, out_size, out);
         Ok(())

@@ -139,6 +139,8 @@ pub(crate) enum ConvertError {
     NotRaw(PixelFormat),
     /// The output buffer does not fit the picture.
     BadOutput { needed: usize, got: usize },
+    /// A width or height under 2: no picture comes out (I420 needs whole 2×2 blocks).
+    TooSmall { width: usize, height: usize },
 }
 
 impl fmt::Display for ConvertError {
@@ -163,6 +165,9 @@ impl fmt::Display for ConvertError {
                 "MJPEG frame is {width}x{height}, the stream is {expected_width}x{expected_height}"
             ),
             ConvertError::NotRaw(format) => write!(f, "{format} frames are not raw pictures"),
+            ConvertError::TooSmall { width, height } => {
+                write!(f, "frame size {width}x{height} is too small (at least 2x2)")
+            }
             ConvertError::BadOutput { needed, got } => {
                 write!(
                     f,
@@ -214,9 +219,10 @@ impl Converter {
         (self.width as u32, self.height as u32)
     }
 
-    /// Bytes of one output picture.
+    /// Bytes of one output picture. Sizes from a broken driver whose picture would not fit in
+    /// memory saturate: no buffer is that large, so every frame is refused as `BadOutput`.
     pub(crate) fn output_len(&self) -> usize {
-        self.width * self.height * 3 / 2
+        self.width.saturating_mul(self.height).saturating_mul(3) / 2
     }
 
     /// Converts one captured frame (its memory planes, each cut to `bytesused`) into `out`,
@@ -230,6 +236,13 @@ impl Converter {
             });
         }
         let (w, h) = (self.width, self.height);
+        // The row copies work in rows of the output width: there must be one.
+        if w == 0 || h == 0 {
+            return Err(ConvertError::TooSmall {
+                width: self.source_width,
+                height: self.source_height,
+            });
+        }
         let plane = |i: usize| planes.get(i).copied().ok_or(ConvertError::MissingPlane(i));
         let stride = |i: usize, fallback: usize| self.strides.get(i).copied().unwrap_or(fallback);
         match self.format {
@@ -244,8 +257,10 @@ impl Converter {
                     let all = plane(0)?;
                     let y_stride = stride(0, w);
                     let c_stride = y_stride / 2;
-                    let y_len = y_stride * self.source_height;
-                    let c_len = c_stride * self.source_height.div_ceil(2);
+                    // Saturating: driver-reported strides times rows overflow a 32-bit usize
+                    // (the armv7 boards), and a saturated length is a ShortPlane error.
+                    let y_len = y_stride.saturating_mul(self.source_height);
+                    let c_len = c_stride.saturating_mul(self.source_height.div_ceil(2));
                     let (y, rest) = split(all, y_len, 0)?;
                     let (first, rest) = split(rest, c_len, 1)?;
                     let (second, _) = split(rest, c_len, 2)?;
@@ -265,7 +280,7 @@ impl Converter {
                 } else {
                     let all = plane(0)?;
                     let y_stride = stride(0, w);
-                    let (y, uv) = split(all, y_stride * self.source_height, 0)?;
+                    let (y, uv) = split(all, y_stride.saturating_mul(self.source_height), 0)?;
                     ((y, y_stride), (uv, y_stride))
                 };
                 planar::from_nv12(w, h, y, uv, self.format == PixelFormat::Nv21, out)
@@ -273,7 +288,7 @@ impl Converter {
             PixelFormat::Yuyv | PixelFormat::Uyvy => planar::from_packed_422(
                 w,
                 h,
-                (plane(0)?, stride(0, w * 2)),
+                (plane(0)?, stride(0, w.saturating_mul(2))),
                 self.format == PixelFormat::Uyvy,
                 out,
             ),

@@ -16,10 +16,11 @@ fn check(
     if stride < row_len {
         return Err(ConvertError::BadStride { plane, stride });
     }
-    let needed = if rows == 0 {
-        0
-    } else {
-        (rows - 1) * stride + row_len
+    // Saturating: a hostile stride times the rows can overflow (easily with a 32-bit usize),
+    // and an impossible length must fail the check below rather than wrap past it.
+    let needed = match rows.checked_sub(1) {
+        None => 0,
+        Some(last) => last.saturating_mul(stride).saturating_add(row_len),
     };
     if data.len() < needed {
         return Err(ConvertError::ShortPlane {
@@ -117,7 +118,7 @@ pub(super) fn from_packed_422(
     uyvy: bool,
     out: &mut [u8],
 ) -> Result<(), ConvertError> {
-    check(0, src, w * 2, h)?;
+    check(0, src, w.saturating_mul(2), h)?;
     let (data, stride) = src;
     let (out_y, out_u, out_v) = out_planes(out, w, h);
     let cw = w / 2;

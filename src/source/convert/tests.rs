@@ -179,6 +179,44 @@ fn short_planes_and_strides_are_errors_not_panics() {
     ));
 }
 
+/// Found by fuzzing (`fuzz/run.sh convert`): a driver reporting a width or height of 0 or 1
+/// made the row copies panic (`chunks_exact_mut(0)`) on the capture thread.
+#[test]
+fn sizes_under_two_are_errors_not_panics() {
+    for format in PixelFormat::BY_COST {
+        for (width, height) in [(0, 4), (1, 4), (8, 0), (8, 1), (0, 0)] {
+            let mut converter = Converter::new(format, width, height, &[]);
+            let result = converter.convert(&[&[0u8; 64], &[0; 64], &[0; 64]], &mut [0; 64]);
+            let expected = ConvertError::TooSmall {
+                width: width as usize,
+                height: height as usize,
+            };
+            assert_eq!(result, Err(expected), "{format} {width}x{height}");
+        }
+    }
+}
+
+/// Found by fuzzing: a driver-reported size of u32::MAX × u32::MAX overflowed the output length
+/// (`width * height * 3`), a panic in a debug build and a wrong buffer size in a release one.
+#[test]
+fn huge_sizes_and_strides_are_errors_not_panics() {
+    for format in PixelFormat::BY_COST {
+        let mut converter = Converter::new(format, u32::MAX, u32::MAX, &[u32::MAX; 3]);
+        assert_eq!(converter.output_len(), usize::MAX / 2, "{format}");
+        let result = converter.convert(&[&[0u8; 64], &[0; 64], &[0; 64]], &mut [0; 64]);
+        assert!(
+            matches!(result, Err(ConvertError::BadOutput { .. })),
+            "{format}: {result:?}"
+        );
+        // A sane size with absurd strides: refused by the plane checks, which must not wrap (a
+        // 32-bit usize on armv7 boards).
+        let mut converter = Converter::new(format, 16, 16, &[u32::MAX; 3]);
+        let mut out = vec![0; converter.output_len()];
+        let planes: [&[u8]; 3] = [&[0; 4096], &[0; 4096], &[0; 4096]];
+        assert!(converter.convert(&planes, &mut out).is_err(), "{format}");
+    }
+}
+
 #[test]
 fn odd_sizes_are_cropped_to_even() {
     // 9x5 YUYV (stride 18 plus padding): the output is the 8x4 top-left part.
@@ -261,6 +299,25 @@ fn mjpeg_decodes_to_the_colours_that_were_encoded() {
             v[4 * 16 + chroma_col]
         );
     }
+}
+
+/// Found by fuzzing (`fuzz/run.sh convert`, after about 500,000 inputs): a corrupt progressive
+/// JPEG on which zune-jpeg 0.5.15 fails an assertion in its upsampler, which took down the
+/// capture thread.
+#[test]
+fn a_jpeg_the_decoder_panics_on_is_an_error_and_the_next_frame_decodes() {
+    let mut converter = Converter::new(PixelFormat::Mjpeg, 16, 16, &[]);
+    let mut out = vec![0u8; converter.output_len()];
+    let broken = include_bytes!("fuzz-progressive-16x16.jpg");
+    let err = converter.convert(&[broken], &mut out).unwrap_err();
+    assert!(err.to_string().contains("decoder failed"), "{err}");
+    let mut good = Vec::new();
+    jpeg_encoder::Encoder::new(&mut good, 90)
+        .encode(&[128; 16 * 16 * 3], 16, 16, jpeg_encoder::ColorType::Rgb)
+        .expect("encodes");
+    converter
+        .convert(&[&good], &mut out)
+        .expect("the next frame decodes");
 }
 
 #[test]

@@ -37,6 +37,9 @@ const BROKEN_LIMIT: u32 = 30;
 /// The shortest wait for a frame before the camera counts as silent.
 const MIN_FRAME_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The largest width or height taken from a driver.
+const MAX_SIDE: u32 = 16384;
+
 pub(crate) struct V4l2Source {
     // Field order matters: the stream (its mappings) goes before the device closes its fd.
     stream: MmapStream,
@@ -115,6 +118,16 @@ impl V4l2Source {
         if width < 16 || height < 16 {
             return Err(format!(
                 "{}: the driver chose {}x{}, too small to stream",
+                path.display(),
+                negotiated.width,
+                negotiated.height
+            ));
+        }
+        // Far beyond any camera and the encoder's limits: a driver reporting more is broken, and
+        // the frame buffers sized from it would not fit in memory.
+        if width > MAX_SIDE || height > MAX_SIDE {
+            return Err(format!(
+                "{}: the driver chose {}x{}, too large to stream",
                 path.display(),
                 negotiated.width,
                 negotiated.height
