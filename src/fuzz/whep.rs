@@ -4,12 +4,15 @@
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use smol::LocalExecutor;
 use smol::channel::{Receiver, bounded};
 use smol::future::FutureExt;
 use str0m::change::SdpAnswer;
 
+use crate::config::IceConfig;
 use crate::control::Tokens;
 use crate::net::http::{Request, Response};
 use crate::net::whep::{LoopRequest, Routes};
@@ -86,7 +89,13 @@ impl Rig {
     /// One request through the routes, with the event loop's side played by `serve`.
     fn request(&mut self, method: &str, target: &str, body: &[u8]) -> Response {
         let (tx, rx) = bounded(1);
-        let routes = Routes::new(tx, None, Tokens::new(TOKEN.into(), None, false));
+        let routes = Routes::new(
+            tx,
+            None,
+            Tokens::new(TOKEN.into(), None, false),
+            IceConfig::default(),
+            Rc::new(LocalExecutor::new()),
+        );
         let request = Request {
             method: method.into(),
             target: target.into(),
@@ -104,11 +113,21 @@ impl Rig {
     async fn serve(&mut self, rx: Receiver<LoopRequest>) -> Response {
         while let Ok(request) = rx.recv().await {
             match request {
-                LoopRequest::Offer { sdp, role, reply } => {
+                LoopRequest::Offer {
+                    client,
+                    sdp,
+                    role,
+                    reply,
+                } => {
                     // The shell draws viewer ids at random; any unused one will do.
                     let viewer = ViewerId(u128::from(self.next));
-                    if let Some(Reply::Offer(result)) = self.call(Call::Offer { viewer, sdp, role })
-                    {
+                    let call = Call::Offer {
+                        viewer,
+                        client,
+                        sdp,
+                        role,
+                    };
+                    if let Some(Reply::Offer(result)) = self.call(call) {
                         let _ = reply.try_send(result);
                     }
                 }
@@ -118,8 +137,12 @@ impl Rig {
                     }
                 }
                 LoopRequest::AuthFailed => self.streamer.handle_input(self.now, Input::AuthFailed),
+                LoopRequest::AuthThrottled => {
+                    self.streamer.handle_input(self.now, Input::AuthThrottled)
+                }
                 // Not asked for by these two routes; dropping the reply answers 503.
                 LoopRequest::Snapshot { .. }
+                | LoopRequest::Patch { .. }
                 | LoopRequest::Status { .. }
                 | LoopRequest::Health { .. } => {}
             }
