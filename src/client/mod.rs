@@ -25,7 +25,7 @@ use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
-use crate::hub::sdpfrag::{SdpFrag, answer_after_restart};
+use crate::hub::sdpfrag::{SdpFrag, answer_after_restart, client_fragment};
 use crate::source::stamp;
 pub use crate::source::stamp::Stamp;
 use http::{HttpResponse, Url};
@@ -224,19 +224,15 @@ impl WhepClient {
         let resource = accept_answer(&mut rtc, pending, &endpoint, &response)?;
         let etag = response.header("etag").map(str::to_owned);
         if options.trickle {
-            let mut lines = String::new();
+            let mut added = Vec::new();
             for candidate in candidates {
-                let added = rtc
+                let text = rtc
                     .add_local_candidate(candidate)
                     .map(|c| c.to_sdp_string())
                     .ok_or_else(|| ClientError::Protocol("local candidate refused".into()))?;
-                lines.push_str(&format!("a={added}\r\n"));
+                added.push(text);
             }
-            let frag = format!(
-                "{}a=mid:{}\r\n{lines}a=end-of-candidates\r\n",
-                credential_lines(&offer),
-                first_mid(&offer)
-            );
+            let frag = client_fragment(&offer, &added);
             let status = patch(&resource, etag.as_deref(), &options.headers, &frag)?.status;
             if status != 204 {
                 return Err(ClientError::Refused(status, "trickled candidate".into()));
@@ -435,12 +431,7 @@ impl WhepClient {
             .apply()
             .ok_or_else(|| ClientError::Protocol("nothing to restart".into()))?;
         let offer = offer.to_sdp_string();
-        let frag = format!(
-            "{}m=video 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:{}\r\na={}\r\na=end-of-candidates\r\n",
-            credential_lines(&offer),
-            first_mid(&offer),
-            candidate.to_sdp_string()
-        );
+        let frag = client_fragment(&offer, &[candidate.to_sdp_string()]);
         let response = patch(&resource, Some("*"), &self.headers, &frag)?;
         if response.status != 200 {
             return Err(ClientError::Refused(
@@ -647,23 +638,6 @@ fn patch(
     }
     headers.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     Ok(http::request(resource, "PATCH", &headers, frag.as_bytes())?)
-}
-
-/// The `a=ice-ufrag`/`a=ice-pwd` lines of an SDP, for a fragment.
-fn credential_lines(sdp: &str) -> String {
-    let ufrag = sdp.lines().find(|l| l.starts_with("a=ice-ufrag:"));
-    let pwd = sdp.lines().find(|l| l.starts_with("a=ice-pwd:"));
-    [ufrag, pwd]
-        .into_iter()
-        .flatten()
-        .map(|l| format!("{}\r\n", l.trim_end()))
-        .collect()
-}
-
-fn first_mid(sdp: &str) -> &str {
-    sdp.lines()
-        .find_map(|l| l.strip_prefix("a=mid:"))
-        .map_or("0", str::trim)
 }
 
 /// The local address the OS would use to reach `server` (no packet is sent).

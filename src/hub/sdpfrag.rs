@@ -120,6 +120,32 @@ pub(crate) fn restart_answer(ufrag: &str, pwd: &str, mid: &str, candidates: &[St
     out
 }
 
+/// The fragment a WHEP client PATCHes: its `offer`'s credentials, the bundle's m-line and mid,
+/// and `candidates` (attribute values, `candidate:...`), then the end of gathering.
+#[cfg(any(test, feature = "client"))]
+pub(crate) fn client_fragment(offer: &str, candidates: &[String]) -> String {
+    let attribute = |prefix: &str| {
+        offer
+            .lines()
+            .find_map(|l| l.trim_end().strip_prefix(prefix))
+            .unwrap_or_default()
+    };
+    let mid = match attribute("a=mid:") {
+        "" => "0",
+        mid => mid,
+    };
+    let mut out = format!(
+        "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\nm=video 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:{mid}\r\n",
+        attribute("a=ice-ufrag:"),
+        attribute("a=ice-pwd:")
+    );
+    for candidate in candidates {
+        out.push_str(&format!("a={candidate}\r\n"));
+    }
+    out.push_str("a=end-of-candidates\r\n");
+    out
+}
+
 /// A WHEP client's view of the server after an ICE restart: the earlier `answer` with the
 /// credentials and candidates of the server's 200 fragment in place of its own (WHEP does not
 /// renegotiate anything else).

@@ -606,15 +606,6 @@ fn an_idle_hub_never_asks_for_a_timeout_in_the_past() {
     }
 }
 
-/// The `a=ice-ufrag`/`a=ice-pwd` lines of an SDP, as a fragment would carry them.
-fn credential_lines(sdp: &str) -> String {
-    sdp.lines()
-        .filter(|l| l.starts_with("a=ice-ufrag:") || l.starts_with("a=ice-pwd:"))
-        .take(2)
-        .map(|l| format!("{l}\r\n"))
-        .collect()
-}
-
 #[test]
 fn an_ice_restart_by_patch_moves_the_viewer_to_its_new_address() {
     let mut w = World::new(HubConfig::default());
@@ -629,13 +620,12 @@ fn an_ice_restart_by_patch_moves_the_viewer_to_its_new_address() {
     // The viewer's network changes: its old address is gone.
     let moved: std::net::SocketAddr = "10.0.7.7:7000".parse().unwrap();
     let (restart_offer, pending) = w.peer(id).restart_ice_at(moved);
-    let frag = format!(
-        "{}m=video 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n\
-         a=candidate:1 1 udp 2130706431 {} {} typ host\r\n",
-        credential_lines(&restart_offer),
+    let candidate = format!(
+        "candidate:1 1 udp 2130706431 {} {} typ host",
         moved.ip(),
         moved.port()
     );
+    let frag = sdpfrag::client_fragment(&restart_offer, &[candidate]);
     let Ok(Patched::Restarted {
         frag: ours,
         etag: new_etag,
