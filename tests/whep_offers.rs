@@ -5,7 +5,9 @@
 //! MediaMTX's players), video with a data channel, and audio and video sendrecv; GStreamer
 //! 1.22's webrtcbin (max-bundle, its audio m-line bundle-only with port 0, TCP and link-local
 //! candidates in the offer); aiortc 1.9 (candidates in the offer, its data channel in the
-//! legacy `DTLS/SCTP 5000` form). Each was made by the stack itself, not written by hand.
+//! legacy `DTLS/SCTP 5000` form); pion 3.1 (go2rtc's and MediaMTX's stack: audio and video
+//! recvonly, candidates for RTP and RTCP components). Each was made by the stack itself, not
+//! written by hand.
 
 mod common;
 
