@@ -196,17 +196,12 @@ func play(endpoint, token string, want int, audio, restart bool, deadline time.T
 	})
 	unitCount := func() int { c.Lock(); defer c.Unlock(); return c.units }
 
-	offer, err := pc.CreateOffer(nil)
+	offer, err := gatheredOffer(pc, nil)
 	if err != nil {
 		return err
 	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err = pc.SetLocalDescription(offer); err != nil {
-		return err
-	}
-	<-gathered
 	posted := time.Now()
-	res, answer, err := request("POST", endpoint, token, "application/sdp", "", pc.LocalDescription().SDP)
+	res, answer, err := request("POST", endpoint, token, "application/sdp", "", offer)
 	if err != nil {
 		return err
 	}
@@ -255,19 +250,29 @@ func play(endpoint, token string, want int, audio, restart bool, deadline time.T
 	return nil
 }
 
-// An ICE restart, as a client does when its network changes.
-func restartICE(pc *webrtc.PeerConnection, resource, token, answer, etag string, want int, deadline time.Time, c *counter, r *report) error {
-	unitCount := func() int { c.Lock(); defer c.Unlock(); return c.units }
-	offer, err := pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+// An offer applied locally, returned once ICE gathering is complete (candidates in it), as
+// players that do not trickle send it.
+func gatheredOffer(pc *webrtc.PeerConnection, options *webrtc.OfferOptions) (string, error) {
+	offer, err := pc.CreateOffer(options)
 	if err != nil {
-		return err
+		return "", err
 	}
 	gathered := webrtc.GatheringCompletePromise(pc)
 	if err = pc.SetLocalDescription(offer); err != nil {
-		return err
+		return "", err
 	}
 	<-gathered
-	ufrag, pwd, candidates := iceLines(pc.LocalDescription().SDP)
+	return pc.LocalDescription().SDP, nil
+}
+
+// An ICE restart, as a client does when its network changes.
+func restartICE(pc *webrtc.PeerConnection, resource, token, answer, etag string, want int, deadline time.Time, c *counter, r *report) error {
+	unitCount := func() int { c.Lock(); defer c.Unlock(); return c.units }
+	offer, err := gatheredOffer(pc, &webrtc.OfferOptions{ICERestart: true})
+	if err != nil {
+		return err
+	}
+	ufrag, pwd, candidates := iceLines(offer)
 	fragment := ufrag + "\r\n" + pwd + "\r\nm=video 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n" +
 		strings.Join(candidates, "\r\n") + "\r\na=end-of-candidates\r\n"
 	before := unitCount()
