@@ -31,7 +31,12 @@ const CFG = {
   restartAfterDisconnectMs: 500,
   restartConnectMs: 5000,   // restart answered → ICE connected again, else a new session
   restartGapMs: 5000,       // network 'change' events come in bursts: one restart per burst
-  stallMs: 5000,            // connected but no frame decoded
+  // Connected but no frame presented: first an ICE restart (a path that died without ICE
+  // noticing: Chromium keeps 'connected' for many seconds after its address went away), then
+  // a new session.
+  restartStallMs: 800,
+  stallMs: 5000,
+  watchdogEveryMs: 200,
   deleteTimeoutMs: 1500,
   statsEveryMs: 1000,
 };
@@ -134,6 +139,7 @@ async function start(s) {
   await pc.setRemoteDescription({ type: 'answer', sdp: answer });
   lowLatency(tr.receiver);
   s.timers.push(setInterval(() => pollStats(s), CFG.statsEveryMs));
+  s.timers.push(setInterval(() => watchdog(s), CFG.watchdogEveryMs));
   s.timers.push(setTimeout(() => {
     if (!rtcam.connected && !s.connectedAt) fail(s, new ConnError(`no connection after ${CFG.connectTimeoutMs / 1000} s`));
   }, CFG.connectTimeoutMs));
@@ -478,14 +484,21 @@ async function pollStats(s) {
     const stamp = readStamp(video);
     rtcam.stampAgeMs = stamp ? round1(performance.timeOrigin + performance.now() - stamp.captureUs / 1000) : null;
   }
-  // Watchdog: nothing decoded for a while since the connection came up (this also cuts
-  // short a 'disconnected' that follows a stall). Hidden pages may not decode, so they are
-  // given the benefit of the doubt.
-  if (s.connectedAt && !document.hidden && now - s.lastProgress > CFG.stallMs) {
-    fail(s, new ConnError(`no video for ${CFG.stallMs / 1000} s`));
-    return;
-  }
   render();
+}
+
+// Nothing presented for a while since the connection came up (this also cuts short a
+// 'disconnected' that follows a stall). Hidden pages may not decode, so they are given the
+// benefit of the doubt. The server sends frames at its rate even of a still picture.
+function watchdog(s) {
+  if (s !== conn.cur || s.closed || !s.connectedAt || document.hidden) return;
+  const stalled = performance.now() - s.lastProgress;
+  if (stalled > CFG.stallMs) {
+    fail(s, new ConnError(`no video for ${CFG.stallMs / 1000} s`));
+  } else if (stalled > CFG.restartStallMs && !s.restarting && canPatch(s) &&
+             performance.now() - s.lastRestart >= CFG.restartGapMs) {
+    restartIce(s, 'no video');
+  }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -23,6 +23,10 @@
 #   restart  rtcam-client --follow-network watches from "mover"; 8 s in, its address changes
 #            (a network switch); it restarts ICE by PATCH (no new POST) and frames come again
 #            within 3 s of the change.
+#   page-restart  the same with rtcam's own page in Chromium (tests/browser/net-restart.mjs),
+#            the new address up just before the old one goes (a phone's mobile data is up when
+#            its Wi-Fi drops): one session throughout, an ICE restart on it, frames again within
+#            3 s of the change.
 # Results in target/net/nat/: per run rtcam's log, the viewer's JSON, coturn's log. Exits
 # non-zero on any failed check; a run that cannot start fails too. Needs root.
 set -euo pipefail
@@ -244,6 +248,7 @@ stun = [\"stun:$TURN_IP:3478\"]" || return 0
 
 run_restart() {
   log "run restart: the viewer's address changes mid-stream"
+  r2_nat "" # for start_rtcam's check from the viewer's side
   start_rtcam restart "" || return 0
   local d=$out/restart
   ip netns exec "$MOVER" "$bin_dir/rtcam-client" http://198.18.110.1:8080/whep --seconds 16 \
@@ -252,18 +257,55 @@ run_restart() {
   sleep 8
   local changed
   changed=$(date +%s%3N)
-  ip -n "$MOVER" addr del 198.18.110.2/24 dev eth0
-  ip -n "$MOVER" addr add 198.18.110.3/24 dev eth0
-  ip -n "$MOVER" route replace default via 198.18.110.1
+  move_viewer 198.18.110.2 198.18.110.3
   wait $client || true
+  move_viewer 198.18.110.3 198.18.110.2
   stop_rtcam
   python3 tests/net/natcheck.py restart restart "$d/client.json" "$changed" \
     || fail "restart: rtcam-client"
   [ "$(grep -c 'answered' "$d/rtcam.log")" = 1 ] || fail "restart: the viewer posted a new offer"
 }
 
+# move_viewer OLD NEW [--make-before-break]: the mover's address changes, as a phone's does when
+# it switches networks: the old one goes first, or (as when mobile data is already up when
+# Wi-Fi goes) the new one comes first.
+move_viewer() {
+  if [ "${3:-}" = --make-before-break ]; then
+    # Else deleting the primary address takes the new (secondary) one with it.
+    ip netns exec "$MOVER" sysctl -qw net.ipv4.conf.eth0.promote_secondaries=1
+    ip -n "$MOVER" addr add "$2/24" dev eth0
+    ip -n "$MOVER" addr del "$1/24" dev eth0
+  else
+    ip -n "$MOVER" addr del "$1/24" dev eth0
+    ip -n "$MOVER" addr add "$2/24" dev eth0
+  fi
+  ip -n "$MOVER" route replace default via 198.18.110.1
+}
+
+run_page_restart() {
+  log "run page-restart: rtcam's page in Chromium, its address changes mid-stream"
+  r2_nat ""
+  start_rtcam page-restart "" || return 0
+  local d=$out/page-restart
+  ip netns exec "$MOVER" node tests/browser/net-restart.mjs http://198.18.110.1:8080/ --seconds 20 \
+    >"$d/chromium.json" 2>"$d/chromium.err" &
+  local viewer=$!
+  # Chromium takes a few seconds to start and play under load; the check wants 3 s of frames
+  # before the change.
+  sleep 12
+  local changed
+  changed=$(date +%s%3N)
+  move_viewer 198.18.110.2 198.18.110.3 --make-before-break
+  wait $viewer || true
+  move_viewer 198.18.110.3 198.18.110.2
+  stop_rtcam
+  python3 tests/net/natcheck.py page-restart page-restart "$d/chromium.json" "$changed" \
+    || fail "page-restart: chromium"
+  [ "$(grep -c 'answered' "$d/rtcam.log")" = 1 ] || fail "page-restart: the page posted a new offer"
+}
+
 # NAT_RUNS (e.g. "stun") picks runs while debugging; CI runs them all.
-for run in ${NAT_RUNS:-turn stun restart}; do
+for run in ${NAT_RUNS:-turn stun restart page_restart}; do
   "run_$run"
 done
 kill $turn_pid 2>/dev/null || true

@@ -3,6 +3,7 @@
 
   natcheck.py chromium RUN FILE relay|direct
   natcheck.py restart RUN FILE CHANGED_UNIX_MS
+  natcheck.py page-restart RUN FILE CHANGED_UNIX_MS
   natcheck.py client RUN FILE
 """
 import json
@@ -64,6 +65,38 @@ def restart(run, v, changed_unix_ms):
     return problems
 
 
+def page_restart(run, v, changed):
+    """rtcam's page (tests/browser/net-restart.mjs) across an address change: one session, an
+    ICE restart on it, and frames again within 3 s of the change."""
+    problems = []
+    if v.get("error"):
+        problems.append("page error: " + str(v["error"])[:300])
+    frames = v.get("frames") or []
+    samples = v.get("samples") or []
+    before = [t for t in frames if changed - 3000 <= t < changed]
+    sessions = sorted({s[1] for s in samples})
+    restarted = [s[0] for s in samples if s[0] >= changed and s[2] >= 1]
+    restart_at = restarted[0] if restarted else None
+    # Frames in flight on the old path may land just after the change; what counts is the
+    # first one after the restart, which only the new path can bring.
+    after = [t for t in frames if t > max(changed, restart_at or changed)]
+    resumed = after[0] - changed if after and restart_at else None
+    print(f"{run}: {len(before)} frames in the 3 s before the change; sessions {sessions}; "
+          f"ICE restart seen {None if restart_at is None else restart_at - changed} ms after the "
+          f"change; first frame after it {resumed} ms after the change; {len(after)} frames after")
+    if len(before) < 30:
+        problems.append(f"only {len(before)} frames in the 3 s before the change: not playing")
+    if len(sessions) != 1:
+        problems.append(f"sessions {sessions}: the page fell back to a new session (a new POST)")
+    if restart_at is None:
+        problems.append("no ICE restart on the session")
+    if resumed is None or resumed > 3000:
+        problems.append(f"frames came back {resumed} ms after the change (want <= 3000)")
+    if len(after) < 60:
+        problems.append(f"only {len(after)} frames after the change")
+    return problems
+
+
 def client(run, v):
     problems = []
     if v.get("error"):
@@ -87,6 +120,8 @@ def main():
         problems = chromium(run, v, sys.argv[4])
     elif kind == "client":
         problems = client(run, v)
+    elif kind == "page-restart":
+        problems = page_restart(run, v, int(sys.argv[4]))
     else:
         problems = restart(run, v, int(sys.argv[4]))
     for p in problems:
