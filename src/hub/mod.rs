@@ -29,6 +29,8 @@ pub(crate) mod viewer;
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod peer;
 #[cfg(test)]
+mod relay_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::VecDeque;

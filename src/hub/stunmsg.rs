@@ -75,7 +75,9 @@ impl Builder {
         let trans: TransId = self.bytes[8..20].try_into().unwrap_or_default();
         let key = xor_key(&trans);
         let mut value = vec![0, if address.is_ipv4() { 1 } else { 2 }];
-        value.extend_from_slice(&(address.port() ^ u16::from_be_bytes([key[0], key[1]])).to_be_bytes());
+        value.extend_from_slice(
+            &(address.port() ^ u16::from_be_bytes([key[0], key[1]])).to_be_bytes(),
+        );
         let ip: Vec<u8> = match address.ip() {
             IpAddr::V4(v4) => v4.octets().to_vec(),
             IpAddr::V6(v6) => v6.octets().to_vec(),

@@ -77,7 +77,9 @@ struct Session {
 #[derive(Clone, Copy, Debug)]
 enum State {
     /// No allocation; ask for one at `at`.
-    Idle { at: Instant },
+    Idle {
+        at: Instant,
+    },
     Allocating,
     Allocated {
         relayed: SocketAddr,
@@ -205,7 +207,11 @@ impl TurnClient {
             .filter(|_| self.relayed().is_some())
             .filter_map(|p| p.due);
         let transactions = self.transactions.iter().map(|t| t.resend_at);
-        state.into_iter().chain(permissions).chain(transactions).min()
+        state
+            .into_iter()
+            .chain(permissions)
+            .chain(transactions)
+            .min()
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
@@ -356,7 +362,10 @@ impl TurnClient {
             // waiting for the real one.
             let key = self.session.as_ref().map(|s| s.key);
             if !key.is_some_and(|k| message.integrity_ok(&k)) {
-                log::debug!("TURN: an answer from {} failed its integrity check", self.server);
+                log::debug!(
+                    "TURN: an answer from {} failed its integrity check",
+                    self.server
+                );
                 return Received::Taken;
             }
         }
@@ -466,7 +475,10 @@ impl TurnClient {
             437 if purpose == Purpose::Allocate => {
                 // The server still holds an allocation of ours (rtcam restarted within its
                 // lifetime): give it back, then ask again.
-                log::info!("TURN: {} holds an earlier allocation; releasing it", self.server);
+                log::info!(
+                    "TURN: {} holds an earlier allocation; releasing it",
+                    self.server
+                );
                 self.send(now, Purpose::Release, 0);
             }
             _ => {
@@ -505,7 +517,10 @@ impl TurnClient {
                 }
             }
             Purpose::Refresh => {
-                log::warn!("TURN: {} refused a refresh ({why}); allocating anew", self.server);
+                log::warn!(
+                    "TURN: {} refused a refresh ({why}); allocating anew",
+                    self.server
+                );
                 self.lose_allocation(now, now);
             }
             Purpose::Release => {

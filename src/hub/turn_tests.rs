@@ -60,10 +60,8 @@ fn kind(request: &[u8]) -> u16 {
 
 /// An error answer with `code` (and realm and nonce, as 401 and 438 carry them).
 fn error(request: &[u8], code: u16, nonce: Option<&str>) -> Vec<u8> {
-    let mut b = Builder::new(kind(request) | ERROR, &trans(request)).attr(
-        ERROR_CODE,
-        &[0, 0, (code / 100) as u8, (code % 100) as u8],
-    );
+    let mut b = Builder::new(kind(request) | ERROR, &trans(request))
+        .attr(ERROR_CODE, &[0, 0, (code / 100) as u8, (code % 100) as u8]);
     if let Some(nonce) = nonce {
         b = b.attr(REALM, b"rtcam.test").attr(NONCE, nonce.as_bytes());
     }
@@ -108,7 +106,10 @@ fn run(c: &mut TurnClient, from: Instant, until: Instant) -> Vec<(u128, Vec<u8>)
 fn allocate(c: &mut TurnClient, now: Instant) -> Vec<u8> {
     c.handle_timeout(now);
     let first = one(c);
-    assert_eq!(receive(c, now, &error(&first, 401, Some("n1"))), Received::Taken);
+    assert_eq!(
+        receive(c, now, &error(&first, 401, Some("n1"))),
+        Received::Taken
+    );
     let second = one(c);
     assert_eq!(
         receive(c, now, &success(&second, Some(600), &key())),
@@ -125,7 +126,10 @@ fn allocates_after_the_401_challenge_with_long_term_credentials() {
     c.handle_timeout(now);
     let first = one(&mut c);
     // Allocate, 8 bytes of attributes, the cookie; REQUESTED-TRANSPORT UDP; no credentials.
-    assert_eq!(&first[..8], &[0x00, 0x03, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42]);
+    assert_eq!(
+        &first[..8],
+        &[0x00, 0x03, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42]
+    );
     assert_eq!(&first[20..], &[0x00, 0x19, 0x00, 0x04, 17, 0, 0, 0]);
 
     assert_eq!(
@@ -147,7 +151,10 @@ fn allocates_after_the_401_challenge_with_long_term_credentials() {
         Some(20),
         "integrity last"
     );
-    assert_eq!(&second[second.len() - 24..second.len() - 20], &[0, 8, 0, 20]);
+    assert_eq!(
+        &second[second.len() - 24..second.len() - 20],
+        &[0, 8, 0, 20]
+    );
 
     assert_eq!(c.relayed(), None);
     assert_eq!(
@@ -189,7 +196,10 @@ fn requests_are_retransmitted_then_retried_later() {
     let sends = run(&mut c, start, start + Duration::from_secs(50));
     let ms: Vec<u128> = sends.iter().map(|(ms, _)| *ms).collect();
     // Five sends of one transaction, then nothing for 30 s, then a new one.
-    assert_eq!(ms, vec![0, 500, 1500, 3500, 7500, 45_500, 46_000, 47_000, 49_000]);
+    assert_eq!(
+        ms,
+        vec![0, 500, 1500, 3500, 7500, 45_500, 46_000, 47_000, 49_000]
+    );
     assert!(sends[..5].iter().all(|(_, d)| *d == sends[0].1));
     assert_ne!(trans(&sends[5].1), trans(&sends[0].1));
     assert_eq!(c.relayed(), None);
@@ -263,8 +273,7 @@ fn an_allocation_that_cannot_be_refreshed_expires_and_is_made_anew() {
     assert!(kinds[..first_allocate].iter().all(|(_, k)| *k == REFRESH));
     assert_eq!(kinds[0].0, 1000, "the first refresh at 540 s");
     assert_eq!(
-        kinds[first_allocate].0,
-        61_000,
+        kinds[first_allocate].0, 61_000,
         "the allocate once 600 s passed"
     );
     assert_eq!(c.relayed(), None);
@@ -279,7 +288,10 @@ fn permissions_are_asked_for_then_refreshed_while_used_and_let_lapse_after() {
     let start = Instant::now();
     let mut c = client(start, long_term());
     allocate(&mut c, start);
-    assert!(!c.wrap(start, addr(BASE), addr(PEER), b"x"), "not the relay");
+    assert!(
+        !c.wrap(start, addr(BASE), addr(PEER), b"x"),
+        "not the relay"
+    );
     assert!(c.wrap(start, addr(RELAYED), addr(PEER), b"media"));
     let out = sent(&mut c);
     assert_eq!(out.len(), 2, "a CreatePermission, then the data");
@@ -419,7 +431,11 @@ fn a_401_on_a_refresh_starts_over_with_a_new_challenge() {
     c.handle_timeout(at);
     let again = one(&mut c);
     let m = Message::parse(&again).expect("a message");
-    assert_eq!((m.kind, m.text(USERNAME)), (ALLOCATE, None), "unauthenticated");
+    assert_eq!(
+        (m.kind, m.text(USERNAME)),
+        (ALLOCATE, None),
+        "unauthenticated"
+    );
 }
 
 #[test]

@@ -272,7 +272,9 @@ fn run_loop(
 /// left out, with a warning: a camera often starts before its network is fully up).
 /// The TURN servers rtcam allocates on: `turn:` over UDP. Over TCP or TLS rtcam does not
 /// allocate (those are still handed to viewers).
-fn resolve_turn(servers: &[crate::config::TurnConfig]) -> Vec<(SocketAddr, crate::config::TurnConfig)> {
+fn resolve_turn(
+    servers: &[crate::config::TurnConfig],
+) -> Vec<(SocketAddr, crate::config::TurnConfig)> {
     use crate::config::{IceUrl, Scheme};
     use std::net::ToSocketAddrs;
     let mut resolved = Vec::new();
@@ -281,9 +283,7 @@ fn resolve_turn(servers: &[crate::config::TurnConfig]) -> Vec<(SocketAddr, crate
             continue;
         };
         if url.scheme != Scheme::Turn || url.tcp {
-            log::info!(
-                "TURN server {url}: rtcam allocates over UDP only; it is given to viewers"
-            );
+            log::info!("TURN server {url}: rtcam allocates over UDP only; it is given to viewers");
             continue;
         }
         match (url.host.as_str(), url.port).to_socket_addrs() {
