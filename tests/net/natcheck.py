@@ -4,8 +4,10 @@
   natcheck.py chromium RUN FILE relay|direct
   natcheck.py restart RUN FILE CHANGED_UNIX_MS
   natcheck.py client RUN FILE
+  natcheck.py relay RUN RTCAM_LOG ALLOCATIONS
 """
 import json
+import re
 import sys
 
 
@@ -76,8 +78,29 @@ def client(run, v):
     return problems
 
 
+def relay(run, path, want):
+    """rtcam's log: its TURN allocations (`want` of them), str0m's nominated path from one."""
+    with open(path, errors="replace") as f:
+        text = f.read()
+    relayed = set(re.findall(r"TURN: \S+ relays for us at (\S+) for", text))
+    sends = re.findall(r"ICE nominated send from: (\S+) to: (\S+) ", text)
+    print(f"{run}: rtcam's relayed addresses {sorted(relayed)}, nominated paths {sends}")
+    if len(relayed) < want:
+        return [f"rtcam allocated {len(relayed)} relayed addresses (want {want})"]
+    if not sends:
+        return ["no nominated path in rtcam's log"]
+    if sends[-1][0] not in relayed:
+        return [f"the nominated path {sends[-1]} does not leave from rtcam's relay"]
+    return []
+
+
 def main():
     kind, run, path = sys.argv[1:4]
+    if kind == "relay":
+        problems = relay(run, path, int(sys.argv[4]))
+        for p in problems:
+            print(f"{run}: {p}")
+        return 1 if problems else 0
     try:
         v = load(path)
     except Exception as e:  # noqa: BLE001 - any unreadable result is a failure to report
