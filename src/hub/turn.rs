@@ -43,6 +43,11 @@ const PERMISSION_REFRESH: Duration = Duration::from_secs(240);
 const PERMISSION_IDLE: Duration = PERMISSION_REFRESH;
 /// A refused or unanswered CreatePermission is tried again after this.
 const PERMISSION_RETRY: Duration = Duration::from_secs(5);
+/// After a 437 (the server holds an allocation on our 5-tuple) the next Allocate waits this
+/// long, doubling with every further one, up to `RETRY_AFTER`. An allocation just given back
+/// (rtcam restarted) lingers a moment on the server (coturn: up to a second); one we cannot
+/// give back (a crash, and REST credentials since changed: 441) lasts until it expires.
+const MISMATCH_RETRY: Duration = Duration::from_secs(2);
 /// 438 answers followed in a row before a request counts as failed.
 const MAX_STALE_RETRIES: u8 = 3;
 
@@ -130,6 +135,8 @@ pub(crate) struct TurnClient {
     permissions: Vec<Permission>,
     transmits: VecDeque<StunTransmit>,
     changed: bool,
+    /// 437 answers to Allocate in a row (see `MISMATCH_RETRY`).
+    mismatches: u32,
 }
 
 impl TurnClient {
@@ -161,6 +168,7 @@ impl TurnClient {
             permissions: Vec::new(),
             transmits: VecDeque::new(),
             changed: false,
+            mismatches: 0,
         }
     }
 
@@ -303,6 +311,7 @@ impl TurnClient {
         let allocated = self.relayed().is_some();
         self.transactions.clear();
         if allocated {
+            log::info!("TURN: giving the allocation on {} back", self.server);
             self.send(now, Purpose::Release, 0);
             self.transactions.clear();
             self.changed = true;
@@ -402,6 +411,7 @@ impl TurnClient {
                     self.server,
                     lifetime.as_secs()
                 );
+                self.mismatches = 0;
                 self.state = State::Allocated {
                     relayed,
                     base: destination,
@@ -427,11 +437,7 @@ impl TurnClient {
                     *refresh_at = now + refresh_ahead(lifetime);
                 }
             }
-            Purpose::Release => {
-                if !matches!(self.state, State::Closed) {
-                    self.state = State::Idle { at: now };
-                }
-            }
+            Purpose::Release => self.after_mismatch(now),
             Purpose::Permission(ip) => {
                 if let Some(p) = self.permissions.iter_mut().find(|p| p.ip == ip) {
                     p.installed = true;
@@ -524,11 +530,11 @@ impl TurnClient {
                 self.lose_allocation(now, now);
             }
             Purpose::Release => {
-                if !matches!(self.state, State::Closed) {
-                    self.state = State::Idle {
-                        at: now + RETRY_AFTER,
-                    };
-                }
+                log::info!(
+                    "TURN: {} did not release the earlier allocation ({why})",
+                    self.server
+                );
+                self.after_mismatch(now);
             }
             Purpose::Permission(ip) => {
                 log::debug!("TURN: no permission for {ip} on {} ({why})", self.server);
@@ -537,6 +543,18 @@ impl TurnClient {
                 }
             }
         }
+    }
+
+    /// Allocates again after a 437 and the attempt to release what the server holds.
+    fn after_mismatch(&mut self, now: Instant) {
+        if matches!(self.state, State::Closed) {
+            return;
+        }
+        let wait = MISMATCH_RETRY
+            .saturating_mul(2u32.saturating_pow(self.mismatches))
+            .min(RETRY_AFTER);
+        self.mismatches = self.mismatches.saturating_add(1);
+        self.state = State::Idle { at: now + wait };
     }
 
     fn lose_allocation(&mut self, now: Instant, again_at: Instant) {

@@ -440,20 +440,38 @@ fn a_401_on_a_refresh_starts_over_with_a_new_challenge() {
 
 #[test]
 fn a_437_on_allocate_gives_the_old_allocation_back_first() {
-    let now = Instant::now();
-    let mut c = client(now, long_term());
-    c.handle_timeout(now);
+    let start = Instant::now();
+    let mut c = client(start, long_term());
+    c.handle_timeout(start);
     let first = one(&mut c);
-    receive(&mut c, now, &error(&first, 401, Some("n1")));
-    let second = one(&mut c);
-    receive(&mut c, now, &error(&second, 437, None));
-    let release = one(&mut c);
-    let m = Message::parse(&release).expect("a message");
-    assert_eq!((m.kind, m.lifetime()), (REFRESH, Some(0)));
-    assert!(m.integrity_ok(&key()));
-    receive(&mut c, now, &success(&release, Some(0), &key()));
-    c.handle_timeout(now);
-    assert_eq!(kind(&one(&mut c)), ALLOCATE);
+    receive(&mut c, start, &error(&first, 401, Some("n1")));
+    let mut allocate = one(&mut c);
+    // Released (the server then takes a moment to let go): asked again 2 s later. Not
+    // releasable (441: REST credentials changed since a crash): 4 s, 8 s... up to 30 s.
+    let mut asked_at = Vec::new();
+    let mut now = start;
+    for released in [true, false, false, false, false] {
+        receive(&mut c, now, &error(&allocate, 437, None));
+        let release = one(&mut c);
+        let m = Message::parse(&release).expect("a message");
+        assert_eq!((m.kind, m.lifetime()), (REFRESH, Some(0)));
+        assert!(m.integrity_ok(&key()));
+        let answer = if released {
+            success(&release, Some(0), &key())
+        } else {
+            error(&release, 441, None)
+        };
+        receive(&mut c, now, &answer);
+        assert!(sent(&mut c).is_empty(), "nothing at once");
+        now = c.poll_timeout().expect("asked again");
+        asked_at.push((now - start).as_secs());
+        c.handle_timeout(now);
+        allocate = one(&mut c);
+        assert_eq!(kind(&allocate), ALLOCATE);
+    }
+    assert_eq!(asked_at, vec![2, 6, 14, 30, 60]);
+    receive(&mut c, now, &success(&allocate, Some(600), &key()));
+    assert_eq!(c.relayed(), Some((addr(RELAYED), addr(BASE))));
 }
 
 #[test]
