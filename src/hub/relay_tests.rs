@@ -26,6 +26,9 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().expect("test address")
 }
 
+/// A datagram the server relays to a peer, and the peer.
+type Relayed = (SocketAddr, Vec<u8>);
+
 /// A TURN server that knows one user, relays for one allocation, and counts what it did.
 #[derive(Default)]
 struct Server {
@@ -42,7 +45,7 @@ impl Server {
     }
 
     /// Takes a datagram from the hub: an answer for the hub, or a datagram for the peer.
-    fn from_hub(&mut self, datagram: &[u8]) -> (Option<Vec<u8>>, Option<(SocketAddr, Vec<u8>)>) {
+    fn take_from_hub(&mut self, datagram: &[u8]) -> (Option<Vec<u8>>, Option<Relayed>) {
         let m = Message::parse(datagram).expect("the hub sends the server STUN only");
         let reply = |kind: u16| Builder::new(kind, &m.trans);
         if m.kind == SEND_INDICATION {
@@ -85,7 +88,7 @@ impl Server {
 
     /// A datagram the peer sent to the relayed address, as a Data indication for the hub
     /// (None when the server has no permission for the peer: it drops it).
-    fn from_peer(&mut self, peer: SocketAddr, data: &[u8]) -> Option<Vec<u8>> {
+    fn take_from_peer(&mut self, peer: SocketAddr, data: &[u8]) -> Option<Vec<u8>> {
         if !self.allocated || !self.permitted.contains(&peer.ip()) {
             return None;
         }
@@ -122,7 +125,7 @@ impl Net {
             let mut moved = !from_peer.is_empty() || !to_hub.is_empty();
             for (source, destination, data) in from_peer {
                 if destination == addr(RELAYED) {
-                    to_hub.extend(self.server.from_peer(source, &data));
+                    to_hub.extend(self.server.take_from_peer(source, &data));
                 } else {
                     self.direct += 1;
                 }
@@ -141,7 +144,7 @@ impl Net {
                     Output::Transmit(t) if t.destination == addr(SERVER) => {
                         moved = true;
                         assert!(t.source.ip().is_unspecified(), "from the media port");
-                        let (answer, relayed) = self.server.from_hub(&t.contents);
+                        let (answer, relayed) = self.server.take_from_hub(&t.contents);
                         to_hub.extend(answer);
                         to_peer.extend(relayed);
                     }
