@@ -16,11 +16,12 @@
 #   turn     r2 symmetric (fully-random): no direct path. rtcam has STUN and a TURN server with
 #            a REST secret, which viewers get through the WHEP Link headers. Chromium plays
 #            through a relay: >= 10 fps decoded over its last 10 s, the selected pair is relay.
-#   relay    r2 symmetric, and the viewer (rtcam-client --trickle) has no TURN server: only
-#            rtcam's own allocations can carry the stream, one on the coturn above (REST secret)
-#            and one on a second coturn (198.18.100.2, a long-term user). Both allocate;
-#            rtcam-client decodes >= 150 pictures in 15 s, and rtcam's nominated path leaves
-#            from one of its relayed addresses.
+#   relay    r2 symmetric, and the viewers (Chromium told to leave TURN out, then
+#            rtcam-client --trickle) have no TURN server: only rtcam's own allocations can carry
+#            the stream, one on the coturn above (REST secret) and one on a second coturn
+#            (198.18.100.2, a long-term user). Both allocate; Chromium plays >= 10 fps on a
+#            pair whose remote candidate is rtcam's relay, rtcam-client decodes >= 150 pictures
+#            in 15 s, and every path rtcam nominates leaves from one of its relayed addresses.
 #   stun     r2 endpoint-independent, STUN only (no TURN anywhere): Chromium trickles its
 #            server-reflexive candidate by PATCH and plays, on a pair that is not relayed;
 #            rtcam-client --trickle likewise (its public address from the STUN server that
@@ -271,12 +272,17 @@ secret = \"$SECRET\"
 url = \"turn:$lt_ip:3478\"
 username = \"cam\"
 credential = \"$lt_pass\"" || { kill $lt_pid 2>/dev/null; return 0; }
-  # rtcam-client takes no TURN server from the Link headers: its public address (STUN,
-  # trickled) is what rtcam's relay needs a permission for.
+  # Neither viewer uses a TURN server of its own (Chromium is told to leave the Link headers'
+  # out; rtcam-client takes none): their public addresses (STUN, trickled) are what rtcam's
+  # relays need permissions for.
+  ip netns exec "$VIEW" node tests/browser/net-viewer.mjs "$URL/" --seconds 20 --no-turn \
+    >"$out/relay/chromium.json" 2>"$out/relay/chromium.err" || true
   ip netns exec "$VIEW" "$bin_dir/rtcam-client" "$URL/whep" --seconds 15 --trickle \
     >"$out/relay/client.json" 2>"$out/relay/client.err" || true
   stop_rtcam
   kill $lt_pid 2>/dev/null || true
+  python3 tests/net/natcheck.py chromium relay "$out/relay/chromium.json" rtcam-relay \
+    || fail "relay: chromium"
   python3 tests/net/natcheck.py client relay "$out/relay/client.json" || fail "relay: rtcam-client"
   python3 tests/net/natcheck.py relay relay "$out/relay/rtcam.log" 2 \
     || fail "relay: the stream did not go through rtcam's relays"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks of tests/net/nat.sh on a viewer's JSON; prints what it measured, exits 1 on a failure.
 
-  natcheck.py chromium RUN FILE relay|direct
+  natcheck.py chromium RUN FILE relay|direct|rtcam-relay
   natcheck.py restart RUN FILE CHANGED_UNIX_MS
   natcheck.py client RUN FILE
   natcheck.py relay RUN RTCAM_LOG ALLOCATIONS
@@ -32,6 +32,9 @@ def chromium(run, v, want):
     relayed = "relay" in (pair.get("local"), pair.get("remote"))
     if want == "relay" and not relayed:
         problems.append(f"selected pair {pair} is not relayed")
+    # Through rtcam's relay only: the viewer's side of the pair is not a relay of its own.
+    if want == "rtcam-relay" and (pair.get("remote") != "relay" or pair.get("local") == "relay"):
+        problems.append(f"selected pair {pair}: want rtcam's relay as the remote candidate")
     if want == "direct":
         if not pair or relayed:
             problems.append(f"selected pair {pair}: want a direct one")
@@ -89,8 +92,9 @@ def relay(run, path, want):
         return [f"rtcam allocated {len(relayed)} relayed addresses (want {want})"]
     if not sends:
         return ["no nominated path in rtcam's log"]
-    if sends[-1][0] not in relayed:
-        return [f"the nominated path {sends[-1]} does not leave from rtcam's relay"]
+    direct = [s for s in sends if s[0] not in relayed]
+    if direct:
+        return [f"nominated paths {direct} do not leave from rtcam's relays"]
     return []
 
 
