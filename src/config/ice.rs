@@ -38,6 +38,27 @@ pub struct TurnConfig {
     pub ttl_s: u32,
 }
 
+impl TurnConfig {
+    /// The username and password to use at `unix_now`: the long-term pair, or ones minted
+    /// from the TURN REST secret (username `<expiry>:rtcam`, password
+    /// base64(HMAC-SHA1(secret, username)), as coturn's `use-auth-secret` checks them),
+    /// valid for `ttl_s`. None without either.
+    pub(crate) fn credentials(&self, unix_now: u64) -> Option<(String, String)> {
+        use base64ct::{Base64, Encoding};
+        match (&self.username, &self.credential, &self.secret) {
+            (Some(user), Some(credential), _) => Some((user.clone(), credential.clone())),
+            (_, _, Some(secret)) => {
+                let username = format!("{}:rtcam", unix_now + u64::from(self.ttl_s));
+                let mac = str0m::crypto::from_feature_flags()
+                    .sha1_hmac_provider
+                    .sha1_hmac(secret.as_bytes(), &[username.as_bytes()]);
+                Some((username, Base64::encode_string(&mac)))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// What `--print-config` shows instead of a secret.
 pub const REDACTED: &str = "(redacted)";
 

@@ -15,16 +15,21 @@
 pub(crate) mod admission;
 pub(crate) mod keyframe;
 pub(crate) mod link;
+mod md5;
 mod offer_error;
 mod patch;
 pub(crate) mod sdpfrag;
 pub(crate) mod stun;
+pub(crate) mod stunmsg;
+pub(crate) mod turn;
 pub(crate) mod viewer;
 
 // The in-memory viewer of the tests, also driven by the per-packet benchmark.
 #[cfg(any(test, feature = "testing"))]
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod peer;
+#[cfg(test)]
+mod relay_tests;
 #[cfg(test)]
 mod tests;
 
@@ -39,6 +44,7 @@ use str0m::media::MediaTime;
 use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
 use str0m::{Candidate, Input as RtcInput};
 
+use crate::config::TurnConfig;
 use crate::encode::{AccessUnit, Encoding};
 pub(crate) use admission::client_key;
 use admission::{Admit, Slot};
@@ -92,6 +98,11 @@ pub struct HubConfig {
     /// STUN servers (resolved) asked for the public address of every host candidate; what
     /// they say is offered as server-reflexive candidates.
     pub stun_servers: Vec<SocketAddr>,
+    /// TURN servers (resolved; UDP) rtcam allocates a relayed address on, with their
+    /// credentials: every allocation is offered as a relay candidate.
+    pub turn_servers: Vec<(SocketAddr, TurnConfig)>,
+    /// Unix time (seconds) at the hub's start: TURN REST credentials name their expiry.
+    pub unix_time: u64,
     /// Control messages larger than this are refused unread.
     pub max_control_message: usize,
     /// Bandwidth estimation for every viewer's link; None turns it off.
@@ -122,6 +133,8 @@ impl Default for HubConfig {
             candidates: Vec::new(),
             public_ip: None,
             stun_servers: Vec::new(),
+            turn_servers: Vec::new(),
+            unix_time: 0,
             max_control_message: 16 * 1024,
             bwe: None,
             temporal_layers: 1,
@@ -275,6 +288,8 @@ pub(crate) struct Hub {
     /// Host candidates only (the bases of the others).
     hosts: Vec<Candidate>,
     stun: stun::StunGatherer,
+    /// One per TURN server: rtcam's relayed addresses.
+    turn: Vec<turn::TurnClient>,
     cert: DtlsCert,
     viewers: Vec<Viewer>,
     /// Per encoding, by `Encoding::index`.
@@ -308,6 +323,13 @@ impl Hub {
             std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), now);
         let port = config.candidates.first().map_or(0, SocketAddr::port);
         let stun = stun::StunGatherer::new(port, &config.stun_servers, now, seed);
+        let turn = (1u64..)
+            .zip(&config.turn_servers)
+            .map(|(n, (server, auth))| {
+                let seed = seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                turn::TurnClient::new(*server, auth.clone(), port, now, config.unix_time, seed)
+            })
+            .collect();
         let mut hub = Hub {
             keyframes: [
                 KeyframePolicy::new(config.keyframe.clone()),
@@ -317,6 +339,7 @@ impl Hub {
             candidates: Vec::new(),
             hosts,
             stun,
+            turn,
             cert,
             viewers: Vec::new(),
             outputs: VecDeque::new(),
@@ -360,8 +383,9 @@ impl Hub {
         self.gather_candidates();
     }
 
-    /// The candidates answers offer: hosts, the configured public address, and what STUN
-    /// found. Viewers already answered keep theirs (WHEP gives the server no way to trickle).
+    /// The candidates answers offer: hosts, the configured public address, what STUN found,
+    /// and our TURN relays. Viewers already answered keep theirs (WHEP gives the server no way
+    /// to trickle).
     fn gather_candidates(&mut self) {
         let mut candidates = self.hosts.clone();
         let public = self.config.public_ip.into_iter().filter_map(|ip| {
@@ -378,6 +402,12 @@ impl Hub {
                 Ok(candidate) if !known => candidates.push(candidate),
                 Ok(_) => {}
                 Err(e) => log::warn!("cannot offer {address} as a candidate: {e}"),
+            }
+        }
+        for (relayed, base) in self.turn.iter().filter_map(turn::TurnClient::relayed) {
+            match Candidate::relayed(relayed, base, "udp") {
+                Ok(candidate) => candidates.push(candidate),
+                Err(e) => log::warn!("cannot offer {relayed} as a candidate: {e}"),
             }
         }
         self.candidates = candidates;
@@ -459,11 +489,16 @@ impl Hub {
         true
     }
 
-    /// Closes every viewer (shutdown); their goodbye packets are in the output.
+    /// Closes every viewer and gives the TURN allocations back (shutdown); the goodbye
+    /// packets are in the output.
     pub(crate) fn remove_all(&mut self, now: Instant) {
         while !self.viewers.is_empty() {
             self.drop_viewer(now, 0, LeaveReason::Shutdown);
         }
+        for turn in &mut self.turn {
+            turn.close(now);
+        }
+        self.drain_turn();
     }
 
     pub(crate) fn handle_input(&mut self, input: Input) {
@@ -577,6 +612,7 @@ impl Hub {
         let next = viewers
             .chain(keyframes)
             .chain(self.stun.poll_timeout())
+            .chain(self.turn.iter().filter_map(turn::TurnClient::poll_timeout))
             .min();
         // With nothing scheduled, an hour from the latest input is "never" in practice.
         Output::Timeout(next.unwrap_or(self.last_now + Duration::from_secs(3600)))
@@ -606,12 +642,36 @@ impl Hub {
         destination: SocketAddr,
         contents: &[u8],
     ) {
+        for index in 0..self.turn.len() {
+            match self.turn[index].handle_receive(now, source, destination, contents) {
+                turn::Received::NotMine => {}
+                turn::Received::Taken => return self.drain_turn(),
+                // A viewer's datagram through our relay: to str0m it arrived at the relayed
+                // address (the candidate's), from the viewer's.
+                turn::Received::Data {
+                    peer,
+                    relayed,
+                    data,
+                } => return self.deliver(now, peer, relayed, data),
+            }
+        }
         if self.stun.handle_receive(now, source, destination, contents) {
             if self.stun.take_changed() {
                 self.gather_candidates();
             }
             return;
         }
+        self.deliver(now, source, destination, contents);
+    }
+
+    /// Hands a datagram to the viewer whose session it belongs to.
+    fn deliver(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) {
         let Ok(contents) = DatagramRecv::try_from(contents) else {
             self.datagrams_unclaimed += 1;
             return;
@@ -671,6 +731,10 @@ impl Hub {
         if self.stun.take_changed() {
             self.gather_candidates();
         }
+        for turn in &mut self.turn {
+            turn.handle_timeout(now);
+        }
+        self.drain_turn();
         let mut events = std::mem::take(&mut self.events);
         for index in 0..self.viewers.len() {
             let viewer = &mut self.viewers[index];
@@ -703,7 +767,7 @@ impl Hub {
         let id = self.viewers[index].id;
         for event in events.drain(..) {
             match event {
-                ViewerEvent::Transmit(t) => self.outputs.push_back(Output::Transmit(t)),
+                ViewerEvent::Transmit(t) => self.transmit(now, t),
                 ViewerEvent::Connected => {
                     log::info!("viewer {id} connected");
                     self.outputs
@@ -748,6 +812,36 @@ impl Hub {
         self.collect_keyframe_request();
     }
 
+    /// Sends what str0m sends: from a relayed address it goes to the TURN server, wrapped.
+    fn transmit(&mut self, now: Instant, t: Transmit) {
+        for index in 0..self.turn.len() {
+            if self.turn[index].wrap(now, t.source, t.destination, &t.contents) {
+                return self.drain_turn();
+            }
+        }
+        self.outputs.push_back(Output::Transmit(t));
+    }
+
+    /// Moves the TURN clients' datagrams to the output, and offers a relayed address that
+    /// appeared or changed.
+    fn drain_turn(&mut self) {
+        let mut changed = false;
+        for turn in &mut self.turn {
+            while let Some(t) = turn.poll_transmit() {
+                self.outputs.push_back(Output::Transmit(Transmit {
+                    proto: Protocol::Udp,
+                    source: t.source,
+                    destination: t.destination,
+                    contents: t.contents.into(),
+                }));
+            }
+            changed |= turn.take_changed();
+        }
+        if changed {
+            self.gather_candidates();
+        }
+    }
+
     fn collect_keyframe_request(&mut self) {
         for encoding in Encoding::ALL {
             if self.keyframes[encoding.index()].poll_request() {
@@ -787,7 +881,7 @@ impl Hub {
         // Only its goodbye packets matter now; its other events die with it.
         for event in events.drain(..) {
             if let ViewerEvent::Transmit(t) = event {
-                self.outputs.push_back(Output::Transmit(t));
+                self.transmit(now, t);
             }
         }
         self.events = events;

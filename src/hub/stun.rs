@@ -14,18 +14,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-/// RFC 8489's magic cookie, in every message's bytes 4..8.
-const MAGIC: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
-const BINDING_REQUEST: u16 = 0x0001;
-const BINDING_SUCCESS: u16 = 0x0101;
-const BINDING_ERROR: u16 = 0x0111;
-const MAPPED_ADDRESS: u16 = 0x0001;
-const XOR_MAPPED_ADDRESS: u16 = 0x0020;
+use super::stunmsg::{
+    BINDING_ERROR, BINDING_REQUEST, BINDING_SUCCESS, Builder, FIRST_RTO, MAX_SENDS, Message,
+    SplitMix64, TransId,
+};
 
-type TransId = [u8; 12];
-
-const FIRST_RTO: Duration = Duration::from_millis(500);
-const MAX_SENDS: u32 = 5;
 const REFRESH_EVERY: Duration = Duration::from_secs(60);
 const RETRY_AFTER: Duration = Duration::from_secs(30);
 
@@ -229,90 +222,17 @@ fn request(exchange: &Exchange, trans: TransId) -> StunTransmit {
 
 /// A binding request without attributes: STUN servers answer anonymous ones.
 fn binding_request(trans: TransId) -> Vec<u8> {
-    let mut message = Vec::with_capacity(20);
-    message.extend_from_slice(&BINDING_REQUEST.to_be_bytes());
-    message.extend_from_slice(&0u16.to_be_bytes());
-    message.extend_from_slice(&MAGIC);
-    message.extend_from_slice(&trans);
-    message
+    Builder::new(BINDING_REQUEST, &trans).finish(None)
 }
 
 /// A binding response: its transaction, and the mapped address (None for an error response).
 /// Anything else, or a success without an address, is None.
 fn parse_binding_response(message: &[u8]) -> Option<(TransId, Option<SocketAddr>)> {
-    let header = message.get(..20)?;
-    let kind = u16::from_be_bytes([header[0], header[1]]);
-    let length = usize::from(u16::from_be_bytes([header[2], header[3]]));
-    if header[4..8] != MAGIC || message.len() != 20 + length {
-        return None;
-    }
-    let trans: TransId = header[8..20].try_into().ok()?;
-    match kind {
-        BINDING_ERROR => return Some((trans, None)),
-        BINDING_SUCCESS => {}
-        _ => return None,
-    }
-    let mut mapped = None;
-    let mut attributes = &message[20..];
-    while attributes.len() >= 4 {
-        let kind = u16::from_be_bytes([attributes[0], attributes[1]]);
-        let len = usize::from(u16::from_be_bytes([attributes[2], attributes[3]]));
-        let value = attributes.get(4..4 + len)?;
-        match kind {
-            XOR_MAPPED_ADDRESS => return Some((trans, Some(address(value, Some(&trans))?))),
-            MAPPED_ADDRESS => mapped = address(value, None),
-            _ => {}
-        }
-        // Attributes are padded to 4 bytes.
-        let padded = (4 + len).next_multiple_of(4);
-        attributes = attributes.get(padded..).unwrap_or(&[]);
-    }
-    Some((trans, Some(mapped?)))
-}
-
-/// A (XOR-)MAPPED-ADDRESS value; `xor` is the transaction for the XOR form.
-fn address(value: &[u8], xor: Option<&TransId>) -> Option<SocketAddr> {
-    let family = *value.get(1)?;
-    let port = u16::from_be_bytes([*value.get(2)?, *value.get(3)?]);
-    let mut key = [0u8; 16];
-    if let Some(trans) = xor {
-        key[..4].copy_from_slice(&MAGIC);
-        key[4..].copy_from_slice(trans);
-    }
-    let port = port ^ u16::from_be_bytes([key[0], key[1]]);
-    let ip: std::net::IpAddr = match family {
-        0x01 => {
-            let mut ip: [u8; 4] = value.get(4..8)?.try_into().ok()?;
-            ip.iter_mut().zip(&key).for_each(|(b, k)| *b ^= k);
-            ip.into()
-        }
-        0x02 => {
-            let mut ip: [u8; 16] = value.get(4..20)?.try_into().ok()?;
-            ip.iter_mut().zip(&key).for_each(|(b, k)| *b ^= k);
-            ip.into()
-        }
-        _ => return None,
-    };
-    Some(SocketAddr::new(ip, port))
-}
-
-/// splitmix64: enough to make transaction ids unguessable from outside, given a random seed.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn trans_id(&mut self) -> TransId {
-        let mut id = [0u8; 12];
-        id[..8].copy_from_slice(&self.next().to_be_bytes());
-        id[8..].copy_from_slice(&self.next().to_be_bytes()[..4]);
-        id
+    let message = Message::parse(message)?;
+    match message.kind {
+        BINDING_ERROR => Some((message.trans, None)),
+        BINDING_SUCCESS => Some((message.trans, Some(message.mapped_address()?))),
+        _ => None,
     }
 }
 
@@ -323,6 +243,7 @@ pub(crate) use tests::answer as test_answer;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub::stunmsg::MAGIC;
 
     const BASE: &str = "192.168.1.10:8555";
     const SERVER: &str = "198.51.100.1:3478";

@@ -5,13 +5,10 @@
 //! own: username `<expiry>:rtcam`, credential base64(HMAC-SHA1(secret, username)), so a viewer's
 //! relay stops working when they expire and a leaked pair is of little use.
 
-use base64ct::{Base64, Encoding};
-
 use crate::config::{IceConfig, IceUrl};
 
 /// The `Link` header values for `ice`, minting REST credentials valid from `unix_now`.
 pub(crate) fn link_headers(ice: &IceConfig, unix_now: u64) -> Vec<String> {
-    let hmac = str0m::crypto::from_feature_flags().sha1_hmac_provider;
     let mut links = Vec::new();
     for url in &ice.stun {
         if let Ok(url) = IceUrl::parse(url) {
@@ -22,14 +19,8 @@ pub(crate) fn link_headers(ice: &IceConfig, unix_now: u64) -> Vec<String> {
         let Ok(url) = IceUrl::parse(&turn.url) else {
             continue;
         };
-        let (username, credential) = match (&turn.username, &turn.credential, &turn.secret) {
-            (Some(user), Some(credential), _) => (user.clone(), credential.clone()),
-            (_, _, Some(secret)) => {
-                let username = format!("{}:rtcam", unix_now + u64::from(turn.ttl_s));
-                let mac = hmac.sha1_hmac(secret.as_bytes(), &[username.as_bytes()]);
-                (username, Base64::encode_string(&mac))
-            }
-            _ => continue,
+        let Some((username, credential)) = turn.credentials(unix_now) else {
+            continue;
         };
         links.push(format!(
             "<{url}>; rel=\"ice-server\"; username=\"{username}\"; credential=\"{credential}\"; \

@@ -200,6 +200,10 @@ fn spawn_with(
             max_viewers: config.server.max_viewers,
             public_ip: config.ice.public_ip,
             stun_servers: resolve_stun(&config.ice.stun),
+            turn_servers: resolve_turn(&config.ice.turn),
+            unix_time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
             silence_timeout: Duration::from_secs_f64(config.server.viewer_timeout_s),
             connect_timeout: Duration::from_secs_f64(config.server.connect_timeout_s),
             candidates,
@@ -286,6 +290,31 @@ fn run_loop(
 
 /// The STUN servers' addresses. Resolved once at start (a name that does not resolve then is
 /// left out, with a warning: a camera often starts before its network is fully up).
+/// The TURN servers rtcam allocates on: `turn:` over UDP. Over TCP or TLS rtcam does not
+/// allocate (those are still handed to viewers).
+fn resolve_turn(
+    servers: &[crate::config::TurnConfig],
+) -> Vec<(SocketAddr, crate::config::TurnConfig)> {
+    use crate::config::{IceUrl, Scheme};
+    use std::net::ToSocketAddrs;
+    let mut resolved = Vec::new();
+    for turn in servers {
+        let Ok(url) = IceUrl::parse(&turn.url) else {
+            continue;
+        };
+        if url.scheme != Scheme::Turn || url.tcp {
+            log::info!("TURN server {url}: rtcam allocates over UDP only; it is given to viewers");
+            continue;
+        }
+        match (url.host.as_str(), url.port).to_socket_addrs() {
+            // One address per server: a relay on each of a name's addresses adds nothing.
+            Ok(mut found) => resolved.extend(found.next().map(|a| (a, turn.clone()))),
+            Err(e) => log::warn!("TURN server {url} left out: {e}"),
+        }
+    }
+    resolved
+}
+
 fn resolve_stun(urls: &[String]) -> Vec<SocketAddr> {
     use std::net::ToSocketAddrs;
     let mut servers = Vec::new();

@@ -1,6 +1,7 @@
 // One headless Chromium viewer of a running rtcam for the network tests (tests/net/run.sh),
 // which runs it inside a viewer's network namespace behind a rate-limited, lossy link:
-//   node net-viewer.mjs http://ADDR:PORT/ [--seconds 35]
+//   node net-viewer.mjs http://ADDR:PORT/ [--seconds 35] [--no-turn]
+// --no-turn: the TURN servers of the Link headers are left out (only rtcam's relay can help).
 // A minimal page of its own (served by playwright on rtcam's origin, so its WHEP POST is
 // same-origin) plays the stream with Chromium's own WebRTC stack: no reconnects, no stamp
 // reading, nothing but the video element. Prints one JSON object:
@@ -17,10 +18,11 @@
 import { launch } from './lib.mjs';
 
 function parseArgs(argv) {
-  const opts = { url: null, seconds: 35 };
+  const opts = { url: null, seconds: 35, noTurn: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--seconds') opts.seconds = Number(argv[++i]);
+    else if (a === '--no-turn') opts.noTurn = true;
     else if (!a.startsWith('--') && !opts.url) opts.url = a;
     else throw new Error(`unknown argument ${a}`);
   }
@@ -56,11 +58,12 @@ function iceServers(header) {
   }
   return servers;
 }
-window.netStart = async function () {
+window.netStart = async function (noTurn) {
   const net = window.net;
   const video = document.getElementById('v');
   const options = await fetch('/whep', { method: 'OPTIONS' });
-  net.iceServers = iceServers(options.headers.get('Link'));
+  net.iceServers = iceServers(options.headers.get('Link'))
+    .filter((s) => !(noTurn && /^turns?:/.test(s.urls)));
   const pc = new RTCPeerConnection({ iceServers: net.iceServers });
   let etag = null;
   let queued = [];
@@ -153,7 +156,7 @@ try {
   page.on('pageerror', (e) => log.push(`[pageerror] ${e.stack || e}`));
   await page.route(pageUrl, (route) => route.fulfill({ status: 200, contentType: 'text/html', body: PAGE }));
   await page.goto(pageUrl, { waitUntil: 'load', timeout: 60_000 });
-  await page.evaluate(() => window.netStart());
+  await page.evaluate((noTurn) => window.netStart(noTurn), opts.noTurn);
   const startUnixMs = await page.evaluate(() => window.net.startUnixMs);
   // Watch until `seconds` after the POST.
   const left = startUnixMs + opts.seconds * 1000 - Date.now();

@@ -16,6 +16,12 @@
 #   turn     r2 symmetric (fully-random): no direct path. rtcam has STUN and a TURN server with
 #            a REST secret, which viewers get through the WHEP Link headers. Chromium plays
 #            through a relay: >= 10 fps decoded over its last 10 s, the selected pair is relay.
+#   relay    r2 symmetric, and the viewers (Chromium told to leave TURN out, then
+#            rtcam-client --trickle) have no TURN server: only rtcam's own allocations can carry
+#            the stream, one on the coturn above (REST secret) and one on a second coturn
+#            (198.18.100.2, a long-term user). Both allocate; Chromium plays >= 10 fps on a
+#            pair whose remote candidate is rtcam's relay, rtcam-client decodes >= 150 pictures
+#            in 15 s, and every path rtcam nominates leaves from one of its relayed addresses.
 #   stun     r2 endpoint-independent, STUN only (no TURN anywhere): Chromium trickles its
 #            server-reflexive candidate by PATCH and plays, on a pair that is not relayed;
 #            rtcam-client --trickle likewise (its public address from the STUN server that
@@ -228,6 +234,64 @@ secret = \"$SECRET\"" || return 0
     || fail "turn: chromium"
 }
 
+run_relay() {
+  log "run relay: viewer behind a symmetric NAT without TURN, rtcam's own relays"
+  r2_nat fully-random
+  # A second coturn with a long-term user (coturn takes either a REST secret or users, not
+  # both): rtcam allocates on both, one with each kind of credentials.
+  local lt_ip=198.18.100.2 lt_pass=cam-pass-$$
+  mkdir -p "$out/relay"
+  ip -n "$PUB" addr add $lt_ip/32 dev lo 2>/dev/null || true
+  cat >"$out/relay/turnserver-lt.conf" <<EOF
+listening-ip=$lt_ip
+relay-ip=$lt_ip
+listening-port=3478
+min-port=49152
+max-port=49999
+realm=rtcam.test
+lt-cred-mech
+user=cam:$lt_pass
+fingerprint
+no-cli
+no-tls
+no-dtls
+no-multicast-peers
+simple-log
+log-file=$out/relay/turnserver-lt.log
+pidfile=$out/relay/turnserver-lt.pid
+EOF
+  ip netns exec "$PUB" turnserver -c "$out/relay/turnserver-lt.conf" >"$out/relay/turnserver-lt.out" 2>&1 &
+  local lt_pid=$!
+  for _ in $(seq 50); do
+    ip netns exec "$PUB" ss -lun 2>/dev/null | grep -q "$lt_ip:3478" && break
+    sleep 0.2
+  done
+  # str0m's debug log names the nominated path (natcheck.py relay reads it).
+  NAT_RUST_LOG="${NAT_RUST_LOG:-rtcam=debug,str0m=debug}" start_rtcam relay "[ice]
+stun = [\"stun:$TURN_IP:3478\"]
+[[ice.turn]]
+url = \"turn:$TURN_IP:3478?transport=udp\"
+secret = \"$SECRET\"
+[[ice.turn]]
+url = \"turn:$lt_ip:3478\"
+username = \"cam\"
+credential = \"$lt_pass\"" || { kill $lt_pid 2>/dev/null; return 0; }
+  # Neither viewer uses a TURN server of its own (Chromium is told to leave the Link headers'
+  # out; rtcam-client takes none): their public addresses (STUN, trickled) are what rtcam's
+  # relays need permissions for.
+  ip netns exec "$VIEW" node tests/browser/net-viewer.mjs "$URL/" --seconds 20 --no-turn \
+    >"$out/relay/chromium.json" 2>"$out/relay/chromium.err" || true
+  ip netns exec "$VIEW" "$bin_dir/rtcam-client" "$URL/whep" --seconds 15 --trickle \
+    >"$out/relay/client.json" 2>"$out/relay/client.err" || true
+  stop_rtcam
+  kill $lt_pid 2>/dev/null || true
+  python3 tests/net/natcheck.py chromium relay "$out/relay/chromium.json" rtcam-relay \
+    || fail "relay: chromium"
+  python3 tests/net/natcheck.py client relay "$out/relay/client.json" || fail "relay: rtcam-client"
+  python3 tests/net/natcheck.py relay relay "$out/relay/rtcam.log" 2 \
+    || fail "relay: the stream did not go through rtcam's relays"
+}
+
 run_stun() {
   log "run stun: both NATs endpoint-independent, STUN only"
   r2_nat ""
@@ -305,7 +369,7 @@ run_page_restart() {
 }
 
 # NAT_RUNS (e.g. "stun") picks runs while debugging; CI runs them all.
-for run in ${NAT_RUNS:-turn stun restart page_restart}; do
+for run in ${NAT_RUNS:-turn relay stun restart page_restart}; do
   "run_$run"
 done
 kill $turn_pid 2>/dev/null || true

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Checks of tests/net/nat.sh on a viewer's JSON; prints what it measured, exits 1 on a failure.
 
-  natcheck.py chromium RUN FILE relay|direct
+  natcheck.py chromium RUN FILE relay|direct|rtcam-relay
   natcheck.py restart RUN FILE CHANGED_UNIX_MS
   natcheck.py page-restart RUN FILE CHANGED_UNIX_MS
   natcheck.py client RUN FILE
+  natcheck.py relay RUN RTCAM_LOG ALLOCATIONS
 """
 import json
+import re
 import sys
 
 
@@ -31,6 +33,9 @@ def chromium(run, v, want):
     relayed = "relay" in (pair.get("local"), pair.get("remote"))
     if want == "relay" and not relayed:
         problems.append(f"selected pair {pair} is not relayed")
+    # Through rtcam's relay only: the viewer's side of the pair is not a relay of its own.
+    if want == "rtcam-relay" and (pair.get("remote") != "relay" or pair.get("local") == "relay"):
+        problems.append(f"selected pair {pair}: want rtcam's relay as the remote candidate")
     if want == "direct":
         if not pair or relayed:
             problems.append(f"selected pair {pair}: want a direct one")
@@ -109,8 +114,30 @@ def client(run, v):
     return problems
 
 
+def relay(run, path, want):
+    """rtcam's log: its TURN allocations (`want` of them), str0m's nominated path from one."""
+    with open(path, errors="replace") as f:
+        text = f.read()
+    relayed = set(re.findall(r"TURN: \S+ relays for us at (\S+) for", text))
+    sends = re.findall(r"ICE nominated send from: (\S+) to: (\S+) ", text)
+    print(f"{run}: rtcam's relayed addresses {sorted(relayed)}, nominated paths {sends}")
+    if len(relayed) < want:
+        return [f"rtcam allocated {len(relayed)} relayed addresses (want {want})"]
+    if not sends:
+        return ["no nominated path in rtcam's log"]
+    direct = [s for s in sends if s[0] not in relayed]
+    if direct:
+        return [f"nominated paths {direct} do not leave from rtcam's relays"]
+    return []
+
+
 def main():
     kind, run, path = sys.argv[1:4]
+    if kind == "relay":
+        problems = relay(run, path, int(sys.argv[4]))
+        for p in problems:
+            print(f"{run}: {p}")
+        return 1 if problems else 0
     try:
         v = load(path)
     except Exception as e:  # noqa: BLE001 - any unreadable result is a failure to report
