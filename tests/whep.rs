@@ -450,6 +450,41 @@ fn status_health_and_page_over_http() {
     server.stop().unwrap();
 }
 
+/// ICE-TCP (on by default): the answer offers a passive TCP candidate on the media port, where
+/// rtcam accepts connections; with `[ice] tcp = false` neither.
+#[test]
+fn ice_tcp_candidates_are_offered_on_the_media_port() {
+    let tcp_candidates = |answer: &str| -> Vec<String> {
+        answer
+            .lines()
+            .filter(|l| l.starts_with("a=candidate:") && l.contains(" tcp "))
+            .map(str::to_owned)
+            .collect()
+    };
+    let offer = offer_sdp(RtcConfig::new(), Some(Direction::RecvOnly));
+
+    let server = start(config());
+    let response = post(&whep_url(&server), "application/sdp", offer.as_bytes());
+    assert_eq!(response.status, 201);
+    let tcp = tcp_candidates(&response.text());
+    let port = server.media_addr.port();
+    assert!(
+        tcp.iter()
+            .any(|c| c.contains(&format!("127.0.0.1 {port} typ host tcptype passive"))),
+        "{tcp:?}"
+    );
+    TcpStream::connect(("127.0.0.1", port)).expect("rtcam listens on TCP at the media port");
+    server.stop().unwrap();
+
+    let mut c = config();
+    c.ice.tcp = false;
+    let server = start(c);
+    let response = post(&whep_url(&server), "application/sdp", offer.as_bytes());
+    assert_eq!(response.status, 201);
+    assert_eq!(tcp_candidates(&response.text()), Vec::<String>::new());
+    server.stop().unwrap();
+}
+
 #[test]
 fn cors_is_off_by_default_and_on_when_asked() {
     let server = start(config());

@@ -7,9 +7,12 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IceConfig {
+    /// ICE-TCP (RFC 6544): rtcam also listens on TCP at the media port and offers passive TCP
+    /// candidates, for viewers whose network lets no UDP through.
+    pub tcp: bool,
     /// STUN servers, `stun:host[:port]`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stun: Vec<String>,
@@ -36,6 +39,17 @@ pub struct TurnConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
     pub ttl_s: u32,
+}
+
+impl Default for IceConfig {
+    fn default() -> Self {
+        IceConfig {
+            tcp: true,
+            stun: Vec::new(),
+            public_ip: None,
+            turn: Vec::new(),
+        }
+    }
 }
 
 impl TurnConfig {

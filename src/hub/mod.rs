@@ -92,6 +92,9 @@ pub struct HubConfig {
     pub keyframe: KeyframeConfig,
     /// Local host candidates (address and the UDP media port) put in every answer.
     pub candidates: Vec<SocketAddr>,
+    /// Beside each UDP host candidate, a passive TCP one on the same address and port (ICE-TCP,
+    /// RFC 6544): for viewers whose network lets no UDP through.
+    pub ice_tcp: bool,
     /// The public address of a port forward or 1:1 NAT: offered as a server-reflexive
     /// candidate with the media port.
     pub public_ip: Option<IpAddr>,
@@ -131,6 +134,7 @@ impl Default for HubConfig {
             silence_timeout: Duration::from_secs(5),
             keyframe: KeyframeConfig::default(),
             candidates: Vec::new(),
+            ice_tcp: false,
             public_ip: None,
             stun_servers: Vec::new(),
             turn_servers: Vec::new(),
@@ -147,6 +151,8 @@ pub(crate) enum Input<'a> {
     /// A datagram that arrived on the media socket.
     Receive {
         now: Instant,
+        /// UDP, or TCP (one RFC 4571 frame of an ICE-TCP connection).
+        proto: Protocol,
         source: SocketAddr,
         destination: SocketAddr,
         contents: &'a [u8],
@@ -304,6 +310,22 @@ pub(crate) struct Hub {
     datagrams_unclaimed: u64,
 }
 
+/// The host candidates of one local address: UDP, and with ICE-TCP a passive TCP one on the
+/// same address and port (the viewer connects; RFC 6544).
+fn host_candidates(addr: SocketAddr, tcp: bool) -> Result<Vec<Candidate>, str0m::error::IceError> {
+    let mut candidates = vec![Candidate::host(addr, "udp")?];
+    if tcp {
+        candidates.push(
+            Candidate::builder()
+                .tcp()
+                .host(addr)
+                .tcptype(str0m::net::TcpType::Passive)
+                .build()?,
+        );
+    }
+    Ok(candidates)
+}
+
 impl Hub {
     pub(crate) fn new(config: HubConfig, now: Instant) -> Result<Hub, HubError> {
         let provider = str0m::crypto::from_feature_flags();
@@ -316,8 +338,9 @@ impl Hub {
         let hosts = config
             .candidates
             .iter()
-            .map(|&a| Candidate::host(a, "udp").map_err(|_| HubError::BadCandidate(a)))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|&a| host_candidates(a, config.ice_tcp).map_err(|_| HubError::BadCandidate(a)))
+            .collect::<Result<Vec<_>, _>>()?
+            .concat();
         // Random without IO: std seeds every RandomState from the OS once.
         let seed =
             std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), now);
@@ -360,13 +383,14 @@ impl Hub {
         }
         let usable: Vec<Candidate> = hosts
             .iter()
-            .filter_map(|&a| match Candidate::host(a, "udp") {
+            .filter_map(|&a| match host_candidates(a, self.config.ice_tcp) {
                 Ok(c) => Some(c),
                 Err(_) => {
                     log::warn!("{a} cannot be an ICE host candidate; left out");
                     None
                 }
             })
+            .flatten()
             .collect();
         log::info!(
             "ICE host candidates now: {}",
@@ -383,9 +407,9 @@ impl Hub {
         self.gather_candidates();
     }
 
-    /// The candidates answers offer: hosts, the configured public address, what STUN found,
-    /// and our TURN relays. Viewers already answered keep theirs (WHEP gives the server no way
-    /// to trickle).
+    /// The candidates answers offer: hosts (UDP, and passive TCP with ICE-TCP), the configured
+    /// public address, what STUN found, and our TURN relays. Viewers already answered keep
+    /// theirs (WHEP gives the server no way to trickle).
     fn gather_candidates(&mut self) {
         let mut candidates = self.hosts.clone();
         let public = self.config.public_ip.into_iter().filter_map(|ip| {
@@ -509,10 +533,11 @@ impl Hub {
         match input {
             Input::Receive {
                 now,
+                proto,
                 source,
                 destination,
                 contents,
-            } => self.receive(now, source, destination, contents),
+            } => self.receive(now, proto, source, destination, contents),
             Input::AccessUnit { now, unit } => self.write_frame(now, unit),
             Input::Timeout(now) => self.timeout(now),
         }
@@ -638,10 +663,15 @@ impl Hub {
     fn receive(
         &mut self,
         now: Instant,
+        proto: Protocol,
         source: SocketAddr,
         destination: SocketAddr,
         contents: &[u8],
     ) {
+        // ICE-TCP frames are a viewer's own; STUN and TURN servers are asked over UDP only.
+        if proto == Protocol::Tcp {
+            return self.deliver(now, proto, source, destination, contents);
+        }
         for index in 0..self.turn.len() {
             match self.turn[index].handle_receive(now, source, destination, contents) {
                 turn::Received::NotMine => {}
@@ -652,7 +682,7 @@ impl Hub {
                     peer,
                     relayed,
                     data,
-                } => return self.deliver(now, peer, relayed, data),
+                } => return self.deliver(now, Protocol::Udp, peer, relayed, data),
             }
         }
         if self.stun.handle_receive(now, source, destination, contents) {
@@ -661,13 +691,14 @@ impl Hub {
             }
             return;
         }
-        self.deliver(now, source, destination, contents);
+        self.deliver(now, Protocol::Udp, source, destination, contents);
     }
 
     /// Hands a datagram to the viewer whose session it belongs to.
     fn deliver(
         &mut self,
         now: Instant,
+        proto: Protocol,
         source: SocketAddr,
         destination: SocketAddr,
         contents: &[u8],
@@ -677,7 +708,7 @@ impl Hub {
             return;
         };
         let receive = Receive {
-            proto: Protocol::Udp,
+            proto,
             source,
             destination,
             contents,

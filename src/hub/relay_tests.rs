@@ -132,6 +132,7 @@ impl Net {
             }
             for datagram in std::mem::take(&mut to_hub) {
                 self.hub.handle_input(Input::Receive {
+                    proto: str0m::net::Protocol::Udp,
                     now: self.now,
                     source: addr(SERVER),
                     destination: addr(HUB_ADDR),

@@ -70,6 +70,7 @@ impl World {
             let mut to_peers = Vec::new();
             for (source, destination, contents) in &to_hub {
                 self.hub.handle_input(Input::Receive {
+                    proto: str0m::net::Protocol::Udp,
                     now: self.now,
                     source: *source,
                     destination: *destination,
@@ -551,6 +552,7 @@ fn garbage_datagrams_are_ignored() {
     for len in [0usize, 1, 12, 100, 1500] {
         let junk: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
         w.hub.handle_input(Input::Receive {
+            proto: str0m::net::Protocol::Udp,
             now: w.now,
             source,
             destination,
@@ -564,6 +566,7 @@ fn garbage_datagrams_are_ignored() {
             first, 0xff, 0x00, 0x13, 0x37, 0x42, 0x00, 0x00, 0x00, 0x00, 0x11, 0x22,
         ];
         w.hub.handle_input(Input::Receive {
+            proto: str0m::net::Protocol::Udp,
             now: w.now,
             source: from_peer,
             destination,
@@ -741,6 +744,7 @@ fn answers_offer_the_public_address_stun_found_and_the_configured_one() {
     let mapped: std::net::SocketAddr = "203.0.113.5:40000".parse().unwrap();
     let reply = stun::test_answer(&request.contents, mapped);
     hub.handle_input(Input::Receive {
+        proto: str0m::net::Protocol::Udp,
         now,
         source: server,
         destination: HUB_ADDR.parse().unwrap(),

@@ -5,5 +5,6 @@ pub(crate) mod http;
 pub(crate) mod ice_servers;
 pub(crate) mod interfaces;
 pub(crate) mod snapshot;
+pub(crate) mod tcp_media;
 pub(crate) mod udp;
 pub(crate) mod whep;

@@ -1,6 +1,7 @@
 //! The event loop: one task that owns the streamer, the media socket, the pipeline and the
-//! actuator thread, and wakes on whichever comes first — an access unit, a datagram, an HTTP
-//! request, an actuator result, the end of a pipeline restart, a timeout, or stop.
+//! actuator thread, and wakes on whichever comes first — an access unit, a datagram (or an
+//! ICE-TCP frame), an HTTP request, an actuator result, the end of a pipeline restart, a
+//! timeout, or stop.
 //!
 //! Each turn reads the clock once and hands that `now` to the streamer with what woke the
 //! loop, then carries out everything the streamer asks until it names its next timeout. The
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 use smol::Timer;
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt;
+use str0m::net::Protocol;
 
 use super::actuator::{Actuated, ActuatorWorker};
 use super::host;
@@ -23,6 +25,7 @@ use crate::encode::snapshot::Picture;
 use crate::encode::{AccessUnit, PipelineStats};
 use crate::hub::{OfferError, PatchError, Patched};
 use crate::net::interfaces::host_candidates;
+use crate::net::tcp_media::{self, Frame};
 use crate::net::udp::MediaSocket;
 use crate::net::whep::LoopRequest;
 use crate::streamer::{
@@ -32,6 +35,8 @@ use crate::streamer::{
 pub(crate) struct EventLoop {
     streamer: Streamer,
     socket: MediaSocket,
+    /// ICE-TCP connections' frames and packets (None: ICE-TCP off).
+    tcp: Option<tcp_media::LoopSide>,
     pipeline: PipelineState,
     /// The running pipeline's access units; during a restart, the old pipeline's last ones
     /// until they end.
@@ -46,6 +51,12 @@ pub(crate) struct EventLoop {
     to_wire: LatencyWindow,
     /// Snapshot requests that came during a restart, for the next pipeline.
     snapshots: Vec<Sender<Picture>>,
+}
+
+/// Where media comes and goes: the UDP socket, and ICE-TCP's connections when on.
+pub(crate) struct MediaIo {
+    pub socket: MediaSocket,
+    pub tcp: Option<tcp_media::LoopSide>,
 }
 
 enum PipelineState {
@@ -76,6 +87,7 @@ enum Wake {
     /// The pipeline's units ended: it stopped by itself, or a restart retired it.
     UnitsEnded,
     Readable,
+    TcpFrame(Frame),
     Request(LoopRequest),
     Actuated(Actuated),
     Restarted(Box<Result<Restarted, String>>),
@@ -86,7 +98,7 @@ enum Wake {
 impl EventLoop {
     pub(crate) fn new(
         streamer: Streamer,
-        socket: MediaSocket,
+        MediaIo { socket, tcp }: MediaIo,
         started: Started,
         starter: Starter,
         actuators: ActuatorWorker,
@@ -96,6 +108,7 @@ impl EventLoop {
         EventLoop {
             streamer,
             socket,
+            tcp,
             units: Some(started.units.clone()),
             pipeline: PipelineState::Running(Box::new(Current {
                 pipeline: started,
@@ -127,6 +140,15 @@ impl EventLoop {
                     self.units = None;
                 }
                 Wake::Readable => self.on_readable(now),
+                Wake::TcpFrame(frame) => self.streamer.handle_input(
+                    now,
+                    Input::Datagram {
+                        proto: Protocol::Tcp,
+                        source: frame.source,
+                        destination: frame.destination,
+                        contents: &frame.contents,
+                    },
+                ),
                 Wake::Request(request) => self.on_request(now, request),
                 Wake::Actuated((op, result)) => {
                     self.streamer.handle_input(now, Input::Controls(op, result));
@@ -159,6 +181,7 @@ impl EventLoop {
             stop,
             units,
             socket,
+            tcp,
             requests,
             actuators,
             pipeline,
@@ -185,6 +208,15 @@ impl EventLoop {
             }
             Wake::Readable
         };
+        let tcp_frame = async {
+            match tcp {
+                Some(tcp) => match tcp.frames.recv().await {
+                    Ok(frame) => Wake::TcpFrame(frame),
+                    Err(_) => std::future::pending().await,
+                },
+                None => std::future::pending().await,
+            }
+        };
         let request = async {
             match requests.recv().await {
                 Ok(r) => Wake::Request(r),
@@ -204,6 +236,7 @@ impl EventLoop {
         };
         stop.or(unit)
             .or(readable)
+            .or(tcp_frame)
             .or(request)
             .or(actuated)
             .or(restarted)
@@ -230,6 +263,7 @@ impl EventLoop {
                 streamer.handle_input(
                     now,
                     Input::Datagram {
+                        proto: Protocol::Udp,
                         source: d.source,
                         destination: d.destination,
                         contents: d.contents,
@@ -343,10 +377,18 @@ impl EventLoop {
         let mut sent = 0;
         loop {
             match self.streamer.poll_output() {
-                Output::Transmit(t) => {
+                Output::Transmit(t) if t.proto == Protocol::Udp => {
                     match self.socket.send(t.source, t.destination, &t.contents).await {
                         Ok(()) => sent += 1,
                         Err(e) => log::debug!("send to {}: {e}", t.destination),
+                    }
+                }
+                Output::Transmit(t) => {
+                    // ICE-TCP: to the connection of that viewer; checks str0m would send to a
+                    // viewer's active candidate (nothing listens there) go nowhere.
+                    if let Some(tcp) = &self.tcp {
+                        tcp.send(t.destination, &t.contents);
+                        sent += 1;
                     }
                 }
                 Output::Encoder(command) => self.encoder(command),

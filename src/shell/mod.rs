@@ -38,11 +38,12 @@ use crate::control::ControlConfig;
 use crate::hub::HubConfig;
 use crate::net::http::{self, Limits};
 use crate::net::interfaces::host_candidates;
+use crate::net::tcp_media;
 use crate::net::udp::MediaSocket;
 use crate::net::whep::Routes;
 use crate::streamer::{RateLimits, Running, Streamer, StreamerConfig, bwe_for};
 use actuator::{ActuatorWorker, PtzDriver};
-use event_loop::EventLoop;
+use event_loop::{EventLoop, MediaIo};
 use notify::Notifier;
 use pipeline::Starter;
 
@@ -179,9 +180,24 @@ fn spawn_with(
     let socket = MediaSocket::bind(media_bind).map_err(|e| StartError::Media(media_bind, e))?;
     let media_addr = socket.local_addr();
 
+    // ICE-TCP on the same address and port number; without it (turned off, or the port taken
+    // by something else) viewers get UDP candidates only.
+    let tcp_listener = config.ice.tcp.then(|| match TcpListener::bind(media_addr) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            log::warn!("ICE-TCP off: cannot listen on TCP {media_addr}: {e}");
+            None
+        }
+    });
+    let tcp_listener = tcp_listener.flatten();
     let candidates = host_candidates(media_addr);
     log::info!(
-        "media on UDP port {}; ICE host candidates: {}",
+        "media on UDP{} port {}; ICE host candidates: {}",
+        if tcp_listener.is_some() {
+            " and TCP"
+        } else {
+            ""
+        },
         media_addr.port(),
         candidates
             .iter()
@@ -207,6 +223,7 @@ fn spawn_with(
             silence_timeout: Duration::from_secs_f64(config.server.viewer_timeout_s),
             connect_timeout: Duration::from_secs_f64(config.server.connect_timeout_s),
             candidates,
+            ice_tcp: tcp_listener.is_some(),
             bwe: (v.adaptive && running.adaptive).then(|| bwe_for(v.bitrate_kbps)),
             temporal_layers: running.layers,
             ..HubConfig::default()
@@ -234,9 +251,18 @@ fn spawn_with(
 
     let (stop_tx, stop) = bounded(1);
     let (requests_tx, requests) = bounded(64);
-    let event_loop = EventLoop::new(
-        streamer, socket, started, starter, actuators, requests, stop,
-    );
+    let (tcp_loop, tcp_task) = match tcp_listener {
+        Some(listener) => {
+            let (loop_side, task_side) = tcp_media::channels();
+            (Some(loop_side), Some((listener, task_side)))
+        }
+        None => (None, None),
+    };
+    let media = MediaIo {
+        socket,
+        tcp: tcp_loop,
+    };
+    let event_loop = EventLoop::new(streamer, media, started, starter, actuators, requests, stop);
     let cors_origin = config.server.cors_origin.clone();
     let ice = config.ice.clone();
     let thread = std::thread::Builder::new()
@@ -244,6 +270,10 @@ fn spawn_with(
         .spawn(move || {
             let executor = Rc::new(smol::LocalExecutor::new());
             let routes = Routes::new(requests_tx, cors_origin, tokens, ice, executor.clone());
+            if let Some((listener, side)) = tcp_task {
+                let serve = tcp_media::serve(listener, side, executor.clone());
+                executor.spawn(serve).detach();
+            }
             run_loop(listener, executor, routes, event_loop, watchdog)
         })
         .map_err(StartError::Thread)?;

@@ -55,6 +55,7 @@ pub fn sender_turn(
 ) -> Instant {
     for (source, destination, contents) in inbound {
         let input = Input::Datagram {
+            proto: str0m::net::Protocol::Udp,
             source: *source,
             destination: *destination,
             contents,

@@ -36,7 +36,7 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use str0m::net::Transmit;
+use str0m::net::{Protocol, Transmit};
 
 use crate::control::protocol::ErrorCode;
 use crate::control::{ControlPlane, Failure, PlaneOutput};
@@ -148,8 +148,9 @@ pub enum Input<'a> {
     /// The media socket's host candidates now (the shell lists the interfaces before each
     /// offer); later answers offer these.
     HostCandidates(Vec<SocketAddr>),
-    /// A datagram that arrived on the media socket.
+    /// A datagram that arrived on the media socket, or a frame of an ICE-TCP connection.
     Datagram {
+        proto: Protocol,
         source: SocketAddr,
         destination: SocketAddr,
         contents: &'a [u8],
@@ -261,11 +262,13 @@ impl Streamer {
         match input {
             Input::HostCandidates(hosts) => self.hub.set_host_candidates(hosts),
             Input::Datagram {
+                proto,
                 source,
                 destination,
                 contents,
             } => self.hub.handle_input(hub::Input::Receive {
                 now,
+                proto,
                 source,
                 destination,
                 contents,

@@ -182,6 +182,7 @@ impl Rig {
             }
             for (source, destination, contents) in &to_streamer {
                 let input = Input::Datagram {
+                    proto: str0m::net::Protocol::Udp,
                     source: *source,
                     destination: *destination,
                     contents,

@@ -11,7 +11,8 @@
 //                  (a decoded frame handed to the compositor)
 //   stats          [{t_ms, framesDecoded, bytesReceived, …}, …]: getStats() inbound-rtp video,
 //                  every 250 ms
-//   pair           the selected ICE candidate pair's local and remote candidate types
+//   pair           the selected ICE candidate pair's local and remote candidate types and its
+//                  protocol (udp, tcp)
 //                  (host, srflx, prflx, relay) when it stopped watching
 //   patches        trickle PATCHes answered 204
 //   error          set if it never played (the process then exits 1)
@@ -116,7 +117,8 @@ window.netStart = async function (noTurn) {
   };
   setInterval(() => { poll().catch((e) => { net.error = String(e); }); }, 250);
 };
-// The selected pair's candidate types, e.g. {local: 'relay', remote: 'srflx'}.
+// The selected pair's candidate types and transport, e.g. {local: 'relay', remote: 'srflx',
+// protocol: 'udp'}.
 window.netPair = async function () {
   const report = await window.pc.getStats();
   let pair = null;
@@ -127,7 +129,8 @@ window.netPair = async function () {
   if (!pair) return null;
   const local = report.get(pair.localCandidateId);
   const remote = report.get(pair.remoteCandidateId);
-  return { local: local && local.candidateType, remote: remote && remote.candidateType };
+  return { local: local && local.candidateType, remote: remote && remote.candidateType,
+    protocol: local && local.protocol };
 };
 window.netStop = async function () {
   const net = window.net;

@@ -29,6 +29,8 @@
 #   restart  rtcam-client --follow-network watches from "mover"; 8 s in, its address changes
 #            (a network switch); it restarts ICE by PATCH (no new POST) and frames come again
 #            within 3 s of the change.
+#   tcp      the mover's network drops all UDP: Chromium plays over ICE-TCP, connecting to
+#            rtcam's passive TCP candidate on the media port (no TURN anywhere).
 #   page-restart  the same with rtcam's own page in Chromium (tests/browser/net-restart.mjs),
 #            the new address up just before the old one goes (a phone's mobile data is up when
 #            its Wi-Fi drops): one session throughout, an ICE restart on it, frames again within
@@ -368,8 +370,26 @@ run_page_restart() {
   [ "$(grep -c 'answered' "$d/rtcam.log")" = 1 ] || fail "page-restart: the page posted a new offer"
 }
 
+run_tcp() {
+  log "run tcp: the viewer's network lets no UDP through"
+  r2_nat "" # for start_rtcam's check from the viewer's side
+  start_rtcam tcp "" || return 0
+  local d=$out/tcp
+  ip netns exec "$MOVER" nft -f - <<'NFT'
+table inet no_udp {
+  chain out { type filter hook output priority 0; meta l4proto udp drop; }
+  chain in { type filter hook input priority 0; meta l4proto udp drop; }
+}
+NFT
+  ip netns exec "$MOVER" node tests/browser/net-viewer.mjs http://198.18.110.1:8080/ --seconds 15 \
+    >"$d/chromium.json" 2>"$d/chromium.err" || true
+  ip netns exec "$MOVER" nft delete table inet no_udp
+  stop_rtcam
+  python3 tests/net/natcheck.py chromium tcp "$d/chromium.json" tcp || fail "tcp: chromium"
+}
+
 # NAT_RUNS (e.g. "stun") picks runs while debugging; CI runs them all.
-for run in ${NAT_RUNS:-turn relay stun restart page_restart}; do
+for run in ${NAT_RUNS:-turn relay stun tcp restart page_restart}; do
   "run_$run"
 done
 kill $turn_pid 2>/dev/null || true

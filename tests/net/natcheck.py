@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks of tests/net/nat.sh on a viewer's JSON; prints what it measured, exits 1 on a failure.
 
-  natcheck.py chromium RUN FILE relay|direct|rtcam-relay
+  natcheck.py chromium RUN FILE relay|direct|tcp|rtcam-relay
   natcheck.py restart RUN FILE CHANGED_UNIX_MS
   natcheck.py page-restart RUN FILE CHANGED_UNIX_MS
   natcheck.py client RUN FILE
@@ -31,6 +31,9 @@ def chromium(run, v, want):
     if fps < 10:
         problems.append(f"{fps:.1f} fps decoded over the last 10 s (want >= 10)")
     relayed = "relay" in (pair.get("local"), pair.get("remote"))
+    if want == "tcp":
+        if pair.get("protocol") != "tcp" or relayed:
+            problems.append(f"selected pair {pair}: want a direct TCP one (ICE-TCP)")
     if want == "relay" and not relayed:
         problems.append(f"selected pair {pair} is not relayed")
     # Through rtcam's relay only: the viewer's side of the pair is not a relay of its own.
