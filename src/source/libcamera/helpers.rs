@@ -237,6 +237,44 @@ pub(crate) fn parse_cam_list(text: &str) -> Vec<LibcameraCamera> {
     cameras
 }
 
+/// One libcamera camera for `rtcam devices`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct LibcameraReport {
+    /// What `--source` takes for it.
+    pub source: String,
+    pub helper: String,
+    #[serde(flatten)]
+    pub camera: LibcameraCamera,
+    pub usb: bool,
+    pub controls: Vec<crate::source::ControlInfo>,
+}
+
+/// The libcamera cameras, for `rtcam devices`: none when no helper is installed; an error
+/// when the helper could not list them.
+pub(crate) fn report() -> Result<Vec<LibcameraReport>, String> {
+    use crate::source::CameraControls;
+    let Ok(helper) = Helper::find() else {
+        return Ok(Vec::new());
+    };
+    Ok(helper
+        .list()?
+        .into_iter()
+        .map(|camera| {
+            let controls =
+                super::settings::LibcameraControls::new(helper.capabilities(Some(&camera)))
+                    .list()
+                    .unwrap_or_default();
+            LibcameraReport {
+                source: format!("libcamera:{}", camera.index),
+                helper: helper.program.display().to_string(),
+                usb: camera.is_usb(),
+                camera,
+                controls,
+            }
+        })
+        .collect())
+}
+
 /// How the helper's frames look on the pipe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pixels {
