@@ -388,6 +388,8 @@ pub(crate) fn launch(
                 format!("--camera={}", index + 1),
                 "--capture".into(),
                 format!("--stream=width={width},height={height},pixelformat=BGR888"),
+                // A size or format the camera adjusted would misalign every frame: fail instead.
+                "--strict-formats".into(),
                 "--file=/proc/self/fd/3".into(),
             ];
             let script = cam_script(values);
