@@ -8,6 +8,12 @@ libcamera_checks() {
   # `cam` and libcamera are dynamically linked: the image's own PATH and loader find them.
   export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
   export PATH=/bin:/usr/bin
+  # libcamera enumerates through libudev and takes only devices udev has initialized: with no
+  # udevd in this image, record the media and video nodes in udev's database as udevd would.
+  mkdir -p /run/udev/data
+  for dev in /sys/bus/media/devices/*/dev /sys/class/video4linux/*/dev; do
+    [ -f "$dev" ] && echo "I:1" >"/run/udev/data/c$(cat "$dev")"
+  done
   cam -l >/tmp/cam-list.txt 2>&1
   note "cam -l: $(tr '\n' ' ' </tmp/cam-list.txt | tail -c 300)"
 

@@ -161,8 +161,11 @@ pub(crate) fn parse_rpicam_list(text: &str) -> Vec<LibcameraCamera> {
     let mut cameras: Vec<LibcameraCamera> = Vec::new();
     for line in text.lines() {
         let trimmed = line.trim();
-        if let Some((index, rest)) = trimmed.split_once(" : ") {
-            if let Ok(index) = index.trim().parse::<u32>() {
+        let numbered = trimmed
+            .split_once(" : ")
+            .and_then(|(index, rest)| Some((index.trim().parse::<u32>().ok()?, rest)));
+        if let Some((index, rest)) = numbered {
+            {
                 let model = rest
                     .split_whitespace()
                     .next()

@@ -27,7 +27,7 @@ pub(crate) fn to_i420(
     height: usize,
     out: &mut [u8],
 ) -> Result<(), String> {
-    if width % 2 != 0 || height % 2 != 0 {
+    if !width.is_multiple_of(2) || !height.is_multiple_of(2) {
         return Err(format!("{width}x{height}: odd sizes are not converted"));
     }
     let luma = width * height;
