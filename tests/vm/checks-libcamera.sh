@@ -23,9 +23,13 @@ libcamera_checks() {
     && grep -q '^    brightness = ' /tmp/devices.txt
   check libcamera_devices $? "$(grep '^libcamera:' /tmp/devices.txt | tr '\n' ' ')"
 
+  # cam is told --strict-formats (a size the camera adjusted would misalign the frames), and
+  # libcamera's vimc pipeline takes widths and heights that are multiples of 6 only.
+  size="--size 336x180"
+
   # Capture: decoded pictures from vimc that change, then brightness set through the data
   # channel reads back and brightens the picture (cam restarted with a capture script).
-  if start_rtcam --source libcamera:0; then
+  if start_rtcam --source libcamera:0 $size; then
     rtcam-client $URL --expect camera --pictures 10 --seconds 240 --token vm-test-control-token \
       --set-control brightness=80 >/tmp/check.json 2>&1
     status=$?
@@ -41,7 +45,7 @@ libcamera_checks() {
   stop_rtcam
 
   # --source auto prefers the CSI-like libcamera camera (vimc) over vivid's V4L2 node.
-  if start_rtcam --source auto; then
+  if start_rtcam --source auto $size; then
     grep -q 'source auto: using camera .*libcamera:0' /tmp/rtcam.log
     check libcamera_auto_preferred $? "$(grep -o 'source auto: [^;]*' /tmp/rtcam.log | tail -n 1)"
   else

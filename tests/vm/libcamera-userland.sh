@@ -79,7 +79,8 @@ while [ -n "$queue" ]; do
   queue=$next
 done
 keep lib64/ld-linux-x86-64.so.2
-cp -a "$full/usr/share/libcamera" "$out/root/usr/share/"
+mkdir -p "$out/root/usr/share"
+cp -a "$full/usr/share/libcamera" "$out/root/usr/share/libcamera"
 rm -rf "$full"
 # Bookworm's libc6 is not merged-/usr: its files are in lib/ and lib64/, which the
 # initramfs merges with its own /lib (modules).
