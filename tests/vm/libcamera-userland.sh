@@ -30,8 +30,10 @@ case "$packages" in
   *) apt-get update -qq; packages="libcamera-tools $(closure | tr '\n' ' ')" ;;
 esac
 
+# The cache is valid for these packages made by this script.
 stamp="$out/root/.packages"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(echo $packages)" ]; then
+made="$(echo $packages) $(sha256sum <"$0" | cut -c1-16)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$made" ]; then
   echo "libcamera-userland: cached in $out/root"
   exit 0
 fi
@@ -85,5 +87,5 @@ rm -rf "$full"
 # Bookworm's libc6 is not merged-/usr: its files are in lib/ and lib64/, which the
 # initramfs merges with its own /lib (modules).
 [ -x "$out/root/usr/bin/cam" ] || { echo "libcamera-userland: no usr/bin/cam" >&2; exit 1; }
-echo $packages >"$stamp"
+echo "$made" >"$stamp"
 du -sh "$out/root"
