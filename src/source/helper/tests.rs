@@ -39,11 +39,12 @@ fn frames_carry_the_time_they_arrived() {
     .expect("sh starts");
     let first = helper.next(PATIENCE).expect("first frame");
     let second = helper.next(PATIENCE).expect("second frame");
-    assert!(first.read_at >= before);
-    // The second frame cannot have been read before the helper wrote it, 0.3 s later.
+    assert!(first.read_at >= before && first.read_at < second.read_at);
+    // The helper writes the second frame 0.3 s after it started, so a stamp taken when the frame
+    // arrives cannot be earlier than that (however slow the machine).
     assert!(
-        second.read_at.duration_since(first.read_at) >= Duration::from_millis(250),
-        "stamped on arrival, not on consumption"
+        second.read_at.duration_since(before) >= Duration::from_millis(300),
+        "stamped on arrival"
     );
     assert!(second.read_at <= Instant::now());
 }
