@@ -424,6 +424,9 @@ pub enum SourceSpec {
     Test,
     /// A V4L2 device node.
     Device(PathBuf),
+    /// A libcamera camera by its number (`libcamera`, `libcamera:N`), through a helper
+    /// process (`rpicam-vid`, `cam`).
+    Libcamera(u32),
 }
 
 impl FromStr for SourceSpec {
@@ -433,7 +436,14 @@ impl FromStr for SourceSpec {
         match s {
             "auto" => Ok(SourceSpec::Auto),
             "test" => Ok(SourceSpec::Test),
-            "" => Err("expected auto, test or a device path such as /dev/video0".into()),
+            "libcamera" => Ok(SourceSpec::Libcamera(0)),
+            "" => Err(
+                "expected auto, test, libcamera[:N] or a device path such as /dev/video0".into(),
+            ),
+            s if s.starts_with("libcamera:") => s["libcamera:".len()..]
+                .parse()
+                .map(SourceSpec::Libcamera)
+                .map_err(|_| format!("{s}: expected libcamera:N with N a camera number from 0")),
             path => Ok(SourceSpec::Device(PathBuf::from(path))),
         }
     }
@@ -445,6 +455,7 @@ impl fmt::Display for SourceSpec {
             SourceSpec::Auto => write!(f, "auto"),
             SourceSpec::Test => write!(f, "test"),
             SourceSpec::Device(p) => write!(f, "{}", p.display()),
+            SourceSpec::Libcamera(n) => write!(f, "libcamera:{n}"),
         }
     }
 }
@@ -767,6 +778,11 @@ mod tests {
             Ok(SourceSpec::Device("/dev/video2".into()))
         );
         assert!("".parse::<SourceSpec>().is_err());
+        assert_eq!("libcamera".parse(), Ok(SourceSpec::Libcamera(0)));
+        assert_eq!("libcamera:2".parse(), Ok(SourceSpec::Libcamera(2)));
+        assert_eq!(SourceSpec::Libcamera(2).to_string(), "libcamera:2");
+        let err = "libcamera:x".parse::<SourceSpec>().unwrap_err();
+        assert!(err.contains("libcamera:N"), "{err}");
     }
 
     #[test]

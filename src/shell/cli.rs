@@ -46,9 +46,10 @@ fn options() -> Vec<(&'static str, String)> {
             "The one UDP port for all WebRTC media, 0 = any free port [default: 8555]".into(),
         ),
         (
-            "--source <auto|test|DEVICE>",
-            "Frame source: auto (first camera, else the test pattern), test, or a device path \
-         [default: auto]"
+            "--source <auto|test|libcamera[:N]|DEVICE>",
+            "Frame source: auto (a Pi camera module, else the first USB camera, else the test \
+         pattern), test, libcamera[:N] (a libcamera camera through rpicam-vid or cam), or a \
+         device path [default: auto]"
                 .into(),
         ),
         (
@@ -226,7 +227,10 @@ impl Cli {
             "listen" => self.listen = Some(p.parse("--listen <ADDR:PORT>").map_err(usage)?),
             "rtc-port" => self.rtc_port = Some(p.parse("--rtc-port <PORT>").map_err(usage)?),
             "source" => {
-                self.source = Some(p.parse("--source <auto|test|DEVICE>").map_err(usage)?);
+                self.source = Some(
+                    p.parse("--source <auto|test|libcamera[:N]|DEVICE>")
+                        .map_err(usage)?,
+                );
             }
             "format" => self.format = Some(p.parse("--format <auto|FOURCC>").map_err(usage)?),
             "size" => self.size = Some(p.parse("--size <WxH>").map_err(usage)?),

@@ -17,6 +17,7 @@ mod camera;
 pub mod cli;
 mod event_loop;
 mod host;
+mod libcamera;
 pub mod logger;
 pub mod notify;
 mod pipeline;

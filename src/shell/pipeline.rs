@@ -152,7 +152,10 @@ fn open_source(
     };
     match &v.source {
         SourceSpec::Test => pattern(),
-        SourceSpec::Auto => super::camera::open_auto(config).map_or_else(pattern, Ok),
+        SourceSpec::Auto => super::libcamera::open_auto(config)
+            .or_else(|| super::camera::open_auto(config))
+            .map_or_else(pattern, Ok),
         SourceSpec::Device(path) => super::camera::open_device(config, path),
+        SourceSpec::Libcamera(index) => super::libcamera::open(config, *index),
     }
 }

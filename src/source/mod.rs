@@ -10,7 +10,9 @@ pub(crate) mod convert;
 #[cfg(test)]
 pub(crate) mod failing;
 pub(crate) mod frame_clock;
+pub(crate) mod helper;
 pub(crate) mod i420;
+pub(crate) mod libcamera;
 pub(crate) mod no_signal;
 pub(crate) mod pattern;
 pub(crate) mod pool;

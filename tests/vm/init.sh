@@ -209,6 +209,10 @@ if wanted capture_NV12_multiplanar; then
   stop_rtcam
 fi
 
+# libcamera (vimc): tests/vm/checks-libcamera.sh.
+. /etc/checks-libcamera.sh
+libcamera_checks
+
 # Every rtcam above was stopped with SIGTERM and must have exited 0 (viewers closed politely).
 if wanted clean_stop; then
   bad=$(echo $STOPS | tr ' ' '\n' | grep -vc '^0$')

@@ -34,7 +34,8 @@ done
 # Every check tests/vm/init.sh knows, in the order it runs them.
 all_checks="vivid_loaded devices_json test_pattern_stamps capture_YUYV control_brightness
   capture_NV12 before_unplug no_signal_while_unplugged recovered_after_replug idr_after_replug
-  viewer_stayed_connected capture_NV12_multiplanar clean_stop"
+  viewer_stayed_connected capture_NV12_multiplanar libcamera_devices libcamera_capture
+  libcamera_control_brightness libcamera_auto_preferred clean_stop"
 # What differs per architecture. `excluded[NAME]="why"` leaves a check out on an architecture
 # that cannot run it (the reason shows in the summary); init.sh runs only the expected ones,
 # and the verdict demands each of those by name. Checks that share an rtcam run (capture_YUYV
@@ -64,6 +65,9 @@ case "$arch" in
     vm_timeout=900
     # tests/vm/modules.sh builds for amd64 kernels only.
     built_modules=""
+    for c in libcamera_devices libcamera_capture libcamera_control_brightness libcamera_auto_preferred; do
+      excluded[$c]="no vimc module for arm64 (tests/vm/modules.sh builds amd64 only)"
+    done
     # Nothing excluded: every check, the camera ones included, runs here in about a minute of
     # emulated time (measured), like x86_64.
     ;;
@@ -150,6 +154,11 @@ if [ -n "$built_modules" ]; then
   bash tests/vm/modules.sh "${kpkg#linux-image-}" "$work/built-modules"
 fi
 
+if [ -z "${excluded[libcamera_capture]:-}" ]; then
+  log "libcamera userland (tests/vm/libcamera-userland.sh)"
+  bash tests/vm/libcamera-userland.sh "$work/libcamera"
+fi
+
 log "initramfs"
 rd=$work/initramfs
 rm -rf "$rd"
@@ -173,6 +182,8 @@ VM_MODULES="$(echo $modules)"
 VM_BUILT_MODULES="$built_modules"
 VM_CHECKS="${expected[*]}"
 ENV
+[ -z "${excluded[libcamera_capture]:-}" ] && cp -a "$work/libcamera/root/." "$rd/"
+cp tests/vm/checks-libcamera.sh "$rd/etc/"
 cp tests/vm/init.sh "$rd/init"
 chmod +x "$rd/init"
 cat >"$rd/etc/rtcam.toml" <<'TOML'

@@ -9,8 +9,18 @@ use crate::source::ControlKind;
 /// Prints every capture device; succeeds also when there are none (and says so).
 pub fn print_devices(json: bool) -> ExitCode {
     let devices = list_devices();
+    let libcamera = crate::source::libcamera::helpers::report();
     if json {
-        match serde_json::to_string_pretty(&devices) {
+        // One array: V4L2 devices (with `path`), then libcamera cameras (with `source`).
+        let mut all: Vec<serde_json::Value> = devices
+            .iter()
+            .filter_map(|d| serde_json::to_value(d).ok())
+            .collect();
+        match &libcamera {
+            Ok(cameras) => all.extend(cameras.iter().filter_map(|c| serde_json::to_value(c).ok())),
+            Err(why) => eprintln!("rtcam devices: libcamera: {why}"),
+        }
+        match serde_json::to_string_pretty(&all) {
             Ok(text) => println!("{text}"),
             Err(e) => {
                 eprintln!("rtcam devices: {e}");
@@ -24,7 +34,55 @@ pub fn print_devices(json: bool) -> ExitCode {
             print!("{}", describe(device));
         }
     }
+    if !json {
+        match &libcamera {
+            Ok(cameras) if cameras.is_empty() => {}
+            Ok(cameras) => {
+                for c in cameras {
+                    print!("{}", describe_libcamera(c));
+                }
+            }
+            Err(why) => println!("libcamera: {why}"),
+        }
+    }
     ExitCode::SUCCESS
+}
+
+/// One libcamera camera as readable text.
+fn describe_libcamera(c: &crate::source::libcamera::helpers::LibcameraReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: {} (libcamera, via {})",
+        c.source, c.camera.model, c.helper
+    );
+    let _ = writeln!(
+        out,
+        "  id {}{}",
+        c.camera.id,
+        if c.usb {
+            " (USB: --source auto uses it through V4L2)"
+        } else {
+            ""
+        }
+    );
+    if !c.camera.modes.is_empty() {
+        let _ = writeln!(out, "  sensor modes:");
+        for mode in &c.camera.modes {
+            let _ = writeln!(out, "    {mode}");
+        }
+    }
+    let _ = writeln!(out, "  controls:");
+    for control in &c.controls {
+        let _ = writeln!(
+            out,
+            "    {} = {}  [{}]",
+            control.name,
+            control.value.unwrap_or(control.default),
+            control.label
+        );
+    }
+    out
 }
 
 /// One device as readable text.
