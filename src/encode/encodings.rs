@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use log::{info, warn};
 
-use super::h264::H264Encoder;
+use super::backend::{self, VideoEncoder};
 use super::limits::Size;
 use super::stats::Counters;
 use super::{AccessUnit, EncoderSettings, Encoding};
@@ -66,7 +66,7 @@ pub(super) struct Slot {
     encoding: Encoding,
     settings: EncoderSettings,
     /// None while paused (and, for the low encoding, before it first ran).
-    encoder: Option<H264Encoder>,
+    encoder: Option<Box<dyn VideoEncoder>>,
     /// An access unit of this encoding was dropped on a full channel: its viewers need an IDR.
     pub(super) repair: bool,
     failing: bool,
@@ -78,7 +78,7 @@ pub(super) struct Slot {
 
 impl Slot {
     /// The main encoding, encoder ready.
-    pub(super) fn main(encoder: H264Encoder) -> Slot {
+    pub(super) fn main(encoder: Box<dyn VideoEncoder>) -> Slot {
         Slot {
             encoding: Encoding::Main,
             settings: encoder.settings().clone(),
@@ -160,8 +160,8 @@ impl Slot {
             );
         }
         if self.encoder.is_none() {
-            match H264Encoder::new(&self.settings) {
-                Ok(encoder) => self.encoder = Some(encoder),
+            match backend::open(&self.settings) {
+                Ok((encoder, ..)) => self.encoder = Some(encoder),
                 Err(err) => {
                     self.fail(counters, frame.seq, &err.to_string());
                     return None;

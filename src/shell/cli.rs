@@ -76,6 +76,13 @@ fn options() -> Vec<(&'static str, String)> {
                 .into(),
         ),
         (
+            "--encoder <auto|software|v4l2m2m[:DEVICE]>",
+            "H.264 encoder: auto (the board's V4L2 memory-to-memory encoder if one works, else \
+         software), software (OpenH264), v4l2m2m (the first one found) or v4l2m2m:/dev/videoN \
+         [default: auto]"
+                .into(),
+        ),
+        (
             "--encoder-threads <N>",
             format!(
                 "OpenH264 threads ({}); each encodes one slice of every picture, so a multi-core \
@@ -128,6 +135,7 @@ pub struct Cli {
     pub fps: Option<u32>,
     pub bitrate: Option<u32>,
     pub idr_interval: Option<f64>,
+    pub encoder: Option<crate::encode::EncoderChoice>,
     pub encoder_threads: Option<u32>,
     pub max_viewers: Option<usize>,
     pub cors_origin: Option<String>,
@@ -243,6 +251,12 @@ impl Cli {
                         .map_err(usage)?,
                 );
             }
+            "encoder" => {
+                self.encoder = Some(
+                    p.parse("--encoder <auto|software|v4l2m2m[:DEVICE]>")
+                        .map_err(usage)?,
+                );
+            }
             "encoder-threads" => {
                 self.encoder_threads = Some(
                     p.number_in("--encoder-threads <N>", limits::THREADS)
@@ -348,6 +362,11 @@ impl Cli {
             &mut video,
             "idr_interval_s",
             self.idr_interval.map(Value::Float),
+        );
+        set(
+            &mut video,
+            "encoder",
+            self.encoder.as_ref().map(|v| string(v)),
         );
         set(
             &mut video,
