@@ -8,6 +8,7 @@
 pub(crate) mod backend;
 #[cfg(any(test, feature = "testing"))]
 pub(crate) mod bench;
+pub(crate) mod bench_encoder;
 // Keeps libstdc++'s demangler out of static binaries (see the module).
 #[cfg(target_feature = "crt-static")]
 mod cxxabi;

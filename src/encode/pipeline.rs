@@ -102,6 +102,13 @@ impl Pipeline {
         let (encoder, resolved, encoder_name) = backend::open(&settings)?;
         // The low encoding uses the same kind of encoder (a second M2M context of the device).
         let settings = EncoderSettings {
+            // A hardware encoder makes no temporal layers: every unit is layer 0, and the hub
+            // must not count on dropping layers for slow viewers.
+            temporal_layers: if resolved == super::EncoderChoice::Software {
+                settings.temporal_layers
+            } else {
+                1
+            },
             encoder: resolved,
             ..settings
         };

@@ -19,6 +19,9 @@ const USAGE: &str = "Usage: rtcam [OPTIONS] [COMMAND]";
 const DEVICES_ABOUT: &str = "List the video capture devices: name, driver, bus, formats with \
                              sizes and frame rates, and controls with their ranges and values";
 const DEVICES_USAGE: &str = "Usage: rtcam devices [OPTIONS]";
+const BENCH_ABOUT: &str = "Measure the encoders on this board: ms per frame, CPU and the frame \
+                           rate each sustains, at the configured size and rate";
+const BENCH_USAGE: &str = "Usage: rtcam bench-encoder [OPTIONS]";
 
 /// `--help`: the options as the parser below reads them, with their defaults and the limits
 /// they are checked against.
@@ -145,6 +148,8 @@ pub struct Cli {
 pub enum Command {
     /// List the video capture devices (`--json`: as one JSON array).
     Devices { json: bool },
+    /// Measure the encoders (`rtcam bench-encoder`); size, rate and bitrate from the config.
+    BenchEncoder(crate::BenchEncoderArgs),
 }
 
 /// Why parsing did not give a `Cli`: help or version asked for (exit 0), or bad usage (exit 2).
@@ -215,6 +220,11 @@ impl Cli {
                         self.command = Some(parse_devices(p)?);
                         Ok(())
                     }
+                    Some("bench-encoder") => {
+                        let args = self.parse_bench(p)?;
+                        self.command = Some(Command::BenchEncoder(args));
+                        Ok(())
+                    }
                     Some("help") => Err(help_for(p).map_err(usage)?),
                     _ => Err(usage(UsageError(format!(
                         "unrecognized subcommand '{}'",
@@ -275,6 +285,45 @@ impl Cli {
             _ => return Err(usage(args::unexpected(&Arg::Long(name)))),
         }
         Ok(())
+    }
+
+    /// `rtcam bench-encoder`'s own options; the others (--board, --size, --fps, --bitrate,
+    /// --config…) set the configuration as they do for streaming.
+    fn parse_bench(&mut self, p: &mut Parser) -> Result<crate::BenchEncoderArgs, CliExit> {
+        let usage = |error| CliExit::Usage {
+            error,
+            usage: BENCH_USAGE,
+        };
+        let mut bench = crate::BenchEncoderArgs::default();
+        while let Some(arg) = p.next_arg().map_err(usage)? {
+            let Arg::Long(name) = &arg else {
+                return Err(usage(args::unexpected(&arg)));
+            };
+            match name.as_str() {
+                "help" => return Err(CliExit::Help(bench_help())),
+                "json" => bench.json = true,
+                "encoder" => bench.encoders.push(
+                    p.parse("--encoder <software|v4l2m2m[:DEVICE]>")
+                        .map_err(usage)?,
+                ),
+                "codec" => {
+                    bench.codec = p.checked("--codec <FOURCC>", fourcc).map_err(usage)?;
+                }
+                "source" => {
+                    let source: String = p.string("--source <test|DEVICE>").map_err(usage)?;
+                    bench.source = (source != "test").then(|| source.into());
+                }
+                "frames" => {
+                    bench.frames = p.number_in("--frames <N>", 1..=100_000).map_err(usage)?
+                }
+                "restart" => {
+                    let size: Size = p.parse("--restart <WxH>").map_err(usage)?;
+                    bench.restart = Some((size.width, size.height));
+                }
+                _ => self.take(p, arg)?,
+            }
+        }
+        Ok(bench)
     }
 
     /// Board preset, then the config file, then these options. The board is `--board`, else
@@ -386,6 +435,10 @@ impl Cli {
     }
 }
 
+fn fourcc(s: &str) -> Result<[u8; 4], String> {
+    <[u8; 4]>::try_from(s.as_bytes()).map_err(|_| format!("{s:?} is not a fourcc (4 characters)"))
+}
+
 fn board_name(s: &str) -> Result<String, String> {
     if boards::is_known(s) {
         Ok(s.to_string())
@@ -419,15 +472,49 @@ fn help_for(p: &mut Parser) -> Result<CliExit, UsageError> {
     match p.next_arg()? {
         None => Ok(CliExit::Help(help())),
         Some(Arg::Positional(word)) if word == "devices" => Ok(CliExit::Help(devices_help())),
+        Some(Arg::Positional(word)) if word == "bench-encoder" => Ok(CliExit::Help(bench_help())),
         Some(arg) => Err(args::unexpected(&arg)),
     }
 }
 
 fn help() -> String {
     format!(
-        "{ABOUT}\n\n{USAGE}\n\nCommands:\n  devices  {DEVICES_ABOUT}\n  help     Print this \
-         message or the help of the given subcommand(s)\n\nOptions:\n{}\n{AFTER_HELP}\n",
+        "{ABOUT}\n\n{USAGE}\n\nCommands:\n  devices        {DEVICES_ABOUT}\n  bench-encoder  \
+         {BENCH_ABOUT}\n  help           Print this message or the help of the given \
+         subcommand(s)\n\nOptions:\n{}\n{AFTER_HELP}\n",
         args::option_lines(&options())
+    )
+}
+
+fn bench_help() -> String {
+    format!(
+        "{BENCH_ABOUT}\n\n{BENCH_USAGE}\n\nOptions:\n{}",
+        args::option_lines(&[
+            (
+                "--encoder <software|v4l2m2m[:DEVICE]>",
+                "A backend to measure (repeatable) [default: software and every V4L2 M2M \
+                 H.264 encoder found]",
+            ),
+            (
+                "--source <test|DEVICE>",
+                "Frames from the test pattern or a camera [default: test]",
+            ),
+            ("--frames <N>", "Frames per backend [default: 300]"),
+            (
+                "--codec <FOURCC>",
+                "The M2M encoder's coded format [default: H264; others for test devices]",
+            ),
+            (
+                "--restart <WxH>",
+                "M2M: after draining, set the encoder up again at this size and encode 30 frames",
+            ),
+            ("--json", "One JSON line per backend"),
+            (
+                "--board, --size, --fps, --bitrate, --config",
+                "As for streaming: the size, rate and bitrate measured",
+            ),
+            ("-h, --help", "Print help"),
+        ])
     )
 }
 
