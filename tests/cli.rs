@@ -119,7 +119,7 @@ fn print_config_shows_the_effective_settings() {
         text.contains("[video]") && text.contains("fps = 12"),
         "{text}"
     );
-    assert!(text.contains("listen = \"0.0.0.0:8080\""), "{text}");
+    assert!(text.contains("listen = \"[::]:8080\""), "{text}");
 }
 
 #[test]

@@ -344,6 +344,31 @@ fn two_viewers_at_once_both_get_frames() {
     server.stop().unwrap();
 }
 
+/// The default listen address is `[::]`: one server, viewers on IPv6 and on IPv4. The IPv6
+/// viewer's media socket is bound to ::1, so its pictures came over IPv6 host candidates.
+#[test]
+fn a_dual_stack_server_serves_ipv6_and_ipv4_viewers() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        rtcam::bench::skip("no IPv6 loopback on this machine: dual-stack serving not tested");
+        return;
+    }
+    let mut c = config();
+    c.server.listen = rtcam::config::ServerConfig::default().listen;
+    c.server.listen.set_port(0);
+    let server = start(c);
+    assert!(server.http_addr.is_ipv6(), "{}", server.http_addr);
+    let port = server.http_addr.port();
+
+    let mut v6 = connect(&format!("http://[::1]:{port}/whep"));
+    let mut v4 = connect(&format!("http://127.0.0.1:{port}/whep"));
+    assert_eq!(decoded_frames(&mut v6, 10).len(), 10);
+    assert_eq!(decoded_frames(&mut v4, 10).len(), 10);
+
+    let status: Value = serde_json::from_slice(&get(&server, "GET", "/api/status").body).unwrap();
+    assert_eq!(status["viewers_connected"], json!(2));
+    server.stop().unwrap();
+}
+
 #[test]
 fn delete_frees_the_slot_and_stops_the_stream() {
     let mut cfg = config();

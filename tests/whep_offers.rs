@@ -1,8 +1,13 @@
 //! Offers as other WHEP players send them, kept as fixtures (tests/fixtures/offers), answered
 //! as they need: video accepted with H.264, audio refused with port 0 (never a failure), the
-//! data channel accepted when offered. So far the fixtures are Chromium's (156) offers in the
-//! shapes players use: video only (Mainsail, Fluidd, rtcam's own page), audio and video
-//! (go2rtc's and MediaMTX's players), video with a data channel, and audio and video sendrecv.
+//! data channel accepted when offered. The fixtures are Chromium's (156) offers in the shapes
+//! players use: video only (Mainsail, Fluidd, rtcam's own page), audio and video (go2rtc's and
+//! MediaMTX's players), video with a data channel, and audio and video sendrecv; GStreamer
+//! 1.22's webrtcbin (max-bundle, its audio m-line bundle-only with port 0, TCP and link-local
+//! candidates in the offer); aiortc 1.9 (candidates in the offer, its data channel in the
+//! legacy `DTLS/SCTP 5000` form); pion 3.1 (go2rtc's and MediaMTX's stack: audio and video
+//! recvonly, candidates for RTP and RTCP components). Each was made by the stack itself, not
+//! written by hand.
 
 mod common;
 

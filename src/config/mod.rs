@@ -223,7 +223,9 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            // Dual-stack: a viewer on IPv6 (many homes have public IPv6 without NAT) as well
+            // as on IPv4.
+            listen: SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 8080)),
             rtc_port: 8555,
             max_viewers: 16,
             viewer_timeout_s: 5.0,

@@ -177,6 +177,9 @@ where
                 AcceptError::Fatal => return error,
             },
         };
+        // A dual-stack listener sees IPv4 clients as `::ffff:a.b.c.d`; logs, limits and the
+        // viewer's address all speak of them as the IPv4 clients they are.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         // The connection's task ends when this sender is dropped: by eviction, which removes
         // it from the table, or with the slot.
         let (closer, evicted) = smol::channel::bounded::<()>(1);

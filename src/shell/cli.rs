@@ -42,7 +42,7 @@ fn options() -> Vec<(&'static str, String)> {
         ),
         (
             "--listen <ADDR:PORT>",
-            "HTTP address for the page, WHEP signaling and status [default: 0.0.0.0:8080]".into(),
+            "HTTP address for the page, WHEP signaling and status (and the media port's address) [default: [::]:8080, IPv6 and IPv4]".into(),
         ),
         (
             "--rtc-port <PORT>",

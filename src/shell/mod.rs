@@ -26,7 +26,7 @@ pub mod tokens;
 
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::rc::Rc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -145,13 +145,33 @@ pub fn spawn_with_watchdog(
     spawn_with(config, watchdog, starter)
 }
 
+/// Binds the HTTP listener. `[::]`, the default, is dual-stack on Linux: IPv6 viewers and IPv4
+/// ones (as `::ffff:a.b.c.d`) alike. A kernel booted with IPv6 off has no IPv6 sockets at all;
+/// there IPv4's unspecified address serves the IPv4 viewers rather than rtcam not starting.
+/// Returns the listener and the address it took, whose IP the media socket binds too.
+fn listen_http(listen: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    match TcpListener::bind(listen) {
+        Ok(listener) => Ok((listener, listen)),
+        Err(e)
+            if listen.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+                && e.raw_os_error() == Some(libc::EAFNOSUPPORT) =>
+        {
+            let v4 = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), listen.port());
+            log::warn!("no IPv6 on this machine ({e}): listening on {v4}, IPv4 only");
+            TcpListener::bind(v4)
+                .map(|listener| (listener, v4))
+                .map_err(|e| StartError::Http(v4, e))
+        }
+        Err(e) => Err(StartError::Http(listen, e)),
+    }
+}
+
 fn spawn_with(
     config: Config,
     watchdog: Option<(Notifier, Duration)>,
     starter: Starter,
 ) -> Result<Server, StartError> {
-    let listen = config.server.listen;
-    let listener = TcpListener::bind(listen).map_err(|e| StartError::Http(listen, e))?;
+    let (listener, listen) = listen_http(config.server.listen)?;
     let http_addr = listener
         .local_addr()
         .map_err(|e| StartError::Http(listen, e))?;

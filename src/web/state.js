@@ -19,7 +19,7 @@ export const rtcam = {
   lastError: null,
   resource: null,           // the WHEP resource (Location) of the current connection
   etag: null,               // its ETag: names the ICE session, changes with each ICE restart
-  trickle: null,            // 'on' | 'off' (no ETag on the 201) | 'unsupported' (PATCH refused)
+  trickle: null,            // 'on' | 'in-offer' (?trickle=off: the offer waited for gathering) | 'off' (no ETag on the 201) | 'unsupported' (PATCH refused)
   patches: 0,               // trickle PATCHes the server took (204)
   patchErrors: 0,           // trickle PATCHes refused or lost (412 after a restart, network)
   candidatesSent: 0,        // local candidates sent by PATCH

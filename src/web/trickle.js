@@ -58,6 +58,13 @@ export function localCandidate(s, c) {
   flush(s);
 }
 
+// The offer waited for gathering and carries every candidate: nothing is left to trickle
+// until an ICE restart starts a new generation.
+export function candidatesInOffer(s) {
+  s.ice.queue = [];
+  s.ice.end = s.ice.endSent = true;
+}
+
 // The 201 came: from here on candidates go out. Without an ETag the server is not one that
 // takes PATCH.
 export function startTrickle(s, etag, localSdp) {
@@ -66,7 +73,7 @@ export function startTrickle(s, etag, localSdp) {
   if (!etag) { s.ice.off = true; s.ice.queue = []; rtcam.trickle = 'off'; return; }
   s.ice.etag = etag;
   rtcam.etag = etag;
-  rtcam.trickle = 'on';
+  rtcam.trickle = s.ice.endSent ? 'in-offer' : 'on';
   flush(s);
 }
 

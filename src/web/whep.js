@@ -12,10 +12,14 @@ import { readStamp } from './stamp.js';
 import { render } from './ui.js';
 import { controlReset } from './steering.js';
 import { fetchIceServers, iceServersFromLinks } from './ice-servers.js';
-import { newIce, localCandidate, startTrickle, canPatch, beginRestart, restartExchange } from './trickle.js';
+import { newIce, localCandidate, startTrickle, candidatesInOffer, canPatch, beginRestart, restartExchange } from './trickle.js';
 
 const CFG = {
   whepUrl: new URL('whep', location.href).href, // relative: works behind a path prefix
+  // `?trickle=off`: the offer waits for ICE gathering and carries every candidate, the way
+  // players that do not trickle send it (tests/browser/bench.mjs compares the two).
+  trickle: new URLSearchParams(location.search).get('trickle') !== 'off',
+  gatherTimeoutMs: 3000,    // without trickle: how long the offer waits for gathering
   backoffMinMs: 500,
   backoffMaxMs: 5000,
   postTimeoutMs: 10000,     // the POST (server busy or gone)
@@ -113,9 +117,15 @@ async function start(s) {
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
   if (s.closed) return;
-  // The offer goes out at once, without waiting for gathering: the candidates follow by
-  // PATCH (trickle.js), and the server also learns our address from the STUN checks.
+  // The time to first frame counts from here, gathering included when the offer waits for it.
   s.t0 = performance.now();
+  // With trickle the offer goes out at once: the candidates follow by PATCH (trickle.js), and
+  // the server also learns our address from the STUN checks.
+  if (!CFG.trickle) {
+    await iceGathered(pc, CFG.gatherTimeoutMs);
+    if (s.closed) return;
+    candidatesInOffer(s);
+  }
   const { sdp: answer, etag, iceServers: linked } = await post(s, pc.localDescription.sdp);
   if (s.closed) { deleteResource(s); return; }
   if (linked.length) useIceServers(pc, linked);
@@ -127,6 +137,22 @@ async function start(s) {
   s.timers.push(setTimeout(() => {
     if (!rtcam.connected && !s.connectedAt) fail(s, new ConnError(`no connection after ${CFG.connectTimeoutMs / 1000} s`));
   }, CFG.connectTimeoutMs));
+}
+
+// Resolves when ICE gathering is complete or after `ms`, whichever comes first (a STUN or TURN
+// server that does not answer would otherwise hold the offer back for good).
+function iceGathered(pc, ms) {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener('icegatheringstatechange', check);
+      resolve();
+    };
+    const check = () => { if (pc.iceGatheringState === 'complete') done(); };
+    const timer = setTimeout(done, ms);
+    pc.addEventListener('icegatheringstatechange', check);
+    check();
+  });
 }
 
 async function post(s, sdp) {

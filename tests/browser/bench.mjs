@@ -1,10 +1,12 @@
 // Browser-side latency benchmark against a running rtcam:
 //   node bench.mjs http://127.0.0.1:PORT/ [--joins 20] [--seconds 20] [--commands 200]
 // Prints one JSON object:
-//   ttff_ms            time to first frame: POST sent → first frame presented, over `joins`
+//   ttff_ms            time to first frame: offer made → first frame presented, over `joins`
 //                      fresh connections (new RTCPeerConnection + POST each; the previous one is
-//                      DELETEd first). The page load's own connection is a warm-up, reported
-//                      apart as first_load_ttff_ms.
+//                      DELETEd first), the page trickling its candidates by PATCH. The page
+//                      load's own connection is a warm-up, reported apart as first_load_ttff_ms.
+//   ttff_no_trickle_ms the same with the page at ?trickle=off: the offer waits for ICE
+//                      gathering and carries every candidate (as non-trickling players send it).
 //   glass_to_glass_ms  display time − capture time from the frame stamps, for every frame
 //                      presented during `seconds` on one connection (same host clock).
 //   decoded_fps        frames decoded per second over that window (getStats).
@@ -54,17 +56,34 @@ try {
   }, null, 60_000);
   const firstLoad = await page.evaluate(() => window.rtcam.firstFrameMs);
 
-  const ttff = [];
-  for (let i = 0; i < opts.joins; i++) {
-    await page.waitForTimeout(SETTLE_MS);
-    const seq = await page.evaluate(() => window.rtcam.reconnect());
-    const ms = await waitInPage(page, `join ${i + 1} to show a frame`, (seq) => {
-      const r = window.rtcam;
-      return r.connectionSeq === seq && r.firstFrameMs != null ? r.firstFrameMs : null;
-    }, seq, JOIN_TIMEOUT);
-    ttff.push(ms);
-    process.stderr.write(`join ${i + 1}/${opts.joins}: ${ms} ms\n`);
-  }
+  const joins = async (what) => {
+    const ttff = [];
+    for (let i = 0; i < opts.joins; i++) {
+      await page.waitForTimeout(SETTLE_MS);
+      const seq = await page.evaluate(() => window.rtcam.reconnect());
+      const ms = await waitInPage(page, `join ${i + 1} to show a frame`, (seq) => {
+        const r = window.rtcam;
+        return r.connectionSeq === seq && r.firstFrameMs != null ? r.firstFrameMs : null;
+      }, seq, JOIN_TIMEOUT);
+      ttff.push(ms);
+      process.stderr.write(`join ${i + 1}/${opts.joins} (${what}): ${ms} ms\n`);
+    }
+    return ttff;
+  };
+  const trickleMode = await page.evaluate(() => window.rtcam.trickle);
+  if (trickleMode !== 'on') throw new Error(`the page does not trickle (trickle=${trickleMode})`);
+  const ttff = await joins('trickle');
+
+  // The same joins with the offer waiting for gathering, on a page loaded with ?trickle=off.
+  const plain = new URL(opts.url);
+  plain.searchParams.set('trickle', 'off');
+  await page.goto(plain.href, { waitUntil: 'load', timeout: 60_000 });
+  await waitInPage(page, 'the first connection without trickle to play', () => {
+    const r = window.rtcam;
+    return r && r.state === 'live' && r.connected && r.framesDecoded > 0 && r.trickle === 'in-offer';
+  }, null, 60_000);
+  const ttffNoTrickle = await joins('candidates in the offer');
+  await page.goto(opts.url, { waitUntil: 'load', timeout: 60_000 });
 
   // Glass to glass on one connection that has been playing for a moment.
   await waitInPage(page, 'a live connection', () => window.rtcam.state === 'live' && window.rtcam.connected,
@@ -110,6 +129,7 @@ try {
 
   const out = {
     ttff_ms: summary(ttff),
+    ttff_no_trickle_ms: summary(ttffNoTrickle),
     glass_to_glass_ms: summary(g2g.samples),
     decoded_fps: decodedFps == null ? null : Math.round(decodedFps * 10) / 10,
     command_rtt_ms: {

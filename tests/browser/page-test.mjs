@@ -262,6 +262,27 @@ try {
     `ICE servers from the 201: ${JSON.stringify(linked.iceServers)}`);
   await page.unroute('**/whep');
 
+  // 9. Without trickle (?trickle=off, as players that do not trickle): the offer waits for
+  // gathering and carries its candidates; no PATCH goes out, and it plays.
+  const plain = new URL(url);
+  plain.searchParams.set('trickle', 'off');
+  const offers = [];
+  const { page: noTrickle } = await openPage(browser.context, plain.href);
+  noTrickle.on('request', (r) => {
+    if (r.method() === 'POST' && /\/whep$/.test(new URL(r.url()).pathname)) offers.push(r.postData() || '');
+  });
+  await noTrickle.evaluate(() => window.rtcam.reconnect());
+  const gathered = await waitInPage(noTrickle, 'a session whose offer carried its candidates', () => {
+    const r = window.rtcam;
+    return r.trickle === 'in-offer' && r.state === 'live' && r.framesDecoded >= 10 ? { ...r } : null;
+  }, null, WAIT);
+  check(offers.length >= 1 && /^a=candidate:/m.test(offers.at(-1)),
+    `the offer without trickle lacks its candidates: ${offers.at(-1)}`);
+  check(gathered.patches === 0 && gathered.patchErrors === 0,
+    `PATCHes without trickle: ${gathered.patches} sent, ${gathered.patchErrors} refused`);
+  result.noTrickle = { trickle: gathered.trickle, framesDecoded: gathered.framesDecoded };
+  await noTrickle.close();
+
   result.ok = true;
   console.log(JSON.stringify(result));
 } catch (e) {

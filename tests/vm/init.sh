@@ -64,6 +64,11 @@ for m in $VM_MODULES; do
   insmod /lib/modules/$m.ko || note "insmod $m failed"
 done
 load_vivid
+# After vivid, so that vivid stays /dev/video0: vicodec's M2M nodes and vimc's media graph
+# come next.
+for m in $VM_BUILT_MODULES; do
+  insmod /lib/modules/$m.ko || note "insmod $m failed"
+done
 sleep 1
 if wanted vivid_loaded; then
   ls /dev/video* >/dev/null 2>&1

@@ -49,6 +49,8 @@ case "$arch" in
     elf_machine='X86-64'
     kernel_fetch=apt              # the machine's own architecture: plain apt-get download
     vm_timeout=900
+    # Built from Debian's kernel source by tests/vm/modules.sh (Debian's package lacks them).
+    built_modules="v4l2-mem2mem vicodec vimc"
     # Nothing excluded.
     ;;
   aarch64)
@@ -60,6 +62,8 @@ case "$arch" in
     elf_machine='AArch64'
     kernel_fetch=apt-foreign      # another architecture: .cargo/apt-foreign's private apt
     vm_timeout=900
+    # tests/vm/modules.sh builds for amd64 kernels only.
+    built_modules=""
     # Nothing excluded: every check, the camera ones included, runs here in about a minute of
     # emulated time (measured), like x86_64.
     ;;
@@ -141,6 +145,11 @@ busybox=$kroot/bin/busybox
 [ -x "$busybox" ] || busybox=$kroot/usr/bin/busybox
 [ -x "$busybox" ] || { echo "vm: no busybox in busybox-static ($debarch)"; exit 1; }
 
+if [ -n "$built_modules" ]; then
+  log "test drivers Debian's kernel lacks: $built_modules (tests/vm/modules.sh)"
+  bash tests/vm/modules.sh "${kpkg#linux-image-}" "$work/built-modules"
+fi
+
 log "initramfs"
 rd=$work/initramfs
 rm -rf "$rd"
@@ -157,9 +166,11 @@ for m in $modules; do
     *) cp "$f" "$rd/lib/modules/$m.ko" ;;
   esac
 done
+for m in $built_modules; do cp "$work/built-modules/$m.ko" "$rd/lib/modules/"; done
 cat >"$rd/etc/rtcam-vm.env" <<ENV
 VM_ARCH=$arch
 VM_MODULES="$(echo $modules)"
+VM_BUILT_MODULES="$built_modules"
 VM_CHECKS="${expected[*]}"
 ENV
 cp tests/vm/init.sh "$rd/init"
