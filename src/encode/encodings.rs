@@ -15,7 +15,7 @@ use log::{info, warn};
 use super::backend::{self, VideoEncoder};
 use super::limits::Size;
 use super::stats::Counters;
-use super::{AccessUnit, EncoderSettings, Encoding};
+use super::{AccessUnit, EncoderChoice, EncoderSettings, Encoding};
 use crate::source::{Frame, FramePool};
 
 /// The low encoding's periodic IDRs are at least this far apart.
@@ -160,7 +160,19 @@ impl Slot {
             );
         }
         if self.encoder.is_none() {
-            match backend::open(&self.settings) {
+            match backend::open(&self.settings).or_else(|err| {
+                if self.pool.is_none() || self.settings.encoder == EncoderChoice::Software {
+                    return Err(err);
+                }
+                // The low encoding is small enough for software: a board's encoder may run
+                // out of instances.
+                warn!(
+                    "{:?} encoding on the board's encoder failed ({err}); software instead",
+                    self.encoding
+                );
+                self.settings.encoder = EncoderChoice::Software;
+                backend::open(&self.settings)
+            }) {
                 Ok((encoder, ..)) => self.encoder = Some(encoder),
                 Err(err) => {
                     self.fail(counters, frame.seq, &err.to_string());

@@ -628,9 +628,15 @@ mod tests {
             "*",
             "--encoder-threads",
             "3",
+            "--encoder",
+            "v4l2m2m:/dev/video11",
         ])
         .unwrap();
         assert_eq!(c.video.encoder_threads, 3);
+        assert_eq!(
+            c.video.encoder,
+            crate::encode::EncoderChoice::V4l2M2m(Some("/dev/video11".into()))
+        );
         assert_eq!(c.server.listen, "127.0.0.1:9000".parse().unwrap());
         assert_eq!(c.server.rtc_port, 0);
         assert_eq!(c.video.source, SourceSpec::Test);
@@ -640,6 +646,54 @@ mod tests {
         assert_eq!(c.video.idr_interval_s, 1.5);
         assert_eq!(c.server.max_viewers, 4);
         assert_eq!(c.server.cors_origin.as_deref(), Some("*"));
+    }
+
+    #[test]
+    fn bench_encoder_takes_its_options_and_the_streaming_ones() {
+        let cli = parse_args(&[
+            "bench-encoder",
+            "--encoder",
+            "software",
+            "--encoder",
+            "v4l2m2m:/dev/video11",
+            "--codec",
+            "FWHT",
+            "--source",
+            "/dev/video0",
+            "--frames",
+            "60",
+            "--restart",
+            "1280x720",
+            "--json",
+            "--size",
+            "640x480",
+            "--board",
+            "rpi4",
+            "--config",
+            "/dev/null",
+        ])
+        .unwrap();
+        let Some(Command::BenchEncoder(args)) = &cli.command else {
+            panic!("{:?}", cli.command);
+        };
+        assert_eq!(
+            args.encoders,
+            [
+                crate::encode::EncoderChoice::Software,
+                crate::encode::EncoderChoice::V4l2M2m(Some("/dev/video11".into()))
+            ]
+        );
+        assert_eq!(args.codec, *b"FWHT");
+        assert_eq!(args.source.as_deref(), Some(Path::new("/dev/video0")));
+        assert_eq!(
+            (args.frames, args.restart, args.json),
+            (60, Some((1280, 720)), true)
+        );
+        let config = cli.load_config().unwrap();
+        assert_eq!(config.video.size.to_string(), "640x480", "the option");
+        assert_eq!(config.video.bitrate_kbps, 4000, "the board");
+        assert!(parse_args(&["bench-encoder", "--codec", "H26"]).is_err());
+        assert!(parse_args(&["bench-encoder", "--frames", "0"]).is_err());
     }
 
     #[test]
@@ -692,8 +746,13 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.board.as_deref(), Some("rpi3"));
-        assert_eq!(c.video.size.to_string(), "640x480", "from the board");
+        assert_eq!(c.video.size.to_string(), "1280x720", "from the board");
         assert_eq!(c.video.encoder_threads, 2, "from the board");
+        assert_eq!(
+            c.video.encoder,
+            crate::encode::EncoderChoice::Auto,
+            "from the board"
+        );
         assert_eq!(c.server.max_viewers, 8, "from the board");
         assert_eq!(c.video.fps, 20, "the file over the board");
         assert_eq!(c.video.bitrate_kbps, 900, "the option over the file");
@@ -709,7 +768,7 @@ mod tests {
 
         let c = parse(&["--config", file.path(), "--board", "rpi-zero-2w"]).unwrap();
         assert_eq!(c.board.as_deref(), Some("rpi-zero-2w"));
-        assert_eq!(c.video.bitrate_kbps, 700, "from the rpi-zero-2w preset");
+        assert_eq!(c.video.bitrate_kbps, 1500, "from the rpi-zero-2w preset");
         assert_eq!(c.video.fps, 24, "the file still over the board");
     }
 

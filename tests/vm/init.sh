@@ -209,6 +209,10 @@ if wanted capture_NV12_multiplanar; then
   stop_rtcam
 fi
 
+# The M2M encoder backend against vicodec (on architectures with the built modules).
+. /etc/checks-m2m.sh
+m2m_checks
+
 # Every rtcam above was stopped with SIGTERM and must have exited 0 (viewers closed politely).
 if wanted clean_stop; then
   bad=$(echo $STOPS | tr ' ' '\n' | grep -vc '^0$')

@@ -372,8 +372,10 @@ impl<D: Io> M2mEncoder<D> {
     }
 
     /// Drains the encoder (V4L2_ENC_CMD_STOP): every picture queued comes out, then the last
-    /// buffer. Returns what came out; afterwards `encode` fails until `restart`.
-    pub(crate) fn drain(&mut self) -> Result<Vec<AccessUnit>, EncodeError> {
+    /// buffer. Returns what came out, and whether the device then reported the end of stream
+    /// (EPIPE from VIDIOC_DQBUF, as the stateful encoder interface says); afterwards `encode`
+    /// fails until `restart`.
+    pub(crate) fn drain(&mut self) -> Result<(Vec<AccessUnit>, bool), EncodeError> {
         self.io
             .encoder_command(raw::ENC_CMD_STOP)
             .map_err(|e| dev("refuses to drain", &e))?;
@@ -386,7 +388,11 @@ impl<D: Io> M2mEncoder<D> {
             }
         }
         self.drained = true;
-        Ok(units)
+        let ended = self
+            .io
+            .dequeue(self.capture_type)
+            .is_err_and(|e| e.raw_os_error() == Some(libc::EPIPE));
+        Ok((units, ended))
     }
 
     /// Stops streaming, frees the buffers and starts again at `settings` (a new size).

@@ -369,8 +369,9 @@ fn drain_returns_the_end_and_restart_takes_a_new_size() {
         .encode(&frame(320, 240, 1, start), false)
         .expect("encodes");
     clear(&state);
-    let rest = encoder.drain().expect("drains");
+    let (rest, ended) = encoder.drain().expect("drains");
     assert!(rest.is_empty(), "nothing was left in flight");
+    assert!(ended, "EPIPE after the last buffer");
     assert_eq!(calls(&state)[0], Call::Command(ENC_CMD_STOP));
     let err = encoder.encode(&frame(320, 240, 2, start), false);
     assert!(matches!(err, Err(EncodeError::Device(_))), "after the end");
