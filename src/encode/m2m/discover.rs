@@ -52,7 +52,7 @@ fn probe(path: PathBuf) -> Option<FoundEncoder> {
     };
     let encodes = io.formats(capture).ok()?.contains(&H264);
     let takes = io.formats(output).ok()?.contains(&I420);
-    (encodes && takes).then(|| FoundEncoder {
+    (encodes && takes).then_some(FoundEncoder {
         path,
         card: caps.card,
         driver: caps.driver,
