@@ -241,7 +241,11 @@ fn measure_into(
         report.frames += 1;
         if let Some(unit) = unit {
             report.units += 1;
-            report.keyframes += u32::from(unit.keyframe);
+            report.keyframes += u32::from(is_keyframe(
+                args.codec,
+                &unit,
+                (report.width, report.height),
+            )?);
             report.bytes += unit.data.len() as u64;
             if (unit.seq, unit.captured) == (picture.seq, picture.captured) {
                 report.timestamps_kept += 1;
@@ -290,19 +294,45 @@ fn drain_and_restart(
     let (mut units, mut first_key) = (0, None);
     for seq in 0..30 {
         if let Some(unit) = m2m.encode(&pattern.render(seq, Instant::now()), false)? {
-            if (unit.width, unit.height) != (width, height) {
-                return Err(EncodeError::Device(format!(
-                    "restarted at {width}x{height}, got a {}x{} unit",
-                    unit.width, unit.height
-                )));
-            }
-            first_key.get_or_insert(unit.keyframe);
+            let key =
+                is_keyframe(args.codec, &unit, (width, height)).map_err(EncodeError::Device)?;
+            first_key.get_or_insert(key);
             units += 1;
         }
     }
     report.restart_units = Some(units);
     report.restart_keyframe_first = first_key;
     Ok(())
+}
+
+/// Whether `unit` is a keyframe; for FWHT also checks the size the device says it encoded.
+///
+/// FWHT is vicodec's codec (the kernel's test encoder, for the VM test): its encoder sets no
+/// KEYFRAME flag on its buffers; the frame header says instead (big-endian width at byte 12,
+/// height at 16, flags at 20, `V4L2_FWHT_FL_I_FRAME` = bit 10).
+fn is_keyframe(codec: [u8; 4], unit: &super::AccessUnit, size: (u32, u32)) -> Result<bool, String> {
+    if &codec != b"FWHT" {
+        return Ok(unit.keyframe);
+    }
+    let word = |at: usize| {
+        unit.data
+            .get(at..at + 4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_be_bytes)
+    };
+    let (Some(width), Some(height), Some(flags)) = (word(12), word(16), word(20)) else {
+        return Err(format!(
+            "an FWHT frame of {} bytes has no header",
+            unit.data.len()
+        ));
+    };
+    if (width, height) != size {
+        return Err(format!(
+            "asked for {}x{}, the device encoded {width}x{height}",
+            size.0, size.1
+        ));
+    }
+    Ok(flags & (1 << 10) != 0)
 }
 
 /// CPU time of the whole process (every encoder thread), on CLOCK_PROCESS_CPUTIME_ID.

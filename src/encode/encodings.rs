@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use log::{info, warn};
 
 use super::backend::{self, VideoEncoder};
+use super::h264::EncodeError;
 use super::limits::Size;
 use super::stats::Counters;
 use super::{AccessUnit, EncoderChoice, EncoderSettings, Encoding};
@@ -220,6 +221,11 @@ impl Slot {
             }
             Err(err) => {
                 self.fail(counters, frame.seq, &err.to_string());
+                if matches!(err, EncodeError::Device(_)) {
+                    // A device that failed (stuck, reset) is set up anew at the next frame,
+                    // which then starts with an IDR.
+                    self.encoder = None;
+                }
                 None
             }
         }
