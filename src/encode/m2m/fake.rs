@@ -22,6 +22,7 @@ pub(crate) enum Call {
     SetFormat(u32, PlaneFormat),
     FrameRate(u32, u32),
     Control(u32, i32),
+    Crop(u32, u32, u32),
     Allocate(u32, u32),
     Queue {
         buf_type: u32,
@@ -238,6 +239,11 @@ impl Io for Fake {
         if id == raw::CID_FORCE_KEY_FRAME {
             state.key_requested = true;
         }
+        Ok(())
+    }
+
+    fn set_crop(&mut self, buf_type: u32, width: u32, height: u32) -> io::Result<()> {
+        self.state().calls.push(Call::Crop(buf_type, width, height));
         Ok(())
     }
 

@@ -58,6 +58,9 @@ pub(crate) trait Io: Send {
     /// VIDIOC_S_PARM's time per frame on the OUTPUT queue (the encoder's rate control uses it).
     fn set_frame_rate(&mut self, buf_type: u32, fps: u32) -> io::Result<()>;
     fn set_control(&mut self, id: u32, value: i32) -> io::Result<()>;
+    /// VIDIOC_S_SELECTION, crop target: the visible `width`x`height` at the top left of a
+    /// buffer the driver made bigger (aligned).
+    fn set_crop(&mut self, buf_type: u32, width: u32, height: u32) -> io::Result<()>;
     /// VIDIOC_REQBUFS (MMAP) and, for a count above zero, maps every buffer. Count zero frees
     /// them. Returns the count the driver gave.
     fn allocate(&mut self, buf_type: u32, count: u32) -> io::Result<u32>;
@@ -289,6 +292,22 @@ impl Io for DeviceIo {
         let mut control = raw::Control { id, value };
         // SAFETY: VIDIOC_S_CTRL takes a v4l2_control.
         unsafe { raw::ioctl(self.raw_fd(), raw::VIDIOC_S_CTRL, &mut control) }
+    }
+
+    fn set_crop(&mut self, buf_type: u32, width: u32, height: u32) -> io::Result<()> {
+        let mut selection = raw::Selection {
+            // The selection API takes the single-planar types for multi-planar queues too.
+            type_: match buf_type {
+                raw::BUF_TYPE_VIDEO_OUTPUT_MPLANE => raw::BUF_TYPE_VIDEO_OUTPUT,
+                other => other,
+            },
+            target: raw::SEL_TGT_CROP,
+            width,
+            height,
+            ..raw::Selection::default()
+        };
+        // SAFETY: VIDIOC_S_SELECTION takes a v4l2_selection.
+        unsafe { raw::ioctl(self.raw_fd(), raw::VIDIOC_S_SELECTION, &mut selection) }
     }
 
     fn allocate(&mut self, buf_type: u32, count: u32) -> io::Result<u32> {

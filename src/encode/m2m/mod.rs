@@ -227,6 +227,15 @@ impl<D: Io> M2mEncoder<D> {
             )));
         }
         self.raw = raw;
+        // An aligned buffer (1088 rows for 1080): the picture is the top-left part of it.
+        if (raw.width, raw.height) != (width, height)
+            && let Err(e) = self.io.set_crop(self.output_type, width, height)
+        {
+            warn!(
+                "{}: cannot crop {}x{} to {width}x{height} ({e}); viewers see the padding",
+                self.card, raw.width, raw.height
+            );
+        }
         if let Err(e) = self.io.set_frame_rate(self.output_type, self.settings.fps) {
             debug!(
                 "{}: frame rate not set ({e}); rate control may assume another",

@@ -341,6 +341,10 @@ fn pictures_are_copied_at_the_drivers_stride_and_plane_height() {
         ..Behaviour::default()
     };
     let (mut encoder, state) = encoder(behaviour, &settings(64, 64, 200));
+    assert!(
+        calls(&state).contains(&Call::Crop(OUT_MP, 64, 64)),
+        "the visible picture is cropped out of the aligned buffer"
+    );
     encoder
         .encode(&frame(64, 64, 1, Instant::now()), false)
         .expect("encodes");

@@ -71,6 +71,22 @@ pub(crate) struct FmtDesc {
     pub reserved: [u32; 3],
 }
 
+/// `v4l2_selection`; `V4L2_SEL_TGT_CROP` on an encoder's OUTPUT queue is the visible picture
+/// within the (aligned) buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub(crate) struct Selection {
+    pub type_: u32,
+    pub target: u32,
+    pub flags: u32,
+    pub left: i32,
+    pub top: i32,
+    pub width: u32,
+    pub height: u32,
+    pub reserved: [u32; 9],
+}
+pub(crate) const SEL_TGT_CROP: u32 = 0;
+
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
 pub(crate) struct EncoderCmd {
@@ -305,6 +321,7 @@ const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
 
 pub(crate) const VIDIOC_QUERYCAP: u32 = ioc(IOC_READ, 0, size_of::<Capability>());
 pub(crate) const VIDIOC_ENUM_FMT: u32 = ioc(IOC_READ | IOC_WRITE, 2, size_of::<FmtDesc>());
+pub(crate) const VIDIOC_S_SELECTION: u32 = ioc(IOC_READ | IOC_WRITE, 95, size_of::<Selection>());
 pub(crate) const VIDIOC_ENCODER_CMD: u32 = ioc(IOC_READ | IOC_WRITE, 77, size_of::<EncoderCmd>());
 pub(crate) const VIDIOC_G_FMT: u32 = ioc(IOC_READ | IOC_WRITE, 4, size_of::<Format>());
 pub(crate) const VIDIOC_S_FMT: u32 = ioc(IOC_READ | IOC_WRITE, 5, size_of::<Format>());
@@ -375,6 +392,8 @@ mod tests {
         assert_eq!(VIDIOC_QUERYCAP, 0x8068_5600);
         assert_eq!(VIDIOC_ENUM_FMT, 0xc040_5602);
         assert_eq!(VIDIOC_ENCODER_CMD, 0xc028_564d);
+        assert_eq!(size_of::<Selection>(), 64);
+        assert_eq!(VIDIOC_S_SELECTION, 0xc040_565f);
         assert_eq!(VIDIOC_S_CTRL, 0xc008_561c);
     }
 }
