@@ -73,8 +73,8 @@ pub struct BenchEncoderReport {
     pub cpu_percent: f64,
     /// Frames per second the encoder could take one after the other.
     pub sustainable_fps: f64,
-    /// M2M: units that came out of the drain, and that the device then reported the end of
-    /// stream (EPIPE).
+    /// M2M: units that came out of the drain (two frames are queued just before it), and that
+    /// the device then reported the end of stream (EPIPE).
     pub drained_units: Option<u32>,
     pub end_of_stream: Option<bool>,
     /// M2M with a restart: units encoded at the new size, and whether the first was a keyframe.
@@ -277,7 +277,20 @@ fn drain_and_restart(
     args: &BenchEncoderArgs,
     report: &mut BenchEncoderReport,
 ) -> Result<(), EncodeError> {
+    // Two frames in flight when the drain starts: both must come out before the end.
+    let mut pattern = TestPattern::new(settings.width, settings.height, settings.fps)
+        .map_err(|e| EncodeError::InvalidSettings(e.to_string()))?;
+    let next_seq = u64::from(args.frames);
+    for seq in next_seq..next_seq + 2 {
+        m2m.submit(&pattern.render(seq, Instant::now()), false)?;
+    }
     let (drained, ended) = m2m.drain()?;
+    if drained.iter().map(|u| u.seq).ne(next_seq..next_seq + 2) {
+        return Err(EncodeError::Device(format!(
+            "the drain gave frames {:?}, not the two queued",
+            drained.iter().map(|u| u.seq).collect::<Vec<_>>()
+        )));
+    }
     report.drained_units = Some(drained.len() as u32);
     report.end_of_stream = Some(ended);
     let Some((width, height)) = args.restart else {

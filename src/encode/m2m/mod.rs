@@ -326,6 +326,21 @@ impl<D: Io> M2mEncoder<D> {
         frame: &Frame,
         force_idr: bool,
     ) -> Result<Option<AccessUnit>, EncodeError> {
+        self.submit(frame, force_idr)?;
+        loop {
+            match self.next_unit(ENCODE_TIMEOUT)? {
+                Next::Unit(unit) => return Ok(Some(unit)),
+                Next::Header => continue,
+                Next::End => {
+                    return Err(EncodeError::Device("the encoder ended the stream".into()));
+                }
+            }
+        }
+    }
+
+    /// Queues one frame without waiting for its bitstream (which `encode` or `drain` then
+    /// collects). At most as many frames as there are picture buffers can wait at once.
+    pub(crate) fn submit(&mut self, frame: &Frame, force_idr: bool) -> Result<(), EncodeError> {
         self.idr_pending |= force_idr || self.idr_overdue(frame.captured);
         let expected = (self.settings.width, self.settings.height);
         let got = (frame.width, frame.height);
@@ -357,15 +372,7 @@ impl<D: Io> M2mEncoder<D> {
         self.in_flight
             .push_back((timestamp, frame.seq, frame.captured));
         self.started = true;
-        loop {
-            match self.next_unit(ENCODE_TIMEOUT)? {
-                Next::Unit(unit) => return Ok(Some(unit)),
-                Next::Header => continue,
-                Next::End => {
-                    return Err(EncodeError::Device("the encoder ended the stream".into()));
-                }
-            }
-        }
+        Ok(())
     }
 
     /// Changes the target bitrate from the next frame on.

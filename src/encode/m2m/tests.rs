@@ -372,12 +372,19 @@ fn drain_returns_the_end_and_restart_takes_a_new_size() {
     encoder
         .encode(&frame(320, 240, 1, start), false)
         .expect("encodes");
+    // Two pictures queued and not collected: the drain brings them out, in order.
+    encoder
+        .submit(&frame(320, 240, 2, start), false)
+        .expect("queued");
+    encoder
+        .submit(&frame(320, 240, 3, start), false)
+        .expect("queued");
     clear(&state);
     let (rest, ended) = encoder.drain().expect("drains");
-    assert!(rest.is_empty(), "nothing was left in flight");
+    assert_eq!(rest.iter().map(|u| u.seq).collect::<Vec<_>>(), [2, 3]);
     assert!(ended, "EPIPE after the last buffer");
     assert_eq!(calls(&state)[0], Call::Command(ENC_CMD_STOP));
-    let err = encoder.encode(&frame(320, 240, 2, start), false);
+    let err = encoder.encode(&frame(320, 240, 4, start), false);
     assert!(matches!(err, Err(EncodeError::Device(_))), "after the end");
 
     clear(&state);
