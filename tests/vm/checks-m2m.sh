@@ -24,6 +24,7 @@ vicodec_encoder() { # prints vicodec's stateful encoder node
 
 m2m_checks() {
   wanted m2m_vicodec_found || return 0
+  m2m_started=$(date +%s)
   ENC=$(vicodec_encoder)
   check m2m_vicodec_found $? "${ENC:-no stateful-encoder node} ($(ls /dev/video* | tr '\n' ' '))"
   if [ -z "$ENC" ]; then
@@ -77,4 +78,5 @@ m2m_checks() {
     && [ "$(field end_of_stream /tmp/m2m.json)" = true ] \
     && [ "$(field restart_units /tmp/m2m.json)" = 30 ]
   check m2m_multiplanar $? "exit $status, $ENC: $(field units /tmp/m2m.json) units, $(field timestamps_kept /tmp/m2m.json) with timestamps, restart $(field restart_units /tmp/m2m.json)"
+  note "m2m checks took $(( $(date +%s) - m2m_started )) s"
 }
