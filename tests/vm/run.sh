@@ -69,8 +69,8 @@ case "$arch" in
     # tests/vm/modules.sh builds for amd64 kernels only.
     built_modules=""
     for c in $m2m_checks; do excluded[$c]="no vicodec: tests/vm/modules.sh builds amd64 modules only"; done
-    # Nothing excluded: every check, the camera ones included, runs here in about a minute of
-    # emulated time (measured), like x86_64.
+    # Every other check, the camera ones included, runs here in about a minute of emulated
+    # time (measured), like x86_64.
     ;;
   *) echo "vm: --arch x86_64 or aarch64, not $arch" >&2; exit 2 ;;
 esac
