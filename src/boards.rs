@@ -90,6 +90,28 @@ mod tests {
     }
 
     #[test]
+    fn boards_with_a_hardware_encoder_use_it_and_the_pi_5_does_not() {
+        use crate::encode::EncoderChoice;
+        let video = |name: &str| {
+            let layer = Layer::parse(name.to_string(), preset(name).unwrap()).unwrap();
+            load(&[layer]).unwrap().video
+        };
+        for name in ["rpi-zero-2w", "rpi3", "rpi4"] {
+            let v = video(name);
+            assert_eq!(v.encoder, EncoderChoice::Auto, "{name}");
+            assert!(
+                v.size.width >= 1280 && v.fps == 30,
+                "{name}: {} @ {}",
+                v.size,
+                v.fps
+            );
+            assert!(preset(name).unwrap().contains("ESTIMATES"), "{name}");
+        }
+        assert_eq!(video("rpi4").size.to_string(), "1920x1080");
+        assert_eq!(video("rpi5").encoder, EncoderChoice::Software);
+    }
+
+    #[test]
     fn models_map_to_presets() {
         let cases = [
             ("Raspberry Pi 5 Model B Rev 1.0", Some("rpi5")),

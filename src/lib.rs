@@ -142,4 +142,5 @@ pub(crate) mod source;
 pub mod streamer;
 pub(crate) mod web;
 
+pub use encode::bench_encoder::{BenchEncoderArgs, BenchEncoderReport, run as bench_encoder};
 pub use source::v4l2::report::print_devices;

@@ -22,6 +22,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::BenchEncoder(args)) = &cli.command {
+        return rtcam::bench_encoder(&config.encoder_settings(), args);
+    }
     if cli.print_config {
         print!("{}", rtcam::config::to_toml(&config.redacted()));
         return ExitCode::SUCCESS;

@@ -249,6 +249,9 @@ pub struct VideoConfig {
     /// Camera pixel format: `auto` (the cheapest good one) or a fourcc such as `YUYV`, `MJPG`,
     /// `NV12`; `H264` passes the camera's own H.264 through.
     pub format: FormatSpec,
+    /// `auto` (the board's V4L2 M2M H.264 encoder if there is a usable one, else software),
+    /// `software` (OpenH264), `v4l2m2m` or `v4l2m2m:/dev/videoN`.
+    pub encoder: crate::encode::EncoderChoice,
     /// OpenH264 threads, each encoding one slice of every picture (1 to 4).
     pub encoder_threads: u32,
     /// Adapt to each viewer's link: bandwidth estimation per viewer, the encoder's bitrate
@@ -275,6 +278,7 @@ impl Default for VideoConfig {
             idr_interval_s: e.idr_interval.as_secs_f64(),
             test_pattern_drift: true,
             format: FormatSpec::Auto,
+            encoder: e.encoder.clone(),
             encoder_threads: e.threads,
             adaptive: true,
             min_bitrate_kbps: 150,
@@ -292,6 +296,7 @@ impl Config {
             bitrate_kbps: self.video.bitrate_kbps,
             idr_interval: Duration::from_secs_f64(self.video.idr_interval_s),
             threads: self.video.encoder_threads,
+            encoder: self.video.encoder.clone(),
             ..EncoderSettings::default()
         }
     }
@@ -522,6 +527,7 @@ macro_rules! serde_as_string {
 serde_as_string!(Size);
 serde_as_string!(SourceSpec);
 serde_as_string!(FormatSpec);
+serde_as_string!(crate::encode::EncoderChoice);
 
 /// Parses a duration in seconds, fractions allowed (`2`, `0.5`).
 pub fn parse_seconds(s: &str) -> Result<f64, String> {

@@ -30,7 +30,11 @@ pub struct Status {
     /// Frames the encoder's rate control chose to skip.
     pub frames_skipped: u64,
     pub keyframes: u64,
-    /// Median time to encode one frame, over recent frames.
+    /// What encodes: `software (OpenH264)`, `v4l2m2m:/dev/video11 (bcm2835-codec-encode)`
+    /// or `passthrough`.
+    pub encoder: String,
+    /// Median time to encode one frame, over recent frames: the encoder's latency from frame
+    /// in to bitstream out (for either backend: both encode one frame at a time).
     pub encode_ms_p50: f64,
     /// Median time from a frame entering the encoder to its last packet leaving the socket.
     pub capture_to_wire_ms_p50: f64,

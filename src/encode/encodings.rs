@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use log::{info, warn};
 
-use super::h264::H264Encoder;
+use super::backend::{self, VideoEncoder};
+use super::h264::EncodeError;
 use super::limits::Size;
 use super::stats::Counters;
-use super::{AccessUnit, EncoderSettings, Encoding};
+use super::{AccessUnit, EncoderChoice, EncoderSettings, Encoding};
 use crate::source::{Frame, FramePool};
 
 /// The low encoding's periodic IDRs are at least this far apart.
@@ -66,7 +67,7 @@ pub(super) struct Slot {
     encoding: Encoding,
     settings: EncoderSettings,
     /// None while paused (and, for the low encoding, before it first ran).
-    encoder: Option<H264Encoder>,
+    encoder: Option<Box<dyn VideoEncoder>>,
     /// An access unit of this encoding was dropped on a full channel: its viewers need an IDR.
     pub(super) repair: bool,
     failing: bool,
@@ -78,7 +79,7 @@ pub(super) struct Slot {
 
 impl Slot {
     /// The main encoding, encoder ready.
-    pub(super) fn main(encoder: H264Encoder) -> Slot {
+    pub(super) fn main(encoder: Box<dyn VideoEncoder>) -> Slot {
         Slot {
             encoding: Encoding::Main,
             settings: encoder.settings().clone(),
@@ -160,8 +161,20 @@ impl Slot {
             );
         }
         if self.encoder.is_none() {
-            match H264Encoder::new(&self.settings) {
-                Ok(encoder) => self.encoder = Some(encoder),
+            match backend::open(&self.settings).or_else(|err| {
+                if self.pool.is_none() || self.settings.encoder == EncoderChoice::Software {
+                    return Err(err);
+                }
+                // The low encoding is small enough for software: a board's encoder may run
+                // out of instances.
+                warn!(
+                    "{:?} encoding on the board's encoder failed ({err}); software instead",
+                    self.encoding
+                );
+                self.settings.encoder = EncoderChoice::Software;
+                backend::open(&self.settings)
+            }) {
+                Ok((encoder, ..)) => self.encoder = Some(encoder),
                 Err(err) => {
                     self.fail(counters, frame.seq, &err.to_string());
                     return None;
@@ -208,6 +221,11 @@ impl Slot {
             }
             Err(err) => {
                 self.fail(counters, frame.seq, &err.to_string());
+                if matches!(err, EncodeError::Device(_)) {
+                    // A device that failed (stuck, reset) is set up anew at the next frame,
+                    // which then starts with an IDR.
+                    self.encoder = None;
+                }
                 None
             }
         }

@@ -64,6 +64,8 @@ pub(crate) enum EncodeError {
     ShortFrame { expected: usize, got: usize },
     /// OpenH264 failed.
     OpenH264(String),
+    /// A V4L2 encoding device failed or cannot be used (the message names what and why).
+    Device(String),
 }
 
 impl fmt::Display for EncodeError {
@@ -79,6 +81,7 @@ impl fmt::Display for EncodeError {
                 write!(f, "frame buffer has {got} bytes, needs {expected}")
             }
             EncodeError::OpenH264(why) => write!(f, "OpenH264: {why}"),
+            EncodeError::Device(why) => write!(f, "{why}"),
         }
     }
 }
@@ -327,7 +330,7 @@ impl H264Encoder {
     }
 }
 
-fn validate(settings: &EncoderSettings) -> Result<(), EncodeError> {
+pub(crate) fn validate(settings: &EncoderSettings) -> Result<(), EncodeError> {
     Size::check(settings.width, settings.height).map_err(EncodeError::InvalidSettings)?;
     if !limits::FPS.contains(&settings.fps) {
         return Err(EncodeError::InvalidSettings(format!(
@@ -353,7 +356,7 @@ fn validate(settings: &EncoderSettings) -> Result<(), EncodeError> {
     check_bitrate(settings.bitrate_kbps)
 }
 
-fn check_bitrate(kbps: u32) -> Result<(), EncodeError> {
+pub(crate) fn check_bitrate(kbps: u32) -> Result<(), EncodeError> {
     if !limits::BITRATE_KBPS.contains(&kbps) {
         return Err(EncodeError::InvalidSettings(format!(
             "bitrate {kbps} kbit/s must be {}",
@@ -364,7 +367,7 @@ fn check_bitrate(kbps: u32) -> Result<(), EncodeError> {
 }
 
 /// The IDR period in frames; 0 (no periodic IDR) for a zero interval.
-fn idr_period_frames(settings: &EncoderSettings) -> u32 {
+pub(crate) fn idr_period_frames(settings: &EncoderSettings) -> u32 {
     let frames = settings.idr_interval.as_secs_f64() * f64::from(settings.fps);
     if settings.idr_interval.is_zero() {
         0
@@ -414,6 +417,7 @@ mod tests {
             idr_interval,
             threads: 1,
             temporal_layers: 1,
+            encoder: crate::encode::EncoderChoice::Software,
         }
     }
 

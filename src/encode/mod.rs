@@ -5,8 +5,10 @@
 //! frame is dropped, never queued. Encoded access units go to the event loop over a small
 //! channel as `AccessUnit`s; keyframe requests come back through `Pipeline::request_keyframe`.
 
+pub(crate) mod backend;
 #[cfg(any(test, feature = "testing"))]
 pub(crate) mod bench;
+pub(crate) mod bench_encoder;
 // Keeps libstdc++'s demangler out of static binaries (see the module).
 #[cfg(target_feature = "crt-static")]
 mod cxxabi;
@@ -14,6 +16,7 @@ mod encodings;
 pub(crate) mod h264;
 pub(crate) mod level;
 pub(crate) mod limits;
+pub(crate) mod m2m;
 pub(crate) mod mailbox;
 pub(crate) mod nal;
 mod parameter_sets;
@@ -27,6 +30,7 @@ pub(crate) mod stats;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub(crate) use backend::EncoderChoice;
 pub(crate) use pipeline::Pipeline;
 pub(crate) use stats::PipelineStats;
 
@@ -95,6 +99,8 @@ pub struct EncoderSettings {
     /// Temporal layers, within `limits::TEMPORAL_LAYERS` (see `AccessUnit::layer`): with 3, a
     /// viewer can be sent all frames, every second one or every fourth one of the same encode.
     pub temporal_layers: u32,
+    /// Software (OpenH264) or the board's encoder (see `backend`).
+    pub encoder: EncoderChoice,
 }
 
 impl Default for EncoderSettings {
@@ -107,6 +113,7 @@ impl Default for EncoderSettings {
             idr_interval: Duration::from_secs(2),
             threads: 1,
             temporal_layers: 3,
+            encoder: EncoderChoice::Auto,
         }
     }
 }

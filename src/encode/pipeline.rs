@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 use log::{info, warn};
 use smol::channel::{Sender, TrySendError};
 
+use super::backend;
 use super::encodings::{Requests, Slot};
-use super::h264::{EncodeError, H264Encoder};
+use super::h264::EncodeError;
 use super::mailbox::Mailbox;
 use super::passthrough::Passthrough;
 use super::snapshot::Picture;
@@ -78,6 +79,8 @@ pub(crate) struct Pipeline {
     controls: Option<Arc<dyn CameraControls>>,
     camera: Option<Arc<CameraStatus>>,
     settings: EncoderSettings,
+    /// What encodes, e.g. `software (OpenH264)` (see `backend::open`).
+    encoder_name: String,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -96,7 +99,19 @@ impl Pipeline {
             fps: source_info.fps,
             ..settings
         };
-        let encoder = H264Encoder::new(&settings)?;
+        let (encoder, resolved, encoder_name) = backend::open(&settings)?;
+        // The low encoding uses the same kind of encoder (a second M2M context of the device).
+        let settings = EncoderSettings {
+            // A hardware encoder makes no temporal layers: every unit is layer 0, and the hub
+            // must not count on dropping layers for slow viewers.
+            temporal_layers: if resolved == super::EncoderChoice::Software {
+                settings.temporal_layers
+            } else {
+                1
+            },
+            encoder: resolved,
+            ..settings
+        };
         let low = Slot::low(&settings);
         let shared = Arc::new(Shared {
             mailbox: Mailbox::new(),
@@ -114,6 +129,7 @@ impl Pipeline {
                 .as_ref()
                 .map(|l| (l.settings().width, l.settings().height)),
             settings,
+            encoder_name,
             threads: Vec::with_capacity(2),
         };
         let encode_shared = Arc::clone(&shared);
@@ -130,12 +146,13 @@ impl Pipeline {
             .map_err(PipelineError::Spawn)?;
         pipeline.threads.push(capture_thread);
         info!(
-            "pipeline started: {} {}x{} @ {} fps, {} kbit/s",
+            "pipeline started: {} {}x{} @ {} fps, {} kbit/s, encoder {}",
             pipeline.source_info.name,
             pipeline.settings.width,
             pipeline.settings.height,
             pipeline.settings.fps,
-            pipeline.settings.bitrate_kbps
+            pipeline.settings.bitrate_kbps,
+            pipeline.encoder_name
         );
         Ok(pipeline)
     }
@@ -204,6 +221,11 @@ impl Pipeline {
     /// Live facts about the source's camera (format, state, dropped frames), if it has one.
     pub(crate) fn camera_status(&self) -> Option<Arc<CameraStatus>> {
         self.camera.clone()
+    }
+
+    /// What encodes (backend and device), for `status`.
+    pub(crate) fn encoder_name(&self) -> &str {
+        &self.encoder_name
     }
 
     /// The settings the encoder started with (size and frame rate from the source).
@@ -384,6 +406,7 @@ mod tests {
             idr_interval: Duration::from_secs(3600),
             threads: 1,
             temporal_layers: 3,
+            encoder: crate::encode::EncoderChoice::Software,
         }
     }
 

@@ -19,6 +19,9 @@ const USAGE: &str = "Usage: rtcam [OPTIONS] [COMMAND]";
 const DEVICES_ABOUT: &str = "List the video capture devices: name, driver, bus, formats with \
                              sizes and frame rates, and controls with their ranges and values";
 const DEVICES_USAGE: &str = "Usage: rtcam devices [OPTIONS]";
+const BENCH_ABOUT: &str = "Measure the encoders on this board: ms per frame, CPU and the frame \
+                           rate each sustains, at the configured size and rate";
+const BENCH_USAGE: &str = "Usage: rtcam bench-encoder [OPTIONS]";
 
 /// `--help`: the options as the parser below reads them, with their defaults and the limits
 /// they are checked against.
@@ -77,6 +80,13 @@ fn options() -> Vec<(&'static str, String)> {
                 .into(),
         ),
         (
+            "--encoder <auto|software|v4l2m2m[:DEVICE]>",
+            "H.264 encoder: auto (the board's V4L2 memory-to-memory encoder if one works, else \
+         software), software (OpenH264), v4l2m2m (the first one found) or v4l2m2m:/dev/videoN \
+         [default: auto]"
+                .into(),
+        ),
+        (
             "--encoder-threads <N>",
             format!(
                 "OpenH264 threads ({}); each encodes one slice of every picture, so a multi-core \
@@ -129,6 +139,7 @@ pub struct Cli {
     pub fps: Option<u32>,
     pub bitrate: Option<u32>,
     pub idr_interval: Option<f64>,
+    pub encoder: Option<crate::encode::EncoderChoice>,
     pub encoder_threads: Option<u32>,
     pub max_viewers: Option<usize>,
     pub cors_origin: Option<String>,
@@ -138,6 +149,8 @@ pub struct Cli {
 pub enum Command {
     /// List the video capture devices (`--json`: as one JSON array).
     Devices { json: bool },
+    /// Measure the encoders (`rtcam bench-encoder`); size, rate and bitrate from the config.
+    BenchEncoder(crate::BenchEncoderArgs),
 }
 
 /// Why parsing did not give a `Cli`: help or version asked for (exit 0), or bad usage (exit 2).
@@ -208,6 +221,11 @@ impl Cli {
                         self.command = Some(parse_devices(p)?);
                         Ok(())
                     }
+                    Some("bench-encoder") => {
+                        let args = self.parse_bench(p)?;
+                        self.command = Some(Command::BenchEncoder(args));
+                        Ok(())
+                    }
                     Some("help") => Err(help_for(p).map_err(usage)?),
                     _ => Err(usage(UsageError(format!(
                         "unrecognized subcommand '{}'",
@@ -247,6 +265,12 @@ impl Cli {
                         .map_err(usage)?,
                 );
             }
+            "encoder" => {
+                self.encoder = Some(
+                    p.parse("--encoder <auto|software|v4l2m2m[:DEVICE]>")
+                        .map_err(usage)?,
+                );
+            }
             "encoder-threads" => {
                 self.encoder_threads = Some(
                     p.number_in("--encoder-threads <N>", limits::THREADS)
@@ -265,6 +289,45 @@ impl Cli {
             _ => return Err(usage(args::unexpected(&Arg::Long(name)))),
         }
         Ok(())
+    }
+
+    /// `rtcam bench-encoder`'s own options; the others (--board, --size, --fps, --bitrate,
+    /// --config…) set the configuration as they do for streaming.
+    fn parse_bench(&mut self, p: &mut Parser) -> Result<crate::BenchEncoderArgs, CliExit> {
+        let usage = |error| CliExit::Usage {
+            error,
+            usage: BENCH_USAGE,
+        };
+        let mut bench = crate::BenchEncoderArgs::default();
+        while let Some(arg) = p.next_arg().map_err(usage)? {
+            let Arg::Long(name) = &arg else {
+                return Err(usage(args::unexpected(&arg)));
+            };
+            match name.as_str() {
+                "help" => return Err(CliExit::Help(bench_help())),
+                "json" => bench.json = true,
+                "encoder" => bench.encoders.push(
+                    p.parse("--encoder <software|v4l2m2m[:DEVICE]>")
+                        .map_err(usage)?,
+                ),
+                "codec" => {
+                    bench.codec = p.checked("--codec <FOURCC>", fourcc).map_err(usage)?;
+                }
+                "source" => {
+                    let source: String = p.string("--source <test|DEVICE>").map_err(usage)?;
+                    bench.source = (source != "test").then(|| source.into());
+                }
+                "frames" => {
+                    bench.frames = p.number_in("--frames <N>", 1..=100_000).map_err(usage)?
+                }
+                "restart" => {
+                    let size: Size = p.parse("--restart <WxH>").map_err(usage)?;
+                    bench.restart = Some((size.width, size.height));
+                }
+                _ => self.take(p, arg)?,
+            }
+        }
+        Ok(bench)
     }
 
     /// Board preset, then the config file, then these options. The board is `--board`, else
@@ -355,6 +418,11 @@ impl Cli {
         );
         set(
             &mut video,
+            "encoder",
+            self.encoder.as_ref().map(|v| string(v)),
+        );
+        set(
+            &mut video,
             "encoder_threads",
             self.encoder_threads.map(|v| Value::Integer(v.into())),
         );
@@ -369,6 +437,10 @@ impl Cli {
         }
         table
     }
+}
+
+fn fourcc(s: &str) -> Result<[u8; 4], String> {
+    <[u8; 4]>::try_from(s.as_bytes()).map_err(|_| format!("{s:?} is not a fourcc (4 characters)"))
 }
 
 fn board_name(s: &str) -> Result<String, String> {
@@ -404,15 +476,49 @@ fn help_for(p: &mut Parser) -> Result<CliExit, UsageError> {
     match p.next_arg()? {
         None => Ok(CliExit::Help(help())),
         Some(Arg::Positional(word)) if word == "devices" => Ok(CliExit::Help(devices_help())),
+        Some(Arg::Positional(word)) if word == "bench-encoder" => Ok(CliExit::Help(bench_help())),
         Some(arg) => Err(args::unexpected(&arg)),
     }
 }
 
 fn help() -> String {
     format!(
-        "{ABOUT}\n\n{USAGE}\n\nCommands:\n  devices  {DEVICES_ABOUT}\n  help     Print this \
-         message or the help of the given subcommand(s)\n\nOptions:\n{}\n{AFTER_HELP}\n",
+        "{ABOUT}\n\n{USAGE}\n\nCommands:\n  devices        {DEVICES_ABOUT}\n  bench-encoder  \
+         {BENCH_ABOUT}\n  help           Print this message or the help of the given \
+         subcommand(s)\n\nOptions:\n{}\n{AFTER_HELP}\n",
         args::option_lines(&options())
+    )
+}
+
+fn bench_help() -> String {
+    format!(
+        "{BENCH_ABOUT}\n\n{BENCH_USAGE}\n\nOptions:\n{}",
+        args::option_lines(&[
+            (
+                "--encoder <software|v4l2m2m[:DEVICE]>",
+                "A backend to measure (repeatable) [default: software and every V4L2 M2M \
+                 H.264 encoder found]",
+            ),
+            (
+                "--source <test|DEVICE>",
+                "Frames from the test pattern or a camera [default: test]",
+            ),
+            ("--frames <N>", "Frames per backend [default: 300]"),
+            (
+                "--codec <FOURCC>",
+                "The M2M encoder's coded format [default: H264; others for test devices]",
+            ),
+            (
+                "--restart <WxH>",
+                "M2M: after draining, set the encoder up again at this size and encode 30 frames",
+            ),
+            ("--json", "One JSON line per backend"),
+            (
+                "--board, --size, --fps, --bitrate, --config",
+                "As for streaming: the size, rate and bitrate measured",
+            ),
+            ("-h, --help", "Print help"),
+        ])
     )
 }
 
@@ -526,9 +632,15 @@ mod tests {
             "*",
             "--encoder-threads",
             "3",
+            "--encoder",
+            "v4l2m2m:/dev/video11",
         ])
         .unwrap();
         assert_eq!(c.video.encoder_threads, 3);
+        assert_eq!(
+            c.video.encoder,
+            crate::encode::EncoderChoice::V4l2M2m(Some("/dev/video11".into()))
+        );
         assert_eq!(c.server.listen, "127.0.0.1:9000".parse().unwrap());
         assert_eq!(c.server.rtc_port, 0);
         assert_eq!(c.video.source, SourceSpec::Test);
@@ -538,6 +650,54 @@ mod tests {
         assert_eq!(c.video.idr_interval_s, 1.5);
         assert_eq!(c.server.max_viewers, 4);
         assert_eq!(c.server.cors_origin.as_deref(), Some("*"));
+    }
+
+    #[test]
+    fn bench_encoder_takes_its_options_and_the_streaming_ones() {
+        let cli = parse_args(&[
+            "bench-encoder",
+            "--encoder",
+            "software",
+            "--encoder",
+            "v4l2m2m:/dev/video11",
+            "--codec",
+            "FWHT",
+            "--source",
+            "/dev/video0",
+            "--frames",
+            "60",
+            "--restart",
+            "1280x720",
+            "--json",
+            "--size",
+            "640x480",
+            "--board",
+            "rpi4",
+            "--config",
+            "/dev/null",
+        ])
+        .unwrap();
+        let Some(Command::BenchEncoder(args)) = &cli.command else {
+            panic!("{:?}", cli.command);
+        };
+        assert_eq!(
+            args.encoders,
+            [
+                crate::encode::EncoderChoice::Software,
+                crate::encode::EncoderChoice::V4l2M2m(Some("/dev/video11".into()))
+            ]
+        );
+        assert_eq!(args.codec, *b"FWHT");
+        assert_eq!(args.source.as_deref(), Some(Path::new("/dev/video0")));
+        assert_eq!(
+            (args.frames, args.restart, args.json),
+            (60, Some((1280, 720)), true)
+        );
+        let config = cli.load_config().unwrap();
+        assert_eq!(config.video.size.to_string(), "640x480", "the option");
+        assert_eq!(config.video.bitrate_kbps, 4000, "the board");
+        assert!(parse_args(&["bench-encoder", "--codec", "H26"]).is_err());
+        assert!(parse_args(&["bench-encoder", "--frames", "0"]).is_err());
     }
 
     #[test]
@@ -590,8 +750,13 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.board.as_deref(), Some("rpi3"));
-        assert_eq!(c.video.size.to_string(), "640x480", "from the board");
+        assert_eq!(c.video.size.to_string(), "1280x720", "from the board");
         assert_eq!(c.video.encoder_threads, 2, "from the board");
+        assert_eq!(
+            c.video.encoder,
+            crate::encode::EncoderChoice::Auto,
+            "from the board"
+        );
         assert_eq!(c.server.max_viewers, 8, "from the board");
         assert_eq!(c.video.fps, 20, "the file over the board");
         assert_eq!(c.video.bitrate_kbps, 900, "the option over the file");
@@ -607,7 +772,7 @@ mod tests {
 
         let c = parse(&["--config", file.path(), "--board", "rpi-zero-2w"]).unwrap();
         assert_eq!(c.board.as_deref(), Some("rpi-zero-2w"));
-        assert_eq!(c.video.bitrate_kbps, 700, "from the rpi-zero-2w preset");
+        assert_eq!(c.video.bitrate_kbps, 1500, "from the rpi-zero-2w preset");
         assert_eq!(c.video.fps, 24, "the file still over the board");
     }
 

@@ -52,6 +52,11 @@ impl Started {
                 self.pipeline.settings().temporal_layers as u8
             },
             adaptive: !passthrough,
+            encoder: if passthrough {
+                "passthrough".to_owned()
+            } else {
+                self.pipeline.encoder_name().to_owned()
+            },
             ..Running::new(
                 self.pipeline.source_info().clone(),
                 self.pipeline.settings().bitrate_kbps,

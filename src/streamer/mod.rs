@@ -576,6 +576,7 @@ impl Running {
             low: size.halved(),
             layers: EncoderSettings::default().temporal_layers as u8,
             adaptive: true,
+            encoder: "software (OpenH264)".to_owned(),
         }
     }
 }

@@ -25,6 +25,9 @@ pub struct Running {
     pub layers: u8,
     /// False when the bitrate cannot be changed (a camera's own H.264, passed through).
     pub adaptive: bool,
+    /// What encodes: `software (OpenH264)`, `v4l2m2m:/dev/video11 (bcm2835-codec-encode)`,
+    /// or `passthrough` for a camera's own H.264.
+    pub encoder: String,
 }
 
 /// What only the shell can read, handed in when the streamer asks (`Output::ReadingsWanted`).
@@ -126,6 +129,7 @@ impl StreamState {
             frames_dropped: p.frames_dropped,
             frames_skipped: p.frames_skipped,
             keyframes: p.keyframes,
+            encoder: self.running.encoder.clone(),
             encode_ms_p50: p.encode_us_p50.map_or(0.0, |us| us as f64 / 1000.0),
             capture_to_wire_ms_p50: r.capture_to_wire_ms_p50,
             cpu_load: r.cpu_load,

@@ -209,6 +209,10 @@ if wanted capture_NV12_multiplanar; then
   stop_rtcam
 fi
 
+# The M2M encoder backend against vicodec (on architectures with the built modules).
+. /etc/checks-m2m.sh
+m2m_checks
+
 # libcamera (vimc): tests/vm/checks-libcamera.sh.
 . /etc/checks-libcamera.sh
 libcamera_checks

@@ -31,11 +31,15 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+# The M2M encoder's checks against vicodec: tests/vm/checks-m2m.sh names them in M2M_CHECKS
+# (sourcing it only defines that and functions for init.sh).
+. tests/vm/checks-m2m.sh
+m2m_checks=$(echo $M2M_CHECKS)
 # Every check tests/vm/init.sh knows, in the order it runs them.
 all_checks="vivid_loaded devices_json test_pattern_stamps capture_YUYV control_brightness
   capture_NV12 before_unplug no_signal_while_unplugged recovered_after_replug idr_after_replug
-  viewer_stayed_connected capture_NV12_multiplanar libcamera_devices libcamera_capture
-  libcamera_control_brightness libcamera_auto_preferred clean_stop"
+  viewer_stayed_connected capture_NV12_multiplanar $m2m_checks libcamera_devices
+  libcamera_capture libcamera_control_brightness libcamera_auto_preferred clean_stop"
 # What differs per architecture. `excluded[NAME]="why"` leaves a check out on an architecture
 # that cannot run it (the reason shows in the summary); init.sh runs only the expected ones,
 # and the verdict demands each of those by name. Checks that share an rtcam run (capture_YUYV
@@ -65,11 +69,12 @@ case "$arch" in
     vm_timeout=900
     # tests/vm/modules.sh builds for amd64 kernels only.
     built_modules=""
+    for c in $m2m_checks; do excluded[$c]="no vicodec: tests/vm/modules.sh builds amd64 modules only"; done
     for c in libcamera_devices libcamera_capture libcamera_control_brightness libcamera_auto_preferred; do
       excluded[$c]="no vimc module for arm64 (tests/vm/modules.sh builds amd64 only)"
     done
-    # Nothing excluded: every check, the camera ones included, runs here in about a minute of
-    # emulated time (measured), like x86_64.
+    # Every other check, the camera ones included, runs here in about a minute of emulated
+    # time (measured), like x86_64.
     ;;
   *) echo "vm: --arch x86_64 or aarch64, not $arch" >&2; exit 2 ;;
 esac
@@ -185,6 +190,7 @@ ENV
 [ -z "${excluded[libcamera_capture]:-}" ] && cp -a "$work/libcamera/root/." "$rd/"
 cp tests/vm/checks-libcamera.sh "$rd/etc/"
 cp tests/vm/init.sh "$rd/init"
+cp tests/vm/checks-m2m.sh "$rd/etc/"
 chmod +x "$rd/init"
 cat >"$rd/etc/rtcam.toml" <<'TOML'
 [auth]

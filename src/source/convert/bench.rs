@@ -212,6 +212,8 @@ pub fn bench_camera_cpu(
     let (tx, rx) = smol::channel::bounded(8);
     let settings = EncoderSettings {
         bitrate_kbps: 1500,
+        // What this measures: the software path, whatever the machine has.
+        encoder: crate::encode::EncoderChoice::Software,
         ..EncoderSettings::default()
     };
     // A second to settle (encoder start, first IDR), then measure.

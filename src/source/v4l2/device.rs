@@ -28,6 +28,10 @@ pub(crate) struct DeviceReport {
     /// Set when part of the device could not be read (the rest is still shown).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Set for an encoder (a V4L2 memory-to-memory node rtcam can encode with): what it
+    /// encodes to (`H264`). Cameras have none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -119,6 +123,7 @@ pub(crate) fn describe(path: &Path) -> DeviceReport {
         formats: Vec::new(),
         controls: Vec::new(),
         error: None,
+        encoder: None,
     };
     let result = guard(|| -> io::Result<()> {
         let device = Device::open(path)?;

@@ -9,7 +9,7 @@
 pub(crate) mod controls;
 pub(crate) mod device;
 pub(crate) mod negotiate;
-mod raw;
+pub(crate) mod raw;
 pub(crate) mod report;
 pub(crate) mod stream;
 

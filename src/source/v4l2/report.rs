@@ -6,9 +6,12 @@ use std::process::ExitCode;
 use super::device::{DeviceReport, SizeReport, list_devices};
 use crate::source::ControlKind;
 
-/// Prints every capture device; succeeds also when there are none (and says so).
+/// Prints every capture device, then the H.264 encoders (V4L2 memory-to-memory) rtcam can
+/// use; succeeds also when there are none (and says so).
 pub fn print_devices(json: bool) -> ExitCode {
-    let devices = list_devices();
+    let mut devices = list_devices();
+    let capture_devices = devices.len();
+    devices.extend(encoders());
     let libcamera = crate::source::libcamera::helpers::report();
     if json {
         // One array: V4L2 devices (with `path`), then libcamera cameras (with `source`).
@@ -27,11 +30,18 @@ pub fn print_devices(json: bool) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
-    } else if devices.is_empty() {
-        println!("no video capture devices (looked at /dev/video*)");
     } else {
+        if capture_devices == 0 {
+            println!("no video capture devices (looked at /dev/video*)");
+        }
         for device in &devices {
             print!("{}", describe(device));
+        }
+        if devices.len() == capture_devices {
+            println!(
+                "no hardware H.264 encoder (V4L2 memory-to-memory) found: rtcam encodes in \
+                 software"
+            );
         }
     }
     if !json {
@@ -85,9 +95,38 @@ fn describe_libcamera(c: &crate::source::libcamera::helpers::LibcameraReport) ->
     out
 }
 
+/// The encoders `--encoder auto` may use, as devices.
+fn encoders() -> Vec<DeviceReport> {
+    crate::encode::m2m::discover::h264_encoders()
+        .into_iter()
+        .map(|found| DeviceReport {
+            path: found.path,
+            name: found.card,
+            driver: found.driver,
+            bus: String::new(),
+            multiplanar: found.multiplanar,
+            formats: Vec::new(),
+            controls: Vec::new(),
+            error: None,
+            encoder: Some("H264".into()),
+        })
+        .collect()
+}
+
 /// One device as readable text.
 pub(crate) fn describe(d: &DeviceReport) -> String {
     let mut out = String::new();
+    if let Some(codec) = &d.encoder {
+        let _ = writeln!(
+            out,
+            "{}: {} ({codec} encoder, V4L2 memory-to-memory, driver {}{})",
+            d.path.display(),
+            d.name,
+            d.driver,
+            if d.multiplanar { ", multi-planar" } else { "" }
+        );
+        return out;
+    }
     let _ = writeln!(out, "{}: {}", d.path.display(), d.name);
     let _ = writeln!(
         out,
