@@ -810,6 +810,11 @@ impl Hub {
                     self.viewers[index].failed = true;
                     self.mark_leaving(index, LeaveReason::Disconnected);
                 }
+                ViewerEvent::PathRestored => {
+                    log::debug!("viewer {id}: the ICE restart's path is up; an IDR for it");
+                    let encoding = self.viewers[index].link.keyframe_encoding();
+                    self.keyframes[encoding.index()].on_join(now);
+                }
                 ViewerEvent::KeyframeRequest => {
                     let encoding = self.viewers[index].link.keyframe_encoding();
                     self.keyframes[encoding.index()].on_viewer_request(id, now);

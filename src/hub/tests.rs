@@ -640,11 +640,20 @@ fn an_ice_restart_by_patch_moves_the_viewer_to_its_new_address() {
     assert!(ours.contains("a=candidate:"), "{ours}");
     let ours = sdpfrag::SdpFrag::parse(ours.as_bytes()).expect("our fragment parses");
     let restarted = sdpfrag::answer_after_restart(&answer, &ours).expect("credentials");
+    // The join's IDR went out (nothing outstanding that a retry would ask for again).
+    w.frame(0, true);
+    let asked = w.keyframes_asked;
     w.peer(id).accept_restart(pending, &restarted);
+    // Once the new path is up the viewer gets an IDR unasked: what was sent while the old path
+    // died is lost, and its decoder has nothing to go on.
+    for _ in 0..10 {
+        w.advance(Duration::from_millis(30));
+    }
+    assert_eq!(w.keyframes_asked, asked + 1, "an IDR for the restored path");
 
     let before = w.peer(id).frames.len();
-    for seq in 0..60 {
-        w.frame(seq, seq == 0);
+    for seq in 1..61 {
+        w.frame(seq, seq == 1);
     }
     assert!(
         w.peer(id).frames.len() > before + 30,

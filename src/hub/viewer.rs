@@ -59,6 +59,10 @@ pub(crate) enum ViewerEvent {
     Connected,
     /// ICE lost the viewer.
     Disconnected,
+    /// An ICE restart's new path is up. What was sent while the old one died is lost, and the
+    /// viewer's decoder waits for an IDR: it gets one at once, as a joining viewer does
+    /// (Chromium would ask only after about 2 s of NACKs for packets no one has any more).
+    PathRestored,
     KeyframeRequest,
     ControlOpen,
     ControlData(Vec<u8>),
@@ -95,6 +99,8 @@ pub(crate) struct Viewer {
     offer: String,
     /// The ICE ufrag the viewer uses now (its offer's, or its latest restart's).
     remote_ufrag: String,
+    /// An ICE restart was applied and its new path is not up yet.
+    restarting: bool,
     /// Control messages str0m had no room for yet, in order (see `MAX_CONTROL_QUEUE`).
     control_queue: VecDeque<String>,
     control_queued_bytes: usize,
@@ -166,6 +172,7 @@ impl Viewer {
             control: None,
             offer: sdp.to_owned(),
             remote_ufrag: ice_ufrag(sdp).unwrap_or_default().to_owned(),
+            restarting: false,
             control_queue: VecDeque::new(),
             control_queued_bytes: 0,
             link: Link::new(Encoding::Main, u8::MAX),
@@ -460,6 +467,7 @@ impl Viewer {
         }
         self.remote_ufrag = ufrag.to_owned();
         self.offer = reoffer;
+        self.restarting = true;
         // Silence until the new path is up is expected; the timeout counts from here.
         self.last_heard = now;
         self.drive(now, events);
@@ -570,6 +578,12 @@ impl Viewer {
             // lead nowhere: trickled ones may yet, and the connect timeout ends the wait.
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) if self.connected => {
                 events.push(ViewerEvent::Disconnected);
+            }
+            Event::IceConnectionStateChange(
+                IceConnectionState::Connected | IceConnectionState::Completed,
+            ) if self.restarting => {
+                self.restarting = false;
+                events.push(ViewerEvent::PathRestored);
             }
             Event::KeyframeRequest(_) => events.push(ViewerEvent::KeyframeRequest),
             Event::ChannelOpen(cid, label) if label == CONTROL_LABEL && self.control.is_none() => {
