@@ -95,6 +95,7 @@
 //!     loop {
 //!         match viewer.poll_output()? {
 //!             RtcOutput::Transmit(t) => streamer.handle_input(now, Input::Datagram {
+//!                 proto: t.proto,
 //!                 source: t.source,
 //!                 destination: t.destination,
 //!                 contents: &t.contents,
