@@ -24,6 +24,15 @@ pub struct IceConfig {
     pub turn: Vec<TurnConfig>,
 }
 
+/// A TURN server rtcam allocates on, resolved: where, how it is reached, its credentials.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TurnServer {
+    pub addr: std::net::SocketAddr,
+    /// Over TCP (else UDP, from the media port).
+    pub tcp: bool,
+    pub auth: TurnConfig,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TurnConfig {

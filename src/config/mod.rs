@@ -20,7 +20,7 @@ mod ice;
 pub use crate::encode::limits::Size;
 use crate::encode::limits::{self, range_text};
 use crate::source::convert::PixelFormat;
-pub use ice::{IceConfig, IceUrl, REDACTED, Scheme, TurnConfig};
+pub use ice::{IceConfig, IceUrl, REDACTED, Scheme, TurnConfig, TurnServer};
 
 /// Viewers at once, at most: beyond a few hundred str0m sessions a board runs out of CPU.
 pub const MAX_VIEWERS: std::ops::RangeInclusive<usize> = 1..=256;

@@ -44,7 +44,7 @@ use str0m::media::MediaTime;
 use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
 use str0m::{Candidate, Input as RtcInput};
 
-use crate::config::TurnConfig;
+use crate::config::TurnServer;
 use crate::encode::{AccessUnit, Encoding};
 pub(crate) use admission::client_key;
 use admission::{Admit, Slot};
@@ -101,9 +101,9 @@ pub struct HubConfig {
     /// STUN servers (resolved) asked for the public address of every host candidate; what
     /// they say is offered as server-reflexive candidates.
     pub stun_servers: Vec<SocketAddr>,
-    /// TURN servers (resolved; UDP) rtcam allocates a relayed address on, with their
-    /// credentials: every allocation is offered as a relay candidate.
-    pub turn_servers: Vec<(SocketAddr, TurnConfig)>,
+    /// TURN servers (resolved) rtcam allocates a relayed address on, over UDP or TCP, with
+    /// their credentials: every allocation is offered as a relay candidate.
+    pub turn_servers: Vec<TurnServer>,
     /// Unix time (seconds) at the hub's start: TURN REST credentials name their expiry.
     pub unix_time: u64,
     /// Control messages larger than this are refused unread.
@@ -348,9 +348,9 @@ impl Hub {
         let stun = stun::StunGatherer::new(port, &config.stun_servers, now, seed);
         let turn = (1u64..)
             .zip(&config.turn_servers)
-            .map(|(n, (server, auth))| {
+            .map(|(n, server)| {
                 let seed = seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-                turn::TurnClient::new(*server, auth.clone(), port, now, config.unix_time, seed)
+                turn::TurnClient::new(server, port, now, config.unix_time, seed)
             })
             .collect();
         let mut hub = Hub {
@@ -601,6 +601,20 @@ impl Hub {
         self.reap(now);
     }
 
+    /// The shell's TCP connection to `peer` ended: if it carried a TURN allocation, that
+    /// allocation is gone (and is asked for again).
+    pub(crate) fn tcp_closed(&mut self, now: Instant, peer: SocketAddr) {
+        self.tick(now);
+        for turn in self
+            .turn
+            .iter_mut()
+            .filter(|t| t.tcp() && t.server() == peer)
+        {
+            turn.connection_closed(now);
+        }
+        self.drain_turn();
+    }
+
     /// The stream's H.264 level changed (a restart at another size): later answers say so.
     pub(crate) fn set_h264_level(&mut self, level: u8) {
         self.config.h264_level = level;
@@ -668,11 +682,13 @@ impl Hub {
         destination: SocketAddr,
         contents: &[u8],
     ) {
-        // ICE-TCP frames are a viewer's own; STUN and TURN servers are asked over UDP only.
-        if proto == Protocol::Tcp {
-            return self.deliver(now, proto, source, destination, contents);
-        }
+        // Over TCP: a TURN server's message on the connection rtcam opened, or a viewer's
+        // ICE-TCP frame. STUN servers are asked over UDP only.
+        let tcp = proto == Protocol::Tcp;
         for index in 0..self.turn.len() {
+            if self.turn[index].tcp() != tcp {
+                continue;
+            }
             match self.turn[index].handle_receive(now, source, destination, contents) {
                 turn::Received::NotMine => {}
                 turn::Received::Taken => return self.drain_turn(),
@@ -684,6 +700,9 @@ impl Hub {
                     data,
                 } => return self.deliver(now, Protocol::Udp, peer, relayed, data),
             }
+        }
+        if tcp {
+            return self.deliver(now, proto, source, destination, contents);
         }
         if self.stun.handle_receive(now, source, destination, contents) {
             if self.stun.take_changed() {
@@ -863,9 +882,14 @@ impl Hub {
     fn drain_turn(&mut self) {
         let mut changed = false;
         for turn in &mut self.turn {
+            let proto = if turn.tcp() {
+                Protocol::Tcp
+            } else {
+                Protocol::Udp
+            };
             while let Some(t) = turn.poll_transmit() {
                 self.outputs.push_back(Output::Transmit(Transmit {
-                    proto: Protocol::Udp,
+                    proto,
                     source: t.source,
                     destination: t.destination,
                     contents: t.contents.into(),

@@ -33,6 +33,7 @@ type Relayed = (SocketAddr, Vec<u8>);
 #[derive(Default)]
 struct Server {
     allocated: bool,
+    allocations: usize,
     permitted: Vec<IpAddr>,
     relayed_to_peer: usize,
     relayed_to_hub: usize,
@@ -70,6 +71,7 @@ impl Server {
         let answer = match m.kind {
             ALLOCATE => {
                 self.allocated = true;
+                self.allocations += 1;
                 reply(ALLOCATE | SUCCESS)
                     .xor_address(XOR_RELAYED_ADDRESS, addr(RELAYED))
                     .xor_address(XOR_MAPPED_ADDRESS, addr("203.0.113.5:40000"))
@@ -104,6 +106,8 @@ impl Server {
 
 struct Net {
     hub: Hub,
+    /// How the hub reaches the server: UDP, or TCP (a connection the shell would open).
+    server_proto: Protocol,
     server: Server,
     peer: Option<Peer>,
     now: Instant,
@@ -132,7 +136,7 @@ impl Net {
             }
             for datagram in std::mem::take(&mut to_hub) {
                 self.hub.handle_input(Input::Receive {
-                    proto: str0m::net::Protocol::Udp,
+                    proto: self.server_proto,
                     now: self.now,
                     source: addr(SERVER),
                     destination: addr(HUB_ADDR),
@@ -144,6 +148,7 @@ impl Net {
                 match self.hub.poll_output() {
                     Output::Transmit(t) if t.destination == addr(SERVER) => {
                         moved = true;
+                        assert_eq!(t.proto, self.server_proto);
                         assert!(t.source.ip().is_unspecified(), "from the media port");
                         let (answer, relayed) = self.server.take_from_hub(&t.contents);
                         to_hub.extend(answer);
@@ -178,6 +183,16 @@ impl Net {
         panic!("the network never went quiet");
     }
 
+    /// A new viewer's offer and the hub's answer.
+    fn answer_for(&mut self, n: u8) -> (Peer, String) {
+        let (peer, offer, _) = Peer::h264(n, self.now);
+        let answer = self
+            .hub
+            .offer(self.now, peer.id, peer.addr.ip(), &offer)
+            .expect("an answer");
+        (peer, answer)
+    }
+
     fn advance(&mut self, by: Duration) {
         let end = self.now + by;
         while self.now < end {
@@ -195,6 +210,27 @@ impl Net {
 
 #[test]
 fn a_viewer_no_direct_path_reaches_plays_through_rtcams_relay() {
+    plays_through_relay(Protocol::Udp);
+}
+
+/// The same with the allocation over TCP (a camera whose network lets no UDP out); when the
+/// connection closes, the relay candidate goes and a new allocation follows.
+#[test]
+fn the_relay_works_over_tcp_and_comes_back_after_the_connection_closes() {
+    let mut net = plays_through_relay(Protocol::Tcp);
+    let (_, answer) = net.answer_for(2);
+    assert!(answer.contains("typ relay"), "{answer}");
+    net.hub.tcp_closed(net.now, addr(SERVER));
+    net.server = Server::default();
+    let (_, answer) = net.answer_for(3);
+    assert!(!answer.contains("typ relay"), "a lost relay is not offered");
+    net.advance(Duration::from_millis(1500));
+    assert_eq!(net.server.allocations, 1, "allocated anew");
+    let (_, answer) = net.answer_for(4);
+    assert!(answer.contains("198.51.100.1 49152 typ relay"), "{answer}");
+}
+
+fn allocated(server_proto: Protocol) -> Net {
     let now = Instant::now();
     let auth = TurnConfig {
         url: format!("turn:{SERVER}"),
@@ -204,11 +240,16 @@ fn a_viewer_no_direct_path_reaches_plays_through_rtcams_relay() {
     };
     let config = HubConfig {
         candidates: vec![addr(HUB_ADDR)],
-        turn_servers: vec![(addr(SERVER), auth)],
+        turn_servers: vec![TurnServer {
+            addr: addr(SERVER),
+            tcp: server_proto == Protocol::Tcp,
+            auth,
+        }],
         ..HubConfig::default()
     };
     let mut net = Net {
         hub: Hub::new(config, now).expect("a hub"),
+        server_proto,
         server: Server::default(),
         peer: None,
         now,
@@ -223,6 +264,11 @@ fn a_viewer_no_direct_path_reaches_plays_through_rtcams_relay() {
         "allocated at start, through the challenge"
     );
     assert_eq!(net.server.challenged, 1);
+    net
+}
+
+fn plays_through_relay(server_proto: Protocol) -> Net {
+    let mut net = allocated(server_proto);
 
     let (mut peer, offer, pending) = Peer::h264(1, net.now);
     let answer = net
@@ -262,8 +308,12 @@ fn a_viewer_no_direct_path_reaches_plays_through_rtcams_relay() {
     assert!(peer.frames.len() >= 9, "{} frames", peer.frames.len());
     assert!(net.server.relayed_to_peer > 10 && net.server.relayed_to_hub > 0);
     assert_eq!(net.hub.counters().datagrams_unclaimed, 0);
+    net
+}
 
-    // Shutdown gives the allocation back.
+#[test]
+fn shutdown_gives_the_allocation_back() {
+    let mut net = plays_through_relay(Protocol::Udp);
     net.hub.remove_all(net.now);
     let mut release = None;
     loop {

@@ -9,6 +9,11 @@
 //! it is used; 438 (stale nonce): again with the new nonce; 437 or expiry: allocate anew.
 //! ```
 //!
+//! Over TCP (`turn:…?transport=tcp`, for networks that let no UDP out) the same messages go
+//! on a connection the shell opens to the server at the first transmit, framed by their own
+//! length (RFC 8656 §3.1). A reliable transport is not retransmitted on (RFC 8489 §6.2.2); the
+//! allocation lives as long as the connection, so `connection_closed` ends it at once.
+//!
 //! Data goes as Send and Data indications, not ChannelBind/ChannelData: no channel numbers
 //! to bind and refresh (every 10 minutes, per peer), one message format for everything, at 36
 //! bytes per packet instead of 4 (3% of a 1200-byte video packet).
@@ -28,7 +33,7 @@ use super::stunmsg::{
     MAX_SENDS, Message, NONCE, REALM, REFRESH, REQUESTED_TRANSPORT, SEND_INDICATION, SUCCESS,
     SplitMix64, TransId, USERNAME, XOR_PEER_ADDRESS, XOR_RELAYED_ADDRESS,
 };
-use crate::config::TurnConfig;
+use crate::config::{TurnConfig, TurnServer};
 
 /// A server that refused or never answered is asked again after this.
 const RETRY_AFTER: Duration = Duration::from_secs(30);
@@ -50,6 +55,12 @@ const PERMISSION_RETRY: Duration = Duration::from_secs(5);
 const MISMATCH_RETRY: Duration = Duration::from_secs(2);
 /// 438 answers followed in a row before a request counts as failed.
 const MAX_STALE_RETRIES: u8 = 3;
+/// A request over TCP is sent once and given up after this (RFC 8489 §6.2.2's Ti).
+const TCP_TRANSACTION_TIMEOUT: Duration = Duration::from_millis(39_500);
+/// After the server closed the connection of a live allocation, it is asked again after this
+/// (a restarted server, a NAT that dropped the connection); a failed connect waits
+/// `RETRY_AFTER`.
+const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Purpose {
@@ -122,6 +133,7 @@ pub(crate) enum Received<'a> {
 
 pub(crate) struct TurnClient {
     server: SocketAddr,
+    tcp: bool,
     /// The media port on the unspecified address of the server's family (see `stun`).
     source: SocketAddr,
     auth: TurnConfig,
@@ -143,13 +155,17 @@ impl TurnClient {
     /// Allocates on `server` from media port `port`, starting at `now` (`unix_now` wall-clock
     /// seconds). `seed` makes the transaction ids: random from the caller.
     pub(crate) fn new(
-        server: SocketAddr,
-        auth: TurnConfig,
+        server: &TurnServer,
         port: u16,
         now: Instant,
         unix_now: u64,
         seed: u64,
     ) -> TurnClient {
+        let TurnServer {
+            addr: server,
+            tcp,
+            ref auth,
+        } = *server;
         let any: IpAddr = if server.is_ipv4() {
             std::net::Ipv4Addr::UNSPECIFIED.into()
         } else {
@@ -157,8 +173,9 @@ impl TurnClient {
         };
         TurnClient {
             server,
+            tcp,
             source: SocketAddr::new(any, port),
-            auth,
+            auth: auth.clone(),
             unix_start: unix_now,
             start: now,
             rng: SplitMix64(seed),
@@ -178,6 +195,15 @@ impl TurnClient {
             State::Allocated { relayed, base, .. } => Some((relayed, base)),
             _ => None,
         }
+    }
+
+    pub(crate) fn server(&self) -> SocketAddr {
+        self.server
+    }
+
+    /// Whether its messages go over TCP (else UDP).
+    pub(crate) fn tcp(&self) -> bool {
+        self.tcp
     }
 
     /// Whether the relayed address appeared, changed or went since the last call.
@@ -317,6 +343,35 @@ impl TurnClient {
             self.changed = true;
         }
         self.state = State::Closed;
+    }
+
+    /// The TCP connection to the server ended (or never came up): whatever the server held
+    /// for us went with it.
+    pub(crate) fn connection_closed(&mut self, now: Instant) {
+        if !self.tcp {
+            return;
+        }
+        let again_at = match self.state {
+            State::Allocated { .. } => {
+                log::warn!(
+                    "TURN: the connection to {} closed; allocating anew",
+                    self.server
+                );
+                now + RECONNECT_AFTER
+            }
+            State::Allocating => {
+                log::warn!(
+                    "TURN: no connection to {}; asking again in {} s",
+                    self.server,
+                    RETRY_AFTER.as_secs()
+                );
+                now + RETRY_AFTER
+            }
+            State::Idle { .. } | State::Closed => return,
+        };
+        // A new connection is a new session: the server challenges it afresh.
+        self.session = None;
+        self.lose_allocation(now, again_at);
     }
 
     /// Takes a datagram from the server: an answer to one of our requests, or a peer's data.
@@ -573,7 +628,7 @@ impl TurnClient {
             if t.resend_at > now {
                 continue;
             }
-            if t.sends >= MAX_SENDS {
+            if self.tcp || t.sends >= MAX_SENDS {
                 given_up.push(t.trans);
                 continue;
             }
@@ -631,7 +686,12 @@ impl TurnClient {
             purpose,
             contents,
             sends: 1,
-            resend_at: now + FIRST_RTO,
+            resend_at: now
+                + if self.tcp {
+                    TCP_TRANSACTION_TIMEOUT
+                } else {
+                    FIRST_RTO
+                },
             authenticated: key.is_some(),
             stale_retries,
         });

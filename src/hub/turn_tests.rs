@@ -28,7 +28,22 @@ fn long_term() -> TurnConfig {
 }
 
 fn client(now: Instant, auth: TurnConfig) -> TurnClient {
-    TurnClient::new(addr(SERVER), auth, 8555, now, UNIX, 7)
+    let server = TurnServer {
+        addr: addr(SERVER),
+        tcp: false,
+        auth,
+    };
+    TurnClient::new(&server, 8555, now, UNIX, 7)
+}
+
+/// The same over TCP.
+fn tcp_client(now: Instant) -> TurnClient {
+    let server = TurnServer {
+        addr: addr(SERVER),
+        tcp: true,
+        auth: long_term(),
+    };
+    TurnClient::new(&server, 8555, now, UNIX, 7)
 }
 
 /// Every datagram the client has to send, checked to go from the media port to the server.
@@ -489,4 +504,58 @@ fn closing_gives_the_allocation_back() {
     assert!(c.take_changed());
     assert_eq!(c.poll_timeout(), None, "nothing more");
     assert!(!c.wrap(now, addr(RELAYED), addr(PEER), b"late"));
+}
+
+#[test]
+fn over_tcp_requests_are_sent_once_and_given_up_after_39_5_s() {
+    let now = Instant::now();
+    let mut c = tcp_client(now);
+    c.handle_timeout(now);
+    assert_eq!(kind(&one(&mut c)), ALLOCATE);
+    let sends = run(&mut c, now, now + Duration::from_secs(39));
+    assert!(sends.is_empty(), "no retransmits on a stream: {sends:?}");
+    // Given up at 39.5 s; asked again 30 s later.
+    let sends = run(
+        &mut c,
+        now + Duration::from_secs(39),
+        now + Duration::from_secs(70),
+    );
+    assert_eq!(sends.len(), 1, "{sends:?}");
+    assert_eq!(sends[0].0, 30_500);
+    assert_eq!(kind(&sends[0].1), ALLOCATE);
+}
+
+/// The allocation lives as long as the connection: when it closes, the relayed address is
+/// gone at once and a new allocation (through a new challenge: a new connection is a new
+/// session) follows a second later. A connection that could not be made waits longer.
+#[test]
+fn over_tcp_a_closed_connection_ends_the_allocation_and_a_new_one_follows() {
+    let now = Instant::now();
+    let mut c = tcp_client(now);
+    allocate(&mut c, now);
+    assert!(c.relayed().is_some());
+    assert!(c.take_changed());
+    c.permit(now, addr(PEER).ip());
+    let _ = sent(&mut c);
+
+    let later = now + Duration::from_secs(100);
+    c.connection_closed(later);
+    assert_eq!(c.relayed(), None);
+    assert!(c.take_changed(), "the candidate goes");
+    assert_eq!(c.poll_timeout(), Some(later + Duration::from_secs(1)));
+    let sends = run(&mut c, later, later + Duration::from_secs(2));
+    assert_eq!(sends.len(), 1);
+    assert!(
+        Message::parse(&sends[0].1).is_some_and(|m| m.attr(USERNAME).is_none()),
+        "the first Allocate on the new connection is unauthenticated"
+    );
+    // This connection fails before the server answers: the next try waits 30 s.
+    let at = later + Duration::from_secs(3);
+    c.connection_closed(at);
+    assert_eq!(c.poll_timeout(), Some(at + Duration::from_secs(30)));
+    // A UDP client has no connection to lose.
+    let mut udp = client(now, long_term());
+    allocate(&mut udp, now);
+    udp.connection_closed(later);
+    assert!(udp.relayed().is_some());
 }

@@ -8,6 +8,11 @@
 //! owner of the streamer. A slow connection loses packets (its queue is bounded), as a slow
 //! UDP path would: media never waits for one viewer's TCP.
 //!
+//! The same tasks carry rtcam's own TURN allocations over TCP (RFC 8656 §3.1): the first
+//! transmit to a server in the `dial` list opens a connection to it; on it, STUN messages go
+//! as they are (framed by their own length), and the event loop hears when it ends, since the
+//! allocation ends with it.
+//!
 //! A listening port is a door for anyone: connections are limited in number, in all and per
 //! client address (as HTTP's), must bring their first frame within a few seconds and a frame
 //! now and then after that (str0m checks consent every few seconds), and a frame longer than
@@ -40,6 +45,8 @@ const MAX_FRAME: usize = 2048;
 const INBOUND_QUEUE: usize = 256;
 /// Frames waiting to be written, per connection: beyond this they are dropped.
 const OUTBOUND_QUEUE: usize = 256;
+/// A TURN server that has not taken the connection by then is unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One frame from a viewer's connection.
 pub(crate) struct Frame {
@@ -48,9 +55,16 @@ pub(crate) struct Frame {
     pub contents: Vec<u8>,
 }
 
+/// What the connections tell the event loop.
+pub(crate) enum TcpEvent {
+    Frame(Frame),
+    /// The connection rtcam opened to this server ended, or could not be made.
+    Closed(SocketAddr),
+}
+
 /// The event loop's side.
 pub(crate) struct LoopSide {
-    pub frames: Receiver<Frame>,
+    pub events: Receiver<TcpEvent>,
     transmits: Sender<(SocketAddr, Vec<u8>)>,
 }
 
@@ -68,20 +82,23 @@ impl LoopSide {
     }
 }
 
-/// The listener's side: run by `serve` on the event loop's executor.
+/// The connections' side: run by `serve` on the event loop's executor.
 pub(crate) struct TaskSide {
-    frames: Sender<Frame>,
+    events: Sender<TcpEvent>,
     transmits: Receiver<(SocketAddr, Vec<u8>)>,
+    /// TURN servers reached over TCP: a transmit to one opens a connection.
+    dial: Vec<SocketAddr>,
 }
 
-pub(crate) fn channels() -> (LoopSide, TaskSide) {
-    let (frames_tx, frames) = bounded(INBOUND_QUEUE);
+pub(crate) fn channels(dial: Vec<SocketAddr>) -> (LoopSide, TaskSide) {
+    let (events_tx, events) = bounded(INBOUND_QUEUE);
     let (transmits, transmits_rx) = bounded(INBOUND_QUEUE);
     (
-        LoopSide { frames, transmits },
+        LoopSide { events, transmits },
         TaskSide {
-            frames: frames_tx,
+            events: events_tx,
             transmits: transmits_rx,
+            dial,
         },
     )
 }
@@ -93,10 +110,68 @@ struct Table {
     per_client: HashMap<IpAddr, usize>,
 }
 
-/// Accepts viewers' connections and carries frames both ways until the listener fails.
+/// Carries packets to and from TCP connections: viewers' (accepted on `listener`, with
+/// ICE-TCP on) and TURN servers' (opened when first sent to).
 pub(crate) async fn serve(
-    listener: TcpListener,
+    listener: Option<TcpListener>,
     side: TaskSide,
+    executor: Rc<smol::LocalExecutor<'static>>,
+) {
+    let table = Rc::new(RefCell::new(Table::default()));
+    executor
+        .spawn(dispatch(
+            side.transmits.clone(),
+            side.dial.clone(),
+            side.events.clone(),
+            table.clone(),
+            executor.clone(),
+        ))
+        .detach();
+    if let Some(listener) = listener {
+        accept(listener, side.events, table, executor).await;
+    }
+}
+
+/// Hands each packet to the connection whose far end it names, opening one to a TURN server.
+async fn dispatch(
+    transmits: Receiver<(SocketAddr, Vec<u8>)>,
+    dial: Vec<SocketAddr>,
+    events: Sender<TcpEvent>,
+    table: Rc<RefCell<Table>>,
+    executor: Rc<smol::LocalExecutor<'static>>,
+) {
+    while let Ok((destination, contents)) = transmits.recv().await {
+        let writer = table.borrow().writers.get(&destination).cloned();
+        if let Some(writer) = writer {
+            let _ = writer.try_send(contents);
+            continue;
+        }
+        if !dial.contains(&destination) {
+            continue;
+        }
+        // The writer goes in the table now: what is sent while the connection is being made
+        // waits in its queue.
+        let (writer, queue) = bounded(OUTBOUND_QUEUE);
+        let _ = writer.try_send(contents);
+        table.borrow_mut().writers.insert(destination, writer);
+        let table = table.clone();
+        let events = events.clone();
+        executor
+            .spawn(async move {
+                let why = turn_connection(destination, events.clone(), queue).await;
+                log::info!("TURN over TCP: connection to {destination} ended: {why}");
+                table.borrow_mut().writers.remove(&destination);
+                let _ = events.send(TcpEvent::Closed(destination)).await;
+            })
+            .detach();
+    }
+}
+
+/// Accepts viewers' connections until the listener fails.
+async fn accept(
+    listener: TcpListener,
+    events: Sender<TcpEvent>,
+    table: Rc<RefCell<Table>>,
     executor: Rc<smol::LocalExecutor<'static>>,
 ) {
     let listener = match smol::net::TcpListener::try_from(listener) {
@@ -106,20 +181,6 @@ pub(crate) async fn serve(
             return;
         }
     };
-    let table = Rc::new(RefCell::new(Table::default()));
-    let dispatch = {
-        let table = table.clone();
-        let transmits = side.transmits.clone();
-        async move {
-            while let Ok((destination, contents)) = transmits.recv().await {
-                let writer = table.borrow().writers.get(&destination).cloned();
-                if let Some(writer) = writer {
-                    let _ = writer.try_send(contents);
-                }
-            }
-        }
-    };
-    executor.spawn(dispatch).detach();
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -150,10 +211,10 @@ pub(crate) async fn serve(
             *t.per_client.entry(client).or_default() += 1;
         }
         let table = table.clone();
-        let frames = side.frames.clone();
+        let events = events.clone();
         executor
             .spawn(async move {
-                let why = connection(stream, peer, local, frames, queue).await;
+                let why = connection(stream, peer, local, events, queue).await;
                 log::debug!("ice-tcp: {peer} closed: {why}");
                 let mut t = table.borrow_mut();
                 t.writers.remove(&peer);
@@ -174,7 +235,7 @@ async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     local: SocketAddr,
-    frames: Sender<Frame>,
+    events: Sender<TcpEvent>,
     queue: Receiver<Vec<u8>>,
 ) -> String {
     let _ = stream.set_nodelay(true);
@@ -193,7 +254,7 @@ async fn connection(
                 destination: local,
                 contents,
             };
-            if frames.send(frame).await.is_err() {
+            if events.send(TcpEvent::Frame(frame)).await.is_err() {
                 return "rtcam is stopping".to_string();
             }
         }
@@ -207,6 +268,77 @@ async fn connection(
         "closed".to_string()
     };
     read.or(write).await
+}
+
+/// rtcam's connection to a TURN server: STUN messages both ways, each framed by its own
+/// length, until either side ends. No idle limit: the server is ours to trust, and refreshes
+/// come every few minutes. Returns why it ended.
+async fn turn_connection(
+    server: SocketAddr,
+    events: Sender<TcpEvent>,
+    queue: Receiver<Vec<u8>>,
+) -> String {
+    let connect = async { TcpStream::connect(server).await };
+    let stream = match connect.or(expire(CONNECT_TIMEOUT)).await {
+        Ok(stream) => stream,
+        Err(e) => return format!("cannot connect: {e}"),
+    };
+    let _ = stream.set_nodelay(true);
+    let local = match stream.local_addr() {
+        Ok(a) => SocketAddr::new(a.ip().to_canonical(), a.port()),
+        Err(e) => return e.to_string(),
+    };
+    log::info!("TURN over TCP: connected to {server} from {local}");
+    let mut reader = stream.clone();
+    let mut writer = stream;
+    let read = async move {
+        loop {
+            let contents = match read_turn_message(&mut reader).await {
+                Ok(contents) => contents,
+                Err(e) => return e.to_string(),
+            };
+            let frame = Frame {
+                source: server,
+                destination: local,
+                contents,
+            };
+            if events.send(TcpEvent::Frame(frame)).await.is_err() {
+                return "rtcam is stopping".to_string();
+            }
+        }
+    };
+    let write = async move {
+        while let Ok(message) = queue.recv().await {
+            if let Err(e) = writer.write_all(&message).await {
+                return e.to_string();
+            }
+        }
+        "closed".to_string()
+    };
+    read.or(write).await
+}
+
+/// One message from a TURN server's stream: STUN (a 20-byte header whose length counts the
+/// attributes after it), or ChannelData (a 4-byte header, padded to 4 bytes on a stream;
+/// RFC 8656 §12.5), which rtcam never asks for but reads past.
+async fn read_turn_message<R: AsyncReadExt + Unpin>(reader: &mut R) -> io::Result<Vec<u8>> {
+    let mut head = [0u8; 4];
+    reader.read_exact(&mut head).await?;
+    let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
+    let total = match head[0] >> 6 {
+        0 if len % 4 == 0 => 20 + len,
+        1 => 4 + len.next_multiple_of(4),
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the server sent something that is neither STUN nor ChannelData",
+            ));
+        }
+    };
+    let mut contents = vec![0u8; total];
+    contents[..4].copy_from_slice(&head);
+    reader.read_exact(&mut contents[4..]).await?;
+    Ok(contents)
 }
 
 /// One RFC 4571 frame: a 16-bit big-endian length, then that many bytes.
@@ -239,7 +371,7 @@ async fn expire<T>(after: Duration) -> io::Result<T> {
     smol::Timer::after(after).await;
     Err(io::Error::new(
         io::ErrorKind::TimedOut,
-        format!("no frame for {} s", after.as_secs()),
+        format!("nothing for {} s", after.as_secs()),
     ))
 }
 
@@ -279,16 +411,18 @@ mod tests {
         let executor = Rc::new(smol::LocalExecutor::new());
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let (side, task) = channels();
+        let (side, task) = channels(Vec::new());
         executor
-            .spawn(serve(listener, task, executor.clone()))
+            .spawn(serve(Some(listener), task, executor.clone()))
             .detach();
         smol::block_on(executor.run(async {
             let mut viewer = smol::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .unwrap();
             viewer.write_all(&framed(b"binding request")).await.unwrap();
-            let frame = side.frames.recv().await.unwrap();
+            let Ok(TcpEvent::Frame(frame)) = side.events.recv().await else {
+                panic!("a frame");
+            };
             assert_eq!(frame.contents, b"binding request");
             assert_eq!(frame.source, viewer.local_addr().unwrap());
             assert_eq!(frame.destination.port(), port);
@@ -298,6 +432,77 @@ mod tests {
             viewer.read_exact(&mut back).await.unwrap();
             assert_eq!(&back[..2], &16u16.to_be_bytes());
             assert_eq!(&back[2..], b"binding response");
+        }));
+    }
+
+    /// A STUN message as a TURN server sends it: header, then `len` bytes of attributes.
+    fn stun(len: u16, fill: u8) -> Vec<u8> {
+        let mut m = vec![0x01, 0x01];
+        m.extend_from_slice(&len.to_be_bytes());
+        m.extend_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+        m.extend_from_slice(&[fill; 12]);
+        m.extend(std::iter::repeat_n(fill, usize::from(len)));
+        m
+    }
+
+    #[test]
+    fn turn_messages_are_read_by_their_own_length() {
+        smol::block_on(async {
+            let channel_data = [0x40, 0x00, 0x00, 0x05, 1, 2, 3, 4, 5, 0, 0, 0];
+            let bytes = [
+                &stun(8, 1)[..],
+                &channel_data,
+                &stun(0, 2),
+                &[0x80, 0, 0, 0],
+            ]
+            .concat();
+            let mut reader = smol::io::Cursor::new(bytes);
+            assert_eq!(read_turn_message(&mut reader).await.unwrap(), stun(8, 1));
+            // ChannelData is padded to 4 bytes on a stream; the padding is read past.
+            assert_eq!(read_turn_message(&mut reader).await.unwrap().len(), 12);
+            assert_eq!(read_turn_message(&mut reader).await.unwrap(), stun(0, 2));
+            let e = read_turn_message(&mut reader).await.unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        });
+    }
+
+    /// The first packet for a TURN server opens a connection to it and goes out unframed;
+    /// the server's messages come back whole with both addresses, and the loop hears when the
+    /// server closes the connection. A packet for an address not to dial goes nowhere.
+    #[test]
+    fn a_turn_server_is_dialled_and_its_close_reported() {
+        let executor = Rc::new(smol::LocalExecutor::new());
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let server_addr = server.local_addr().unwrap();
+        let (side, task) = channels(vec![server_addr]);
+        executor.spawn(serve(None, task, executor.clone())).detach();
+        smol::block_on(executor.run(async {
+            let server = smol::net::TcpListener::try_from(server).unwrap();
+            side.send("127.0.0.1:9".parse().unwrap(), b"not dialled");
+            side.send(server_addr, &stun(4, 7));
+            side.send(server_addr, &stun(0, 8));
+            let (mut conn, rtcam) = server.accept().await.unwrap();
+            let mut got = vec![0u8; 24 + 20];
+            conn.read_exact(&mut got).await.unwrap();
+            assert_eq!(got, [stun(4, 7), stun(0, 8)].concat());
+
+            let answer = stun(12, 9);
+            conn.write_all(&answer[..7]).await.unwrap();
+            conn.flush().await.unwrap();
+            smol::Timer::after(Duration::from_millis(20)).await;
+            conn.write_all(&answer[7..]).await.unwrap();
+            let Ok(TcpEvent::Frame(frame)) = side.events.recv().await else {
+                panic!("a frame");
+            };
+            assert_eq!(frame.contents, answer);
+            assert_eq!(frame.source, server_addr);
+            assert_eq!(frame.destination, rtcam);
+
+            drop(conn);
+            let Ok(TcpEvent::Closed(closed)) = side.events.recv().await else {
+                panic!("the close");
+            };
+            assert_eq!(closed, server_addr);
         }));
     }
 }

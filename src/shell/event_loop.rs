@@ -25,7 +25,7 @@ use crate::encode::snapshot::Picture;
 use crate::encode::{AccessUnit, PipelineStats};
 use crate::hub::{OfferError, PatchError, Patched};
 use crate::net::interfaces::host_candidates;
-use crate::net::tcp_media::{self, Frame};
+use crate::net::tcp_media::{self, TcpEvent};
 use crate::net::udp::MediaSocket;
 use crate::net::whep::LoopRequest;
 use crate::streamer::{
@@ -87,7 +87,7 @@ enum Wake {
     /// The pipeline's units ended: it stopped by itself, or a restart retired it.
     UnitsEnded,
     Readable,
-    TcpFrame(Frame),
+    Tcp(TcpEvent),
     Request(LoopRequest),
     Actuated(Actuated),
     Restarted(Box<Result<Restarted, String>>),
@@ -140,7 +140,7 @@ impl EventLoop {
                     self.units = None;
                 }
                 Wake::Readable => self.on_readable(now),
-                Wake::TcpFrame(frame) => self.streamer.handle_input(
+                Wake::Tcp(TcpEvent::Frame(frame)) => self.streamer.handle_input(
                     now,
                     Input::Datagram {
                         proto: Protocol::Tcp,
@@ -149,6 +149,9 @@ impl EventLoop {
                         contents: &frame.contents,
                     },
                 ),
+                Wake::Tcp(TcpEvent::Closed(peer)) => {
+                    self.streamer.handle_input(now, Input::TcpClosed(peer))
+                }
                 Wake::Request(request) => self.on_request(now, request),
                 Wake::Actuated((op, result)) => {
                     self.streamer.handle_input(now, Input::Controls(op, result));
@@ -210,8 +213,8 @@ impl EventLoop {
         };
         let tcp_frame = async {
             match tcp {
-                Some(tcp) => match tcp.frames.recv().await {
-                    Ok(frame) => Wake::TcpFrame(frame),
+                Some(tcp) => match tcp.events.recv().await {
+                    Ok(event) => Wake::Tcp(event),
                     Err(_) => std::future::pending().await,
                 },
                 None => std::future::pending().await,
@@ -385,7 +388,8 @@ impl EventLoop {
                 }
                 Output::Transmit(t) => {
                     // ICE-TCP: to the connection of that viewer; checks str0m would send to a
-                    // viewer's active candidate (nothing listens there) go nowhere.
+                    // viewer's active candidate (nothing listens there) go nowhere. TURN over
+                    // TCP: to the server's connection, opened if need be.
                     if let Some(tcp) = &self.tcp {
                         tcp.send(t.destination, &t.contents);
                         sent += 1;

@@ -206,6 +206,7 @@ fn spawn_with(
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let turn_servers = resolve_turn(&config.ice.turn);
     let (tokens, generated_token) = tokens::load(&config.auth).map_err(StartError::Auth)?;
     let started = starter.start().map_err(StartError::Source)?;
     let controls = started.pipeline.controls();
@@ -217,7 +218,7 @@ fn spawn_with(
             max_viewers: config.server.max_viewers,
             public_ip: config.ice.public_ip,
             stun_servers: resolve_stun(&config.ice.stun),
-            turn_servers: resolve_turn(&config.ice.turn),
+            turn_servers: turn_servers.clone(),
             unix_time: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
@@ -252,12 +253,17 @@ fn spawn_with(
 
     let (stop_tx, stop) = bounded(1);
     let (requests_tx, requests) = bounded(64);
-    let (tcp_loop, tcp_task) = match tcp_listener {
-        Some(listener) => {
-            let (loop_side, task_side) = tcp_media::channels();
-            (Some(loop_side), Some((listener, task_side)))
-        }
-        None => (None, None),
+    // TCP connections: viewers' (ICE-TCP) and rtcam's own to TURN servers over TCP.
+    let dial: Vec<SocketAddr> = turn_servers
+        .iter()
+        .filter(|t| t.tcp)
+        .map(|t| t.addr)
+        .collect();
+    let (tcp_loop, tcp_task) = if tcp_listener.is_some() || !dial.is_empty() {
+        let (loop_side, task_side) = tcp_media::channels(dial);
+        (Some(loop_side), Some((tcp_listener, task_side)))
+    } else {
+        (None, None)
     };
     let media = MediaIo {
         socket,
@@ -319,13 +325,9 @@ fn run_loop(
     smol::block_on(executor.run(event_loop.run()))
 }
 
-/// The STUN servers' addresses. Resolved once at start (a name that does not resolve then is
-/// left out, with a warning: a camera often starts before its network is fully up).
-/// The TURN servers rtcam allocates on: `turn:` over UDP. Over TCP or TLS rtcam does not
-/// allocate (those are still handed to viewers).
-fn resolve_turn(
-    servers: &[crate::config::TurnConfig],
-) -> Vec<(SocketAddr, crate::config::TurnConfig)> {
+/// The TURN servers rtcam allocates on: `turn:` over UDP or TCP. Over TLS (`turns:`) rtcam
+/// does not allocate; those are still handed to viewers. Resolved once at start, as STUN's.
+fn resolve_turn(servers: &[crate::config::TurnConfig]) -> Vec<crate::config::TurnServer> {
     use crate::config::{IceUrl, Scheme};
     use std::net::ToSocketAddrs;
     let mut resolved = Vec::new();
@@ -333,19 +335,27 @@ fn resolve_turn(
         let Ok(url) = IceUrl::parse(&turn.url) else {
             continue;
         };
-        if url.scheme != Scheme::Turn || url.tcp {
-            log::info!("TURN server {url}: rtcam allocates over UDP only; it is given to viewers");
+        if url.scheme != Scheme::Turn {
+            log::info!(
+                "TURN server {url}: rtcam allocates over UDP or TCP only; it is given to viewers"
+            );
             continue;
         }
         match (url.host.as_str(), url.port).to_socket_addrs() {
             // One address per server: a relay on each of a name's addresses adds nothing.
-            Ok(mut found) => resolved.extend(found.next().map(|a| (a, turn.clone()))),
+            Ok(mut found) => resolved.extend(found.next().map(|addr| crate::config::TurnServer {
+                addr,
+                tcp: url.tcp,
+                auth: turn.clone(),
+            })),
             Err(e) => log::warn!("TURN server {url} left out: {e}"),
         }
     }
     resolved
 }
 
+/// The STUN servers' addresses. Resolved once at start (a name that does not resolve then is
+/// left out, with a warning: a camera often starts before its network is fully up).
 fn resolve_stun(urls: &[String]) -> Vec<SocketAddr> {
     use std::net::ToSocketAddrs;
     let mut servers = Vec::new();

@@ -155,6 +155,8 @@ pub enum Input<'a> {
         destination: SocketAddr,
         contents: &'a [u8],
     },
+    /// A TCP connection the shell carried frames on ended (a TURN server's, a viewer's).
+    TcpClosed(SocketAddr),
     /// An encoded picture, for every connected viewer.
     AccessUnit(&'a AccessUnit),
     /// An HTTP request; the answer comes out as `Output::Reply` with the same id.
@@ -273,6 +275,7 @@ impl Streamer {
                 destination,
                 contents,
             }),
+            Input::TcpClosed(peer) => self.hub.tcp_closed(now, peer),
             Input::AccessUnit(unit) => {
                 self.stream.sent(now, unit.data.len());
                 self.rate

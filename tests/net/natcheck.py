@@ -26,8 +26,10 @@ def chromium(run, v, want):
     last = [f for f in frames if f[0] >= end - 10000]
     fps = (last[-1][1] - last[0][1]) / 10 if len(last) > 1 else 0
     pair = v.get("pair") or {}
+    trickle = "trickle" if v.get("trickle", True) else "no trickle"
     print(f"{run}: {fps:.1f} fps over the last 10 s, pair {pair}, "
-          f"{v.get('patches')} PATCHes answered 204, ICE servers {v.get('ice_servers')}")
+          f"{v.get('patches')} PATCHes answered 204, ICE servers {v.get('ice_servers')}; "
+          f"first frame {v.get('first_frame_ms')} ms after the page's start ({trickle})")
     if fps < 10:
         problems.append(f"{fps:.1f} fps decoded over the last 10 s (want >= 10)")
     relayed = "relay" in (pair.get("local"), pair.get("remote"))
