@@ -450,6 +450,7 @@ impl Hub {
             return Err(OfferError::Rejected("viewer id in use".into()));
         }
         log::debug!("viewer {id} offer:\n{sdp}");
+        let http_client = client;
         let client = client_key(client);
         let mut events = std::mem::take(&mut self.events);
         let answering = Answering {
@@ -468,6 +469,7 @@ impl Hub {
                 self.viewers.push(viewer);
                 let index = self.viewers.len() - 1;
                 self.apply_events(index, now, &mut events);
+                self.permit_on_relays(now, http_client);
                 Ok(answer)
             }
             Err(e) => {
@@ -478,6 +480,27 @@ impl Hub {
         self.events = events;
         self.reap(now);
         answer
+    }
+
+    /// Lets the address a viewer's offer came from send to rtcam's relays. Behind a NAT it is
+    /// the viewer's public address, which the viewer may not know (no STUN server of its own):
+    /// its checks then reach a relay from there, which needs a permission before str0m has
+    /// any candidate there to send to. Private addresses are left out: a relay on the internet
+    /// cannot reach them, and many refuse permissions for them.
+    fn permit_on_relays(&mut self, now: Instant, client: IpAddr) {
+        let private = match client.to_canonical() {
+            IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_link_local(),
+            IpAddr::V6(v6) => {
+                v6.is_loopback() || v6.is_unique_local() || v6.is_unicast_link_local()
+            }
+        };
+        if private || client.is_unspecified() {
+            return;
+        }
+        for turn in &mut self.turn {
+            turn.permit(now, client.to_canonical());
+        }
+        self.drain_turn();
     }
 
     /// Frees a slot for a viewer from `client`, displacing a pending viewer if need be.

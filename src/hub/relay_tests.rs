@@ -230,6 +230,28 @@ fn the_relay_works_over_tcp_and_comes_back_after_the_connection_closes() {
     assert!(answer.contains("198.51.100.1 49152 typ relay"), "{answer}");
 }
 
+/// A viewer that knows no public address of its own (no STUN server) sends its checks to the
+/// relay from its NAT's address, the one its offer came from: that address gets a permission
+/// as soon as the offer is answered. A private one does not (no relay on the internet reaches
+/// it).
+#[test]
+fn the_address_an_offer_came_from_may_send_to_the_relay() {
+    let mut net = allocated(Protocol::Udp);
+    let (peer, offer, _) = Peer::h264(1, net.now);
+    for (n, from) in ["192.168.1.9", "203.0.113.77", "::ffff:203.0.113.78"]
+        .into_iter()
+        .enumerate()
+    {
+        let id = ViewerId(peer.id.0 + n as u128);
+        let from: IpAddr = from.parse().expect("ip");
+        net.hub.offer(net.now, id, from, &offer).expect("an answer");
+        net.pump();
+    }
+    let permitted = |s: &str| net.server.permitted.contains(&s.parse().expect("ip"));
+    assert!(permitted("203.0.113.77") && permitted("203.0.113.78"));
+    assert!(!permitted("192.168.1.9"));
+}
+
 fn allocated(server_proto: Protocol) -> Net {
     let now = Instant::now();
     let auth = TurnConfig {
