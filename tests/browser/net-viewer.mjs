@@ -1,7 +1,9 @@
 // One headless Chromium viewer of a running rtcam for the network tests (tests/net/run.sh),
 // which runs it inside a viewer's network namespace behind a rate-limited, lossy link:
-//   node net-viewer.mjs http://ADDR:PORT/ [--seconds 35] [--no-turn]
+//   node net-viewer.mjs http://ADDR:PORT/ [--seconds 35] [--no-turn] [--no-trickle]
 // --no-turn: the TURN servers of the Link headers are left out (only rtcam's relay can help).
+// --no-trickle: the offer waits for ICE gathering to complete and carries every candidate (as
+// a player that does not trickle), for time to first frame with and without trickle.
 // A minimal page of its own (served by playwright on rtcam's origin, so its WHEP POST is
 // same-origin) plays the stream with Chromium's own WebRTC stack: no reconnects, no stamp
 // reading, nothing but the video element. Prints one JSON object:
@@ -14,16 +16,19 @@
 //   pair           the selected ICE candidate pair's local and remote candidate types and its
 //                  protocol (udp, tcp)
 //                  (host, srflx, prflx, relay) when it stopped watching
+//   first_frame_ms the first presented frame, counted from the page's start (before OPTIONS and
+//                  the offer, so ICE gathering counts too)
 //   patches        trickle PATCHes answered 204
 //   error          set if it never played (the process then exits 1)
 import { launch } from './lib.mjs';
 
 function parseArgs(argv) {
-  const opts = { url: null, seconds: 35, noTurn: false };
+  const opts = { url: null, seconds: 35, noTurn: false, noTrickle: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--seconds') opts.seconds = Number(argv[++i]);
     else if (a === '--no-turn') opts.noTurn = true;
+    else if (a === '--no-trickle') opts.noTrickle = true;
     else if (!a.startsWith('--') && !opts.url) opts.url = a;
     else throw new Error(`unknown argument ${a}`);
   }
@@ -43,7 +48,7 @@ const STATS_FIELDS = ['framesDecoded', 'framesReceived', 'framesDropped', 'keyFr
   'totalPausesDuration', 'jitterBufferDelay', 'jitterBufferEmittedCount',
   'retransmittedBytesReceived'];
 window.net = { frames: [], stats: [], t0: null, startUnixMs: null, resource: null, error: null,
-  iceState: [], patches: 0, iceServers: [] };
+  iceState: [], patches: 0, iceServers: [], begin: null, firstFrameMs: null };
 // RFC 8288 Link values with rel="ice-server" (fetch joins several headers with ", ").
 function iceServers(header) {
   const servers = [];
@@ -59,8 +64,9 @@ function iceServers(header) {
   }
   return servers;
 }
-window.netStart = async function (noTurn) {
+window.netStart = async function (noTurn, noTrickle) {
   const net = window.net;
+  net.begin = performance.now();
   const video = document.getElementById('v');
   const options = await fetch('/whep', { method: 'OPTIONS' });
   net.iceServers = iceServers(options.headers.get('Link'))
@@ -78,6 +84,7 @@ window.netStart = async function (noTurn) {
     else net.error = net.error || ('PATCH answered ' + r.status + ': ' + (await r.text()));
   };
   pc.onicecandidate = (e) => {
+    if (noTrickle) return;
     queued.push(e.candidate ? 'a=' + e.candidate.candidate + '\\r\\n' : 'a=end-of-candidates\\r\\n');
     trickle().catch((err) => { net.error = String(err); });
   };
@@ -90,11 +97,19 @@ window.netStart = async function (noTurn) {
   pc.oniceconnectionstatechange = () =>
     net.iceState.push([Math.round(performance.now() - net.t0), pc.iceConnectionState]);
   const cb = (now, md) => {
+    if (net.firstFrameMs === null) net.firstFrameMs = Math.round(now - net.begin);
     net.frames.push([Math.round((now - net.t0) * 10) / 10, md.presentedFrames, md.width, md.height]);
     video.requestVideoFrameCallback(cb);
   };
   video.requestVideoFrameCallback(cb);
   await pc.setLocalDescription(await pc.createOffer());
+  if (noTrickle && pc.iceGatheringState !== 'complete') {
+    await new Promise((resolve) => {
+      pc.addEventListener('icegatheringstatechange', () => {
+        if (pc.iceGatheringState === 'complete') resolve();
+      });
+    });
+  }
   net.t0 = performance.now();
   net.startUnixMs = Date.now();
   const r = await fetch('/whep', { method: 'POST', headers: { 'Content-Type': 'application/sdp' },
@@ -159,7 +174,8 @@ try {
   page.on('pageerror', (e) => log.push(`[pageerror] ${e.stack || e}`));
   await page.route(pageUrl, (route) => route.fulfill({ status: 200, contentType: 'text/html', body: PAGE }));
   await page.goto(pageUrl, { waitUntil: 'load', timeout: 60_000 });
-  await page.evaluate((noTurn) => window.netStart(noTurn), opts.noTurn);
+  await page.evaluate(([noTurn, noTrickle]) => window.netStart(noTurn, noTrickle),
+    [opts.noTurn, opts.noTrickle]);
   const startUnixMs = await page.evaluate(() => window.net.startUnixMs);
   // Watch until `seconds` after the POST.
   const left = startUnixMs + opts.seconds * 1000 - Date.now();
@@ -174,6 +190,8 @@ try {
     ice: net.iceState,
     ice_servers: net.iceServers.map((s) => s.urls),
     patches: net.patches,
+    trickle: !opts.noTrickle,
+    first_frame_ms: net.firstFrameMs,
     pair,
   });
   if (net.error) out.error = net.error;

@@ -15,13 +15,18 @@
 # Runs, each a check that fails the script:
 #   turn     r2 symmetric (fully-random): no direct path. rtcam has STUN and a TURN server with
 #            a REST secret, which viewers get through the WHEP Link headers. Chromium plays
-#            through a relay: >= 10 fps decoded over its last 10 s, the selected pair is relay.
+#            through a relay: >= 10 fps decoded over its last 10 s, the selected pair is relay;
+#            then again without trickle (all candidates in the offer), which plays the same
+#            way. Both print their time to first frame.
 #   relay    r2 symmetric, and the viewers (Chromium told to leave TURN out, then
 #            rtcam-client --trickle) have no TURN server: only rtcam's own allocations can carry
 #            the stream, one on the coturn above (REST secret) and one on a second coturn
 #            (198.18.100.2, a long-term user). Both allocate; Chromium plays >= 10 fps on a
 #            pair whose remote candidate is rtcam's relay, rtcam-client decodes >= 150 pictures
 #            in 15 s, and every path rtcam nominates leaves from one of its relayed addresses.
+#   relay-tcp  the camera's network lets no UDP out (r1 drops it), r2 symmetric, the viewer has
+#            no TURN server: rtcam allocates on coturn over TCP (turn:…?transport=tcp), and
+#            Chromium plays >= 10 fps on a pair whose remote candidate is that relay.
 #   stun     r2 endpoint-independent, STUN only (no TURN anywhere): Chromium trickles its
 #            server-reflexive candidate by PATCH and plays, on a pair that is not relayed;
 #            rtcam-client --trickle likewise (its public address from the STUN server that
@@ -231,9 +236,37 @@ url = \"turn:$TURN_IP:3478?transport=udp\"
 secret = \"$SECRET\"" || return 0
   ip netns exec "$VIEW" node tests/browser/net-viewer.mjs "$URL/" --seconds 20 \
     >"$out/turn/chromium.json" 2>"$out/turn/chromium.err" || true
+  ip netns exec "$VIEW" node tests/browser/net-viewer.mjs "$URL/" --seconds 12 --no-trickle \
+    >"$out/turn/chromium-no-trickle.json" 2>"$out/turn/chromium-no-trickle.err" || true
   stop_rtcam
   python3 tests/net/natcheck.py chromium turn "$out/turn/chromium.json" relay \
     || fail "turn: chromium"
+  python3 tests/net/natcheck.py chromium turn "$out/turn/chromium-no-trickle.json" relay \
+    || fail "turn: chromium without trickle"
+}
+
+run_relay_tcp() {
+  log "run relay-tcp: the camera's network lets no UDP out; rtcam's relay over TCP"
+  r2_nat fully-random
+  ip netns exec "$R1" nft -f - <<'NFT'
+table inet no_udp {
+  chain block { type filter hook forward priority 0; meta l4proto udp drop; }
+}
+NFT
+  NAT_RUST_LOG="${NAT_RUST_LOG:-rtcam=debug,str0m=debug}" start_rtcam relay-tcp "[ice]
+[[ice.turn]]
+url = \"turn:$TURN_IP:3478?transport=tcp\"
+secret = \"$SECRET\"" || { ip netns exec "$R1" nft delete table inet no_udp; return 0; }
+  ip netns exec "$VIEW" node tests/browser/net-viewer.mjs "$URL/" --seconds 15 --no-turn \
+    >"$out/relay-tcp/chromium.json" 2>"$out/relay-tcp/chromium.err" || true
+  stop_rtcam
+  ip netns exec "$R1" nft delete table inet no_udp
+  python3 tests/net/natcheck.py chromium relay-tcp "$out/relay-tcp/chromium.json" rtcam-relay \
+    || fail "relay-tcp: chromium"
+  grep -q "TURN over TCP: connected to $TURN_IP:3478" "$out/relay-tcp/rtcam.log" \
+    || fail "relay-tcp: rtcam did not reach coturn over TCP"
+  python3 tests/net/natcheck.py relay relay-tcp "$out/relay-tcp/rtcam.log" 1 \
+    || fail "relay-tcp: the stream did not go through rtcam's relay"
 }
 
 run_relay() {
@@ -389,7 +422,7 @@ NFT
 }
 
 # NAT_RUNS (e.g. "stun") picks runs while debugging; CI runs them all.
-for run in ${NAT_RUNS:-turn relay stun tcp restart page_restart}; do
+for run in ${NAT_RUNS:-turn relay relay_tcp stun tcp restart page_restart}; do
   "run_$run"
 done
 kill $turn_pid 2>/dev/null || true
