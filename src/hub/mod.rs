@@ -200,6 +200,8 @@ pub(crate) enum HubEvent {
         viewer: ViewerId,
         bps: u64,
     },
+    /// The viewer's ICE restart found a new path: its estimate starts afresh.
+    PathRestored(ViewerId),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -847,6 +849,8 @@ impl Hub {
                         .push_back(Output::Event(HubEvent::ViewerConnected(id)));
                     let encoding = self.viewers[index].link.keyframe_encoding();
                     self.keyframes[encoding.index()].on_join(now);
+                    let event = HubEvent::PathRestored(id);
+                    self.outputs.push_back(Output::Event(event));
                 }
                 ViewerEvent::Disconnected => {
                     self.viewers[index].failed = true;

@@ -650,6 +650,8 @@ fn an_ice_restart_by_patch_moves_the_viewer_to_its_new_address() {
         w.advance(Duration::from_millis(30));
     }
     assert_eq!(w.keyframes_asked, asked + 1, "an IDR for the restored path");
+    // And the rate policy hears that the viewer's link is a new one (its estimate starts over).
+    assert!(w.events.contains(&HubEvent::PathRestored(id)));
 
     let before = w.peer(id).frames.len();
     for seq in 1..61 {

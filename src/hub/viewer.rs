@@ -61,7 +61,8 @@ pub(crate) enum ViewerEvent {
     Disconnected,
     /// An ICE restart's new path is up. What was sent while the old one died is lost, and the
     /// viewer's decoder waits for an IDR: it gets one at once, as a joining viewer does
-    /// (Chromium would ask only after about 2 s of NACKs for packets no one has any more).
+    /// (Chromium would ask only after about 2 s of NACKs for packets no one has any more). Its
+    /// bandwidth estimate starts afresh, as a new viewer's.
     PathRestored,
     KeyframeRequest,
     ControlOpen,
@@ -108,6 +109,8 @@ pub(crate) struct Viewer {
     pub(crate) link: Link,
     /// The bandwidth estimator probes up to this (bit/s); None: no estimation.
     bwe_desired: Option<Bitrate>,
+    /// Where its estimate starts: at the viewer's start, and again on an ICE restart's path.
+    bwe_initial: Option<Bitrate>,
     /// Padding keeps the link filled until then (see `probe`).
     padding_until: Option<Instant>,
     pub timeout: Instant,
@@ -177,6 +180,7 @@ impl Viewer {
             control_queued_bytes: 0,
             link: Link::new(Encoding::Main, u8::MAX),
             bwe_desired: bwe.map(|b| Bitrate::kbps(u64::from(b.max_kbps))),
+            bwe_initial: bwe.map(|b| Bitrate::kbps(u64::from(b.initial_kbps))),
             padding_until: None,
             timeout: now,
             failed: false,
@@ -583,6 +587,13 @@ impl Viewer {
                 IceConnectionState::Connected | IceConnectionState::Completed,
             ) if self.restarting => {
                 self.restarting = false;
+                // A new path (another network) is a new link: what the estimator learnt on the
+                // old one, and the outage that ended it, say nothing of this one. Left as it
+                // was, the outage's losses would put the viewer on the low encoding for seconds.
+                if let Some(initial) = self.bwe_initial {
+                    self.rtc.bwe().reset(initial);
+                }
+                self.link.estimate_bps = None;
                 events.push(ViewerEvent::PathRestored);
             }
             Event::KeyframeRequest(_) => events.push(ViewerEvent::KeyframeRequest),

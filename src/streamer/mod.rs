@@ -429,6 +429,7 @@ impl Streamer {
                 self.rate.viewer_left(now, viewer);
             }
             HubEvent::Estimate { viewer, bps } => self.rate.estimate(now, viewer, bps),
+            HubEvent::PathRestored(viewer) => self.rate.path_restored(now, viewer),
             HubEvent::ControlMessage { viewer, data } => {
                 self.plane.handle_message(now, viewer, &data)
             }

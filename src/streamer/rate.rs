@@ -210,6 +210,16 @@ impl RatePolicy {
         }
     }
 
+    /// `viewer`'s ICE restart found a new path (another network): what its old link carried,
+    /// and the outage that ended it, say nothing of this one. It starts over as a new viewer
+    /// does, at full quality until its fresh estimate says otherwise.
+    pub(crate) fn path_restored(&mut self, now: Instant, viewer: ViewerId) {
+        if self.viewers.remove(&viewer).is_some() {
+            self.viewer_joined(now, viewer);
+            self.decide(now);
+        }
+    }
+
     /// A new bandwidth estimate for the link to `viewer`, bit/s.
     pub(crate) fn estimate(&mut self, now: Instant, viewer: ViewerId, bps: u64) {
         let Some(v) = self.viewers.get_mut(&viewer) else {
@@ -633,6 +643,30 @@ mod tests {
             (450..=520).contains(&low),
             "low follows the usable rate: {low}"
         );
+    }
+
+    /// After an ICE restart the viewer is on another network: it starts over at full quality
+    /// as a new viewer does, instead of climbing back from what the outage left (seconds on
+    /// the low encoding, then main raised by a quarter a second).
+    #[test]
+    fn a_restored_path_starts_over_at_full_quality() {
+        let mut r = Rig::new(config());
+        r.join(SLOW);
+        r.run(5.0, &[(SLOW, 300.0)]);
+        assert_eq!(r.gets(SLOW).0, Encoding::Low, "the outage's estimate");
+        r.policy.path_restored(r.now, SLOW);
+        let full = f64::from(config().max_kbps) / HEADROOM;
+        r.run(0.5, &[(SLOW, full)]);
+        assert_eq!(r.gets(SLOW), (Encoding::Main, 2));
+        assert!(r.active[Encoding::Main.index()]);
+        assert_eq!(r.kbps[Encoding::Main.index()], config().max_kbps);
+
+        // Without the restart the same estimate takes seconds to climb back.
+        let mut r = Rig::new(config());
+        r.join(SLOW);
+        r.run(5.0, &[(SLOW, 300.0)]);
+        r.run(0.5, &[(SLOW, full)]);
+        assert_eq!(r.gets(SLOW).0, Encoding::Low);
     }
 
     #[test]
