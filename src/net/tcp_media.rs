@@ -214,7 +214,7 @@ async fn accept(
         let events = events.clone();
         executor
             .spawn(async move {
-                let why = connection(stream, peer, local, events, queue).await;
+                let why = carry(stream, peer, local, events, queue, Framing::Viewer).await;
                 log::debug!("ice-tcp: {peer} closed: {why}");
                 let mut t = table.borrow_mut();
                 t.writers.remove(&peer);
@@ -229,14 +229,25 @@ async fn accept(
     }
 }
 
-/// One viewer's connection: frames in to the event loop, queued packets out, until either
-/// side ends or a limit is broken. Returns why it ended.
-async fn connection(
+/// How packets are cut out of a connection's stream and put on it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// A viewer's ICE-TCP connection: RFC 4571 frames, and limits on silence.
+    Viewer,
+    /// rtcam's connection to a TURN server: STUN messages as they are, framed by their own
+    /// length. No idle limit: the server is ours to trust, and refreshes come every few minutes.
+    Turn,
+}
+
+/// One connection: what comes in goes to the event loop as frames from `peer` to `local`,
+/// queued packets go out, until either side ends or a limit is broken. Returns why it ended.
+async fn carry(
     stream: TcpStream,
     peer: SocketAddr,
     local: SocketAddr,
     events: Sender<TcpEvent>,
     queue: Receiver<Vec<u8>>,
+    framing: Framing,
 ) -> String {
     let _ = stream.set_nodelay(true);
     let mut reader = stream.clone();
@@ -244,7 +255,11 @@ async fn connection(
     let read = async move {
         let mut timeout = FIRST_FRAME_TIMEOUT;
         loop {
-            let contents = match read_frame(&mut reader).or(expire(timeout)).await {
+            let next = match framing {
+                Framing::Viewer => read_frame(&mut reader).or(expire(timeout)).await,
+                Framing::Turn => read_turn_message(&mut reader).await,
+            };
+            let contents = match next {
                 Ok(contents) => contents,
                 Err(e) => return e.to_string(),
             };
@@ -261,7 +276,11 @@ async fn connection(
     };
     let write = async move {
         while let Ok(packet) = queue.recv().await {
-            if let Err(e) = writer.write_all(&framed(&packet)).await {
+            let written = match framing {
+                Framing::Viewer => writer.write_all(&framed(&packet)).await,
+                Framing::Turn => writer.write_all(&packet).await,
+            };
+            if let Err(e) = written {
                 return e.to_string();
             }
         }
@@ -270,9 +289,7 @@ async fn connection(
     read.or(write).await
 }
 
-/// rtcam's connection to a TURN server: STUN messages both ways, each framed by its own
-/// length, until either side ends. No idle limit: the server is ours to trust, and refreshes
-/// come every few minutes. Returns why it ended.
+/// rtcam's connection to a TURN server, once made. Returns why it ended.
 async fn turn_connection(
     server: SocketAddr,
     events: Sender<TcpEvent>,
@@ -283,39 +300,12 @@ async fn turn_connection(
         Ok(stream) => stream,
         Err(e) => return format!("cannot connect: {e}"),
     };
-    let _ = stream.set_nodelay(true);
     let local = match stream.local_addr() {
         Ok(a) => SocketAddr::new(a.ip().to_canonical(), a.port()),
         Err(e) => return e.to_string(),
     };
     log::info!("TURN over TCP: connected to {server} from {local}");
-    let mut reader = stream.clone();
-    let mut writer = stream;
-    let read = async move {
-        loop {
-            let contents = match read_turn_message(&mut reader).await {
-                Ok(contents) => contents,
-                Err(e) => return e.to_string(),
-            };
-            let frame = Frame {
-                source: server,
-                destination: local,
-                contents,
-            };
-            if events.send(TcpEvent::Frame(frame)).await.is_err() {
-                return "rtcam is stopping".to_string();
-            }
-        }
-    };
-    let write = async move {
-        while let Ok(message) = queue.recv().await {
-            if let Err(e) = writer.write_all(&message).await {
-                return e.to_string();
-            }
-        }
-        "closed".to_string()
-    };
-    read.or(write).await
+    carry(stream, server, local, events, queue, Framing::Turn).await
 }
 
 /// One message from a TURN server's stream: STUN (a 20-byte header whose length counts the
