@@ -32,7 +32,7 @@ pub fn print_devices(json: bool) -> ExitCode {
         }
     } else {
         if capture_devices == 0 {
-            println!("no video capture devices (looked at /dev/video*)");
+            println!("no V4L2 capture devices (looked at /dev/video*)");
         }
         for device in &devices {
             print!("{}", describe(device));
