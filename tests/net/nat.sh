@@ -174,32 +174,46 @@ table ip nat {
 EOF
 }
 
-log "coturn on $TURN_IP (STUN and TURN, REST secret)"
-cat >"$out/turnserver.conf" <<EOF
-listening-ip=$TURN_IP
-relay-ip=$TURN_IP
+# start_coturn IP DIR CREDENTIAL_LINE...: a coturn on IP (STUN and TURN on UDP and TCP 3478),
+# its config, log and output in DIR, with the credential lines given (a REST secret, or
+# users); its pid in $coturn_pid. Fails when it does not listen within 10 s.
+start_coturn() {
+  local ip=$1 dir=$2
+  shift 2
+  mkdir -p "$dir"
+  {
+    cat <<EOF
+listening-ip=$ip
+relay-ip=$ip
 listening-port=3478
 min-port=49152
 max-port=49999
 realm=rtcam.test
-use-auth-secret
-static-auth-secret=$SECRET
 fingerprint
 no-cli
 no-tls
 no-dtls
 no-multicast-peers
 simple-log
-log-file=$out/turnserver.log
-pidfile=$out/turnserver.pid
+log-file=$dir/turnserver-$ip.log
+pidfile=$dir/turnserver-$ip.pid
 EOF
-ip netns exec "$PUB" turnserver -c "$out/turnserver.conf" >"$out/turnserver.out" 2>&1 &
-turn_pid=$!
-for _ in $(seq 50); do
-  ip netns exec "$PUB" ss -lun 2>/dev/null | grep -q "$TURN_IP:3478" && break
-  sleep 0.2
-done
-ip netns exec "$PUB" ss -lun | grep -q "$TURN_IP:3478" || { echo "nat: coturn did not start"; cat "$out/turnserver.out"; exit 1; }
+    printf '%s\n' "$@"
+  } >"$dir/turnserver-$ip.conf"
+  ip netns exec "$PUB" turnserver -c "$dir/turnserver-$ip.conf" >"$dir/turnserver-$ip.out" 2>&1 &
+  coturn_pid=$!
+  for _ in $(seq 50); do
+    ip netns exec "$PUB" ss -lun 2>/dev/null | grep -q "$ip:3478" && return 0
+    sleep 0.2
+  done
+  echo "nat: coturn on $ip did not start"
+  cat "$dir/turnserver-$ip.out"
+  return 1
+}
+
+log "coturn on $TURN_IP (STUN and TURN, REST secret)"
+start_coturn $TURN_IP "$out" use-auth-secret "static-auth-secret=$SECRET" || exit 1
+turn_pid=$coturn_pid
 
 failures=()
 fail() { failures+=("$1"); echo "nat: FAIL: $1"; }
@@ -275,32 +289,10 @@ run_relay() {
   # A second coturn with a long-term user (coturn takes either a REST secret or users, not
   # both): rtcam allocates on both, one with each kind of credentials.
   local lt_ip=198.18.100.2 lt_pass=cam-pass-$$
-  mkdir -p "$out/relay"
   ip -n "$PUB" addr add $lt_ip/32 dev lo 2>/dev/null || true
-  cat >"$out/relay/turnserver-lt.conf" <<EOF
-listening-ip=$lt_ip
-relay-ip=$lt_ip
-listening-port=3478
-min-port=49152
-max-port=49999
-realm=rtcam.test
-lt-cred-mech
-user=cam:$lt_pass
-fingerprint
-no-cli
-no-tls
-no-dtls
-no-multicast-peers
-simple-log
-log-file=$out/relay/turnserver-lt.log
-pidfile=$out/relay/turnserver-lt.pid
-EOF
-  ip netns exec "$PUB" turnserver -c "$out/relay/turnserver-lt.conf" >"$out/relay/turnserver-lt.out" 2>&1 &
-  local lt_pid=$!
-  for _ in $(seq 50); do
-    ip netns exec "$PUB" ss -lun 2>/dev/null | grep -q "$lt_ip:3478" && break
-    sleep 0.2
-  done
+  start_coturn $lt_ip "$out/relay" lt-cred-mech "user=cam:$lt_pass" \
+    || { fail "relay: the second coturn did not start"; return 0; }
+  local lt_pid=$coturn_pid
   # str0m's debug log names the nominated path (natcheck.py relay reads it).
   NAT_RUST_LOG="${NAT_RUST_LOG:-rtcam=debug,str0m=debug}" start_rtcam relay "[ice]
 stun = [\"stun:$TURN_IP:3478\"]
