@@ -484,12 +484,13 @@ impl Hub {
         answer
     }
 
-    /// Lets the address a viewer's offer came from send to rtcam's relays. Behind a NAT it is
-    /// the viewer's public address, which the viewer may not know (no STUN server of its own):
+    /// Lets the address a viewer's offer (or PATCH: after an ICE restart, from its new network)
+    /// came from send to rtcam's relays. Behind a NAT it is the viewer's public address, which
+    /// the viewer may not know (no STUN server of its own):
     /// its checks then reach a relay from there, which needs a permission before str0m has
     /// any candidate there to send to. Private addresses are left out: a relay on the internet
     /// cannot reach them, and many refuse permissions for them.
-    fn permit_on_relays(&mut self, now: Instant, client: IpAddr) {
+    pub(crate) fn permit_on_relays(&mut self, now: Instant, client: IpAddr) {
         let private = match client.to_canonical() {
             IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_link_local(),
             IpAddr::V6(v6) => {

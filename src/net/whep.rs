@@ -40,6 +40,8 @@ pub(crate) enum LoopRequest {
     /// WHEP PATCH: trickle ICE or an ICE restart.
     Patch {
         id: ViewerId,
+        /// Where the request came from (after an ICE restart: the viewer's new network).
+        client: IpAddr,
         if_match: Option<String>,
         frag: Vec<u8>,
         reply: Sender<Result<Patched, PatchError>>,
@@ -256,6 +258,7 @@ impl Routes {
         let patched = self
             .ask(|reply| LoopRequest::Patch {
                 id,
+                client: req.peer.ip(),
                 if_match,
                 frag,
                 reply,

@@ -317,12 +317,14 @@ impl EventLoop {
             LoopRequest::Delete { id, reply } => (Waiter::Delete(reply), Call::Delete(id)),
             LoopRequest::Patch {
                 id,
+                client,
                 if_match,
                 frag,
                 reply,
             } => {
                 let call = Call::Patch {
                     viewer: id,
+                    client,
                     if_match,
                     frag,
                 };

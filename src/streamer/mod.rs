@@ -115,6 +115,8 @@ pub enum Call {
     /// fragment (`application/trickle-ice-sdpfrag`), with the request's `If-Match`.
     Patch {
         viewer: ViewerId,
+        /// The address the request came from.
+        client: IpAddr,
         if_match: Option<String>,
         frag: Vec<u8>,
     },
@@ -366,12 +368,15 @@ impl Streamer {
             }
             Call::Patch {
                 viewer,
+                client,
                 if_match,
                 frag,
             } => {
                 let patched = self.hub.patch(now, viewer, if_match.as_deref(), &frag);
-                if let Err(e) = &patched {
-                    log::info!("viewer {viewer}: PATCH refused: {e}");
+                match &patched {
+                    // After an ICE restart it may come from the viewer's new network.
+                    Ok(_) => self.hub.permit_on_relays(now, client),
+                    Err(e) => log::info!("viewer {viewer}: PATCH refused: {e}"),
                 }
                 self.outputs
                     .push_back(Output::Reply(id, Reply::Patched(patched)));
