@@ -63,6 +63,12 @@ impl<T: Send + 'static> HelperProcess<T> {
             return Err("frames of 0 bytes".into());
         }
         let name = program.rsplit('/').next().unwrap_or(program).to_string();
+        // spawn() reports a missing program itself, except where exec's failure cannot reach
+        // the parent (posix_spawn under qemu-user: the child just exits 127); a path is checked
+        // first so the error is the same everywhere.
+        if program.contains('/') && !std::path::Path::new(program).is_file() {
+            return Err(format!("cannot start {program}: no such file"));
+        }
         let mut child = Command::new(program)
             .args(args)
             .stdin(Stdio::null())
