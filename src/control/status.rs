@@ -63,4 +63,9 @@ pub struct Status {
     /// (the downscale included). 0 when it never ran.
     pub low_frames_encoded: u64,
     pub low_encode_ms_p50: f64,
+    /// Camera pictures the board's encoder took in the camera's own format: read straight
+    /// from the camera's buffers (dma-buf, zero copy) or copied as they were. Both 0 when
+    /// pictures are converted to I420 first (software encoding, MJPEG cameras).
+    pub camera_dmabuf: u64,
+    pub camera_copied: u64,
 }

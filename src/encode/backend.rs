@@ -3,7 +3,8 @@
 //! `Box<dyn VideoEncoder>` per encoding and does not care which.
 //!
 //! `auto` picks the first M2M device whose CAPTURE side offers H.264 and that takes I420, tries
-//! to set it up, and falls back to software with the reason in the log.
+//! to set it up, and falls back to software with the reason in the log. An M2M encoder may also
+//! take a camera's own buffers (`take_format`, `encode_camera`); OpenH264 takes I420 only.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -11,9 +12,9 @@ use std::path::{Path, PathBuf};
 use log::{info, warn};
 
 use super::h264::{EncodeError, H264Encoder};
-use super::m2m::{self, M2mEncoder};
+use super::m2m::{self, CameraRead, M2mEncoder};
 use super::{AccessUnit, EncoderSettings};
-use crate::source::Frame;
+use crate::source::{CameraFrame, Frame, PlaneFormat};
 
 /// One encoder, as the encoder thread drives it.
 pub(crate) trait VideoEncoder: Send {
@@ -24,6 +25,22 @@ pub(crate) trait VideoEncoder: Send {
     /// Changes the target bitrate from the next frame on, without an IDR.
     fn set_bitrate(&mut self, kbps: u32) -> Result<(), EncodeError>;
     fn settings(&self) -> &EncoderSettings;
+
+    /// Takes pictures in `format` (a camera's own buffers, `encode_camera`) from now on,
+    /// without converting them; why not, otherwise (it then takes I420 only).
+    fn take_format(&mut self, _format: &PlaneFormat) -> Result<(), String> {
+        Err("it takes I420 only".into())
+    }
+
+    /// Encodes a picture in a camera's own buffer, of a format `take_format` took; the
+    /// encoder is done with the buffer when this returns.
+    fn encode_camera(
+        &mut self,
+        _frame: &CameraFrame,
+        _force_idr: bool,
+    ) -> Result<(Option<AccessUnit>, CameraRead), EncodeError> {
+        Err(EncodeError::Device("this encoder takes I420 only".into()))
+    }
 }
 
 impl VideoEncoder for H264Encoder {
@@ -59,6 +76,18 @@ impl<D: m2m::io::Io> VideoEncoder for M2mEncoder<D> {
 
     fn settings(&self) -> &EncoderSettings {
         M2mEncoder::settings(self)
+    }
+
+    fn take_format(&mut self, format: &PlaneFormat) -> Result<(), String> {
+        M2mEncoder::take_format(self, format)
+    }
+
+    fn encode_camera(
+        &mut self,
+        frame: &CameraFrame,
+        force_idr: bool,
+    ) -> Result<(Option<AccessUnit>, CameraRead), EncodeError> {
+        M2mEncoder::encode_camera(self, frame, force_idr)
     }
 }
 

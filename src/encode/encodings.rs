@@ -17,7 +17,9 @@ use super::h264::EncodeError;
 use super::limits::Size;
 use super::stats::Counters;
 use super::{AccessUnit, EncoderChoice, EncoderSettings, Encoding};
-use crate::source::{Frame, FramePool};
+use std::cell::OnceCell;
+
+use crate::source::{CameraFrame, Frame, FramePool, PlaneFormat};
 
 /// The low encoding's periodic IDRs are at least this far apart.
 const LOW_IDR_INTERVAL: Duration = Duration::from_secs(10);
@@ -75,11 +77,63 @@ pub(super) struct Slot {
     pool: Option<FramePool>,
     /// Inactive at the last frame: the next one it encodes must be an IDR.
     paused: bool,
+    /// The camera buffer format the encoder took as it is (`VideoEncoder::take_format`), and
+    /// the one it refused (not asked again).
+    taken: Option<PlaneFormat>,
+    refused: Option<PlaneFormat>,
+}
+
+/// One captured picture as the encodings get it: I420, or a camera's own buffer, converted to
+/// I420 at most once and only if something needs it (the low encoding, an encoder that takes
+/// I420 only, a snapshot).
+pub(super) struct RawPicture {
+    camera: Option<CameraFrame>,
+    i420: OnceCell<Result<Frame, String>>,
+    /// Buffers for the conversion.
+    pool: Option<FramePool>,
+}
+
+impl RawPicture {
+    pub(super) fn i420(frame: Frame) -> RawPicture {
+        RawPicture {
+            camera: None,
+            i420: OnceCell::from(Ok(frame)),
+            pool: None,
+        }
+    }
+
+    pub(super) fn camera(frame: CameraFrame, pool: FramePool) -> RawPicture {
+        RawPicture {
+            camera: Some(frame),
+            i420: OnceCell::new(),
+            pool: Some(pool),
+        }
+    }
+
+    /// The picture as I420, converted on first use.
+    pub(super) fn frame(&self) -> Result<&Frame, String> {
+        self.i420
+            .get_or_init(|| match (&self.camera, &self.pool) {
+                (Some(camera), Some(pool)) => camera.to_i420(pool),
+                _ => Err("no picture".into()),
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn seq(&self) -> u64 {
+        match (&self.camera, self.i420.get()) {
+            (Some(camera), _) => camera.seq,
+            (None, Some(Ok(frame))) => frame.seq,
+            _ => 0,
+        }
+    }
 }
 
 impl Slot {
     /// The main encoding, encoder ready.
-    pub(super) fn main(encoder: Box<dyn VideoEncoder>) -> Slot {
+    /// The main encoding, encoder ready (and taking the camera's `taken` format as it is).
+    pub(super) fn main(encoder: Box<dyn VideoEncoder>, taken: Option<PlaneFormat>) -> Slot {
         Slot {
             encoding: Encoding::Main,
             settings: encoder.settings().clone(),
@@ -88,6 +142,8 @@ impl Slot {
             failing: false,
             pool: None,
             paused: false,
+            taken,
+            refused: None,
         }
     }
 
@@ -120,6 +176,8 @@ impl Slot {
                 size.width as usize * size.height as usize * 3 / 2,
             )),
             paused: true,
+            taken: None,
+            refused: None,
         })
     }
 
@@ -127,11 +185,11 @@ impl Slot {
         &self.settings
     }
 
-    /// Encodes `frame` if the encoding is active; None when it is paused, the rate control
+    /// Encodes `picture` if the encoding is active; None when it is paused, the rate control
     /// skipped the frame, or encoding failed (counted and logged once).
     pub(super) fn encode(
         &mut self,
-        frame: &Frame,
+        picture: &RawPicture,
         requests: &Requests,
         counters: &Counters,
         force_idr: bool,
@@ -143,6 +201,7 @@ impl Slot {
             }
             if self.pool.is_some() {
                 self.encoder = None;
+                self.taken = None;
             }
             return None;
         }
@@ -176,11 +235,15 @@ impl Slot {
             }) {
                 Ok((encoder, ..)) => self.encoder = Some(encoder),
                 Err(err) => {
-                    self.fail(counters, frame.seq, &err.to_string());
+                    self.fail(counters, picture.seq(), &err.to_string());
                     return None;
                 }
             }
         }
+        let as_it_is = picture
+            .camera
+            .as_ref()
+            .filter(|camera| self.takes(&camera.format));
         let encoder = self.encoder.as_mut()?;
         if kbps != 0
             && kbps != encoder.settings().bitrate_kbps
@@ -192,16 +255,36 @@ impl Slot {
             );
         }
         let force_idr = force_idr || resumed || requests.take_keyframe();
-        let scaled;
-        let picture = match &self.pool {
-            Some(pool) => {
-                scaled = halve(frame, pool, self.settings.width, self.settings.height);
-                &scaled
-            }
-            None => frame,
-        };
         let started = Instant::now();
-        match encoder.encode(picture, force_idr || self.repair) {
+        let result = match as_it_is {
+            Some(camera) => {
+                encoder
+                    .encode_camera(camera, force_idr || self.repair)
+                    .map(|(unit, read)| {
+                        counters.camera_read(read);
+                        unit
+                    })
+            }
+            None => {
+                let frame = match picture.frame() {
+                    Ok(frame) => frame,
+                    Err(why) => {
+                        self.fail(counters, picture.seq(), &why);
+                        return None;
+                    }
+                };
+                let scaled;
+                let frame = match &self.pool {
+                    Some(pool) => {
+                        scaled = halve(frame, pool, self.settings.width, self.settings.height);
+                        &scaled
+                    }
+                    None => frame,
+                };
+                encoder.encode(frame, force_idr || self.repair)
+            }
+        };
+        match result {
             Ok(Some(unit)) => {
                 if self.failing {
                     info!("{:?} encoder recovered", self.encoding);
@@ -220,13 +303,42 @@ impl Slot {
                 None
             }
             Err(err) => {
-                self.fail(counters, frame.seq, &err.to_string());
+                self.fail(counters, picture.seq(), &err.to_string());
                 if matches!(err, EncodeError::Device(_)) {
                     // A device that failed (stuck, reset) is set up anew at the next frame,
                     // which then starts with an IDR.
                     self.encoder = None;
+                    self.taken = None;
                 }
                 None
+            }
+        }
+    }
+
+    /// True when the encoder takes pictures in `format` as they are: the main encoding only
+    /// (the low one scales), asking the encoder once per format.
+    fn takes(&mut self, format: &PlaneFormat) -> bool {
+        if self.pool.is_some() || self.refused == Some(*format) {
+            return false;
+        }
+        if self.taken == Some(*format) {
+            return true;
+        }
+        let Some(encoder) = self.encoder.as_mut() else {
+            return false;
+        };
+        match encoder.take_format(format) {
+            Ok(()) => {
+                self.taken = Some(*format);
+                true
+            }
+            Err(why) => {
+                info!(
+                    "{:?} encoding: camera pictures are converted to I420 ({why})",
+                    self.encoding
+                );
+                self.refused = Some(*format);
+                false
             }
         }
     }
@@ -278,7 +390,12 @@ fn average_2x2(src: &[u8], src_stride: usize, dst: &mut [u8], width: usize, heig
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encode::m2m::fake::{Behaviour, Fake};
+    use crate::encode::m2m::{self, M2mEncoder};
     use crate::source::FrameBuf;
+    use crate::source::lent::CameraBuffer;
+    use crate::source::lent::testing::MemoryLender;
+    use std::sync::Arc;
 
     #[test]
     fn halving_averages_each_2x2_block_of_every_plane() {
@@ -314,5 +431,84 @@ mod tests {
             ..main
         };
         assert!(Slot::low(&tiny).is_none(), "50x50 is below the size limits");
+    }
+
+    fn camera_picture(lender: &Arc<MemoryLender>, seq: u64) -> RawPicture {
+        let format = PlaneFormat::of_camera(*b"YUYV", 128, 128, 256).expect("yuyv");
+        let frame = CameraFrame {
+            buffer: CameraBuffer::new(lender.clone(), 0, 0, format.size as usize),
+            format,
+            seq,
+            captured: Instant::now(),
+        };
+        RawPicture::camera(frame, FramePool::new(128 * 128 * 3 / 2))
+    }
+
+    fn settings(encoder: EncoderChoice) -> EncoderSettings {
+        EncoderSettings {
+            width: 128,
+            height: 128,
+            fps: 30,
+            bitrate_kbps: 300,
+            temporal_layers: 1,
+            encoder,
+            ..EncoderSettings::default()
+        }
+    }
+
+    #[test]
+    fn the_board_encoder_reads_camera_buffers_and_the_low_encoding_gets_them_converted() {
+        let (fake, state) = Fake::new(Behaviour {
+            output_formats: vec![*b"YU12", *b"YUYV"],
+            ..Behaviour::default()
+        });
+        let main_settings = settings(EncoderChoice::V4l2M2m(None));
+        let m2m = M2mEncoder::new(fake, &main_settings, m2m::H264).expect("fake encoder");
+        let mut main = Slot::main(Box::new(m2m), None);
+        let mut low = Slot::low(&settings(EncoderChoice::Software)).expect("64x64");
+        let yuyv: Vec<u8> = (0..256 * 128).map(|i| (i % 241) as u8).collect();
+        let lender = MemoryLender::new(vec![yuyv.clone()], true);
+        let (counters, low_counters) = (Counters::new(), Counters::new());
+        let requests = [Requests::new(true), Requests::new(true)];
+        for seq in 1..=3 {
+            let picture = camera_picture(&lender, seq);
+            let unit = main
+                .encode(&picture, &requests[0], &counters, false)
+                .expect("main unit");
+            assert_eq!(
+                (unit.seq, unit.width, unit.encoding),
+                (seq, 128, Encoding::Main)
+            );
+            let unit = low
+                .encode(&picture, &requests[1], &low_counters, false)
+                .expect("low unit");
+            assert_eq!(
+                (unit.seq, unit.width, unit.encoding),
+                (seq, 64, Encoding::Low)
+            );
+        }
+        assert_eq!(state.lock().expect("state").last_picture, yuyv);
+        assert_eq!(counters.snapshot().camera_dmabuf, 3);
+        assert_eq!(low_counters.snapshot().camera_dmabuf, 0);
+        assert_eq!(lender.given_back(), vec![0, 0, 0], "each picture went back");
+    }
+
+    #[test]
+    fn a_software_encoder_gets_camera_buffers_converted() {
+        let main_settings = settings(EncoderChoice::Software);
+        let (encoder, ..) = backend::open(&main_settings).expect("openh264");
+        let mut main = Slot::main(encoder, None);
+        let lender = MemoryLender::new(vec![vec![128; 256 * 128]], true);
+        let counters = Counters::new();
+        let requests = Requests::new(true);
+        for seq in 1..=2 {
+            let unit = main
+                .encode(&camera_picture(&lender, seq), &requests, &counters, false)
+                .expect("unit");
+            assert_eq!((unit.seq, unit.width, unit.height), (seq, 128, 128));
+        }
+        let stats = counters.snapshot();
+        assert_eq!((stats.camera_dmabuf, stats.camera_copied), (0, 0));
+        assert_eq!(stats.frames_encoded, 2);
     }
 }

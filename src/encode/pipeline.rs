@@ -21,7 +21,7 @@ use log::{info, warn};
 use smol::channel::{Sender, TrySendError};
 
 use super::backend;
-use super::encodings::{Requests, Slot};
+use super::encodings::{RawPicture, Requests, Slot};
 use super::h264::EncodeError;
 use super::mailbox::Mailbox;
 use super::passthrough::Passthrough;
@@ -29,7 +29,7 @@ use super::snapshot::Picture;
 use super::stats::Counters;
 use super::{AccessUnit, EncoderSettings, Encoding, PipelineStats};
 use crate::source::{
-    CameraControls, CameraStatus, Capture, Frame, FrameSource, SourceError, SourceInfo,
+    CameraControls, CameraStatus, Capture, FramePool, FrameSource, SourceError, SourceInfo,
 };
 
 /// Pause before asking a failing source again.
@@ -88,7 +88,7 @@ impl Pipeline {
     /// Starts the threads. The encoder takes the picture size and frame rate from the source
     /// (frames of any other size could not be encoded); the rest of `settings` is used as given.
     pub(crate) fn start(
-        source: Box<dyn FrameSource>,
+        mut source: Box<dyn FrameSource>,
         settings: EncoderSettings,
         out: Sender<AccessUnit>,
     ) -> Result<Pipeline, PipelineError> {
@@ -99,7 +99,29 @@ impl Pipeline {
             fps: source_info.fps,
             ..settings
         };
-        let (encoder, resolved, encoder_name) = backend::open(&settings)?;
+        let (mut encoder, resolved, mut encoder_name) = backend::open(&settings)?;
+        // The board's encoder may take the camera's own buffers: no conversion on the CPU, and
+        // no copy where it can read them as dma-bufs.
+        let taken = source
+            .buffer_format()
+            .filter(|format| match encoder.take_format(format) {
+                Ok(()) => true,
+                Err(why) => {
+                    if resolved != super::EncoderChoice::Software {
+                        info!("camera pictures are converted to I420 for the encoder: {why}");
+                    }
+                    false
+                }
+            });
+        if let Some(format) = taken {
+            source.lend_buffers(format);
+            encoder_name = format!(
+                "{encoder_name}, camera {} as it is",
+                crate::source::v4l2::device::fourcc_text(format.fourcc)
+            );
+        }
+        let conversions =
+            FramePool::new(settings.width as usize * settings.height as usize * 3 / 2);
         // The low encoding uses the same kind of encoder (a second M2M context of the device).
         let settings = EncoderSettings {
             // A hardware encoder makes no temporal layers: every unit is layer 0, and the hub
@@ -136,7 +158,16 @@ impl Pipeline {
         let passthrough = Passthrough::new(pipeline.controls.clone());
         let encode_thread = thread::Builder::new()
             .name("rtcam-encode".into())
-            .spawn(move || encode_loop(Slot::main(encoder), low, passthrough, &encode_shared, out))
+            .spawn(move || {
+                encode_loop(
+                    Slot::main(encoder, taken),
+                    low,
+                    passthrough,
+                    conversions,
+                    &encode_shared,
+                    out,
+                )
+            })
             .map_err(PipelineError::Spawn)?;
         pipeline.threads.push(encode_thread);
         // On failure `pipeline` is dropped here, which stops the encoder thread again.
@@ -290,6 +321,7 @@ fn encode_loop(
     mut main: Slot,
     mut low: Option<Slot>,
     mut passthrough: Passthrough,
+    conversions: FramePool,
     shared: &Shared,
     out: Sender<AccessUnit>,
 ) {
@@ -299,15 +331,20 @@ fn encode_loop(
     while let Some(capture) = shared.mailbox.take() {
         let handed = Instant::now();
         let units = match capture {
-            Capture::Raw(frame) => {
-                serve_snapshots(&frame, shared);
+            Capture::Raw(_) | Capture::Camera(_) => {
+                let picture = match capture {
+                    Capture::Camera(frame) => RawPicture::camera(frame, conversions.clone()),
+                    Capture::Raw(frame) => RawPicture::i420(frame),
+                    Capture::Encoded { .. } => continue,
+                };
+                serve_snapshots(&picture, shared);
                 let after_passthrough = std::mem::take(&mut last_was_passthrough);
                 let main_requests = &shared.requests[Encoding::Main.index()];
                 let main_unit =
-                    main.encode(&frame, main_requests, &shared.counters, after_passthrough);
+                    main.encode(&picture, main_requests, &shared.counters, after_passthrough);
                 let low_unit = low.as_mut().and_then(|slot| {
                     let requests = &shared.requests[Encoding::Low.index()];
-                    slot.encode(&frame, requests, &shared.low_counters, false)
+                    slot.encode(&picture, requests, &shared.low_counters, false)
                 });
                 [main_unit, low_unit]
             }
@@ -373,13 +410,20 @@ fn encode_loop(
     shared.mailbox.close();
 }
 
-fn serve_snapshots(frame: &Frame, shared: &Shared) {
+fn serve_snapshots(picture: &RawPicture, shared: &Shared) {
     let Ok(mut waiters) = shared.snapshot_waiters.lock() else {
         return;
     };
     if waiters.is_empty() {
         return;
     }
+    let frame = match picture.frame() {
+        Ok(frame) => frame,
+        Err(why) => {
+            warn!("no snapshot of this frame: {why}");
+            return;
+        }
+    };
     let picture = Picture::of(frame);
     for waiter in waiters.drain(..) {
         let _ = waiter.try_send(picture.clone());
@@ -389,6 +433,7 @@ fn serve_snapshots(frame: &Frame, shared: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::Frame;
     use crate::source::pattern::TestPattern;
     use smol::channel::{self, Receiver};
     use std::collections::VecDeque;

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::m2m::CameraRead;
+
 /// A snapshot of what the pipeline has done since it started.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PipelineStats {
@@ -34,6 +36,11 @@ pub struct PipelineStats {
     /// downscale included.
     pub low_frames_encoded: u64,
     pub low_encode_us_p50: Option<u64>,
+    /// Camera pictures the board's encoder took in the camera's own format: read by the
+    /// device from the camera's buffer (dma-buf, no copy), or copied as they were (no
+    /// conversion). Both 0 when pictures are converted to I420 first.
+    pub camera_dmabuf: u64,
+    pub camera_copied: u64,
 }
 
 /// How many recent encode times the median is taken over.
@@ -50,6 +57,8 @@ pub(super) struct Counters {
     skipped: AtomicU64,
     keyframes: AtomicU64,
     errors: AtomicU64,
+    camera_dmabuf: AtomicU64,
+    camera_copied: AtomicU64,
     last_capture: AtomicU64,
     last_encode: AtomicU64,
     encode_times: Mutex<RecentTimes>,
@@ -66,6 +75,8 @@ impl Counters {
             skipped: AtomicU64::new(0),
             keyframes: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            camera_dmabuf: AtomicU64::new(0),
+            camera_copied: AtomicU64::new(0),
             last_capture: AtomicU64::new(0),
             last_encode: AtomicU64::new(0),
             encode_times: Mutex::new(RecentTimes::default()),
@@ -88,6 +99,14 @@ impl Counters {
 
     pub(super) fn skipped(&self) {
         self.skipped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn camera_read(&self, read: CameraRead) {
+        let counter = match read {
+            CameraRead::Dmabuf => &self.camera_dmabuf,
+            CameraRead::Copied => &self.camera_copied,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(super) fn error(&self) {
@@ -130,6 +149,8 @@ impl Counters {
                 .median(),
             low_frames_encoded: 0,
             low_encode_us_p50: None,
+            camera_dmabuf: get(&self.camera_dmabuf),
+            camera_copied: get(&self.camera_copied),
         }
     }
 

@@ -1,4 +1,5 @@
-//! Frame sources: everything that produces raw I420 pictures with a capture time.
+//! Frame sources: everything that produces raw I420 pictures with a capture time (or lends its
+//! own buffers to an encoder that takes them as they are: `lent`).
 //!
 //! A source is pulled from its own thread (`FrameSource::next_frame` blocks until the next
 //! picture is due), so a camera, a file or the test pattern all look the same to the encoder.
@@ -12,6 +13,7 @@ pub(crate) mod failing;
 pub(crate) mod frame_clock;
 pub(crate) mod helper;
 pub(crate) mod i420;
+pub(crate) mod lent;
 pub(crate) mod libcamera;
 pub(crate) mod no_signal;
 pub(crate) mod pattern;
@@ -28,6 +30,7 @@ pub(crate) use capture::Capture;
 pub(crate) use controls::{
     CameraControls, ControlError, ControlInfo, ControlKind, ControlReply, ControlRequest,
 };
+pub(crate) use lent::{CameraFrame, PlaneFormat};
 pub(crate) use pool::{FrameBuf, FramePool};
 
 /// One raw picture in I420 (planar Y, then U, then V; chroma subsampled 2×2), tightly packed:
@@ -130,4 +133,15 @@ pub(crate) trait FrameSource: Send {
     fn camera_status(&self) -> Option<Arc<CameraStatus>> {
         None
     }
+
+    /// The layout of the camera's own buffers, when it could lend them to an encoder that takes
+    /// that format as it is (a raw format in one memory plane); None for sources that convert
+    /// (MJPEG), make I420 themselves, or encode.
+    fn buffer_format(&self) -> Option<PlaneFormat> {
+        None
+    }
+
+    /// From now on, hand out the camera's own buffers (`Capture::Camera`) whenever the camera
+    /// delivers `format` (after a reopen it may not); I420 frames otherwise.
+    fn lend_buffers(&mut self, _format: PlaneFormat) {}
 }

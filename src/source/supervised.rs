@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use super::frame_clock::FrameClock;
 use super::no_signal::NoSignal;
 use super::{
-    CameraControls, CameraState, CameraStatus, Capture, Frame, FrameSource, SourceError, SourceInfo,
+    CameraControls, CameraState, CameraStatus, Capture, Frame, FrameSource, PlaneFormat,
+    SourceError, SourceInfo,
 };
 
 /// First wait before reopening a lost camera; doubles per failed attempt up to `MAX_BACKOFF`.
@@ -40,6 +41,8 @@ pub(crate) struct Supervised {
     last_failure: String,
     keyframe_wanted: bool,
     seq: u64,
+    /// The buffer format the encoder takes as it is, asked of every reopened camera.
+    lend: Option<PlaneFormat>,
 }
 
 impl Supervised {
@@ -69,6 +72,7 @@ impl Supervised {
             last_failure: String::new(),
             keyframe_wanted: false,
             seq: 0,
+            lend: None,
         }
     }
 
@@ -100,6 +104,7 @@ impl Supervised {
             last_failure: why.to_string(),
             keyframe_wanted: false,
             seq: 0,
+            lend: None,
         }
     }
 
@@ -145,7 +150,10 @@ impl Supervised {
             }
         });
         match opened {
-            Ok(source) => {
+            Ok(mut source) => {
+                if let Some(format) = self.lend {
+                    source.lend_buffers(format);
+                }
                 if self.controls.is_none() {
                     self.controls = source.controls();
                 }
@@ -167,6 +175,7 @@ impl Supervised {
         self.seq += 1;
         match &mut capture {
             Capture::Raw(frame) => frame.seq = self.seq,
+            Capture::Camera(frame) => frame.seq = self.seq,
             Capture::Encoded { seq, .. } => *seq = self.seq,
         }
         capture
@@ -190,6 +199,12 @@ impl FrameSource for Supervised {
         loop {
             match self.next_capture()? {
                 Capture::Raw(frame) => return Ok(frame),
+                Capture::Camera(frame) => {
+                    let (w, h) = (self.info.width as usize, self.info.height as usize);
+                    return frame
+                        .to_i420(&super::FramePool::new(w * h * 3 / 2))
+                        .map_err(SourceError::Failed);
+                }
                 // A raw-frame caller cannot use access units; wait for the next picture.
                 Capture::Encoded { .. } => continue,
             }
@@ -238,6 +253,17 @@ impl FrameSource for Supervised {
     fn camera_status(&self) -> Option<Arc<CameraStatus>> {
         Some(self.status.clone())
     }
+
+    fn buffer_format(&self) -> Option<PlaneFormat> {
+        self.current.as_ref()?.buffer_format()
+    }
+
+    fn lend_buffers(&mut self, format: PlaneFormat) {
+        self.lend = Some(format);
+        if let Some(source) = self.current.as_mut() {
+            source.lend_buffers(format);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -276,7 +302,7 @@ mod tests {
             .expect("a supervised source never fails")
         {
             Capture::Raw(frame) => frame,
-            Capture::Encoded { .. } => panic!("the pattern is raw"),
+            Capture::Camera(_) | Capture::Encoded { .. } => panic!("the pattern is I420"),
         }
     }
 

@@ -144,6 +144,8 @@ impl StreamState {
             links,
             low_frames_encoded: p.low_frames_encoded,
             low_encode_ms_p50: p.low_encode_us_p50.map_or(0.0, |us| us as f64 / 1000.0),
+            camera_dmabuf: p.camera_dmabuf,
+            camera_copied: p.camera_copied,
         }
     }
 

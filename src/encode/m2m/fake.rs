@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::io::{Caps, Dequeued, Io, PlaneFormat};
+use crate::source::lent::Dmabuf;
 use crate::source::v4l2::raw;
 
 pub(crate) const SPS: [u8; 8] = [0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1f];
@@ -32,6 +33,14 @@ pub(crate) enum Call {
     },
     Stream(u32, bool),
     Command(u32),
+    AllocateDmabuf(u32, u32),
+    QueueDmabuf {
+        buf_type: u32,
+        index: u32,
+        offset: u32,
+        used: u32,
+        timestamp: Duration,
+    },
 }
 
 /// How the fake behaves; the test sets it before the encoder is made.
@@ -52,6 +61,9 @@ pub(crate) struct Behaviour {
     pub headers_once: bool,
     /// Pictures queued produce no bitstream (a stuck encoder).
     pub stuck: bool,
+    /// Queueing a dma-buf fails (EFAULT), as a driver that needs contiguous memory does
+    /// with a camera's scattered buffers.
+    pub refuse_dmabuf: bool,
 }
 
 impl Default for Behaviour {
@@ -67,6 +79,7 @@ impl Default for Behaviour {
             separate_header: false,
             headers_once: false,
             stuck: false,
+            refuse_dmabuf: false,
         }
     }
 }
@@ -212,7 +225,7 @@ impl Io for Fake {
         let stride = if self.behaviour.stride > 0 {
             self.behaviour.stride
         } else {
-            wanted.width
+            wanted.stride.max(wanted.width)
         };
         let height = wanted.height.max(self.behaviour.plane_height);
         let agreed = PlaneFormat {
@@ -307,6 +320,44 @@ impl Io for Fake {
             }
         } else {
             state.free_capture.push_back(index);
+        }
+        Ok(())
+    }
+
+    fn allocate_dmabuf(&mut self, buf_type: u32, count: u32) -> io::Result<u32> {
+        let mut state = self.state();
+        state.calls.push(Call::AllocateDmabuf(buf_type, count));
+        state.output = vec![Vec::new(); count as usize];
+        Ok(count)
+    }
+
+    fn queue_dmabuf(
+        &mut self,
+        buf_type: u32,
+        index: u32,
+        dmabuf: &Dmabuf<'_>,
+        timestamp: Duration,
+    ) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let mut state = self.state();
+        state.calls.push(Call::QueueDmabuf {
+            buf_type,
+            index,
+            offset: dmabuf.offset,
+            used: dmabuf.used,
+            timestamp,
+        });
+        if self.behaviour.refuse_dmabuf {
+            return Err(io::Error::from_raw_os_error(libc::EFAULT));
+        }
+        // What the device reads: the picture, straight from the other device's memory.
+        let file = std::fs::File::from(dmabuf.fd.try_clone_to_owned()?);
+        let mut picture = vec![0; dmabuf.used as usize];
+        file.read_exact_at(&mut picture, u64::from(dmabuf.offset))?;
+        state.last_picture = picture;
+        state.done_output.push_back(index);
+        if !self.behaviour.stuck {
+            self.encode(&mut state, timestamp);
         }
         Ok(())
     }

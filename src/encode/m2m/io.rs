@@ -11,6 +11,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
 
+use crate::source::lent::Dmabuf;
 use crate::source::v4l2::raw::{self, Buffer, Format, Plane, RequestBuffers, StreamParm};
 
 /// At most this many memory planes per buffer (I420 and H.264 use one).
@@ -25,17 +26,8 @@ pub(crate) struct Caps {
     pub device_caps: u32,
 }
 
-/// What `VIDIOC_S_FMT` agreed to on one queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct PlaneFormat {
-    pub fourcc: [u8; 4],
-    pub width: u32,
-    pub height: u32,
-    /// Bytes per row of the first plane (0 for compressed formats).
-    pub stride: u32,
-    /// Bytes of one buffer's first plane.
-    pub size: u32,
-}
+/// What `VIDIOC_S_FMT` agreed to on one queue (stride 0 for compressed formats).
+pub(crate) use crate::source::PlaneFormat;
 
 /// A buffer the driver handed back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,12 +66,29 @@ pub(crate) trait Io: Send {
         timestamp: Duration,
     ) -> io::Result<()>;
     /// `ErrorKind::WouldBlock` when nothing is ready; EPIPE after the last buffer of a drain.
+    /// VIDIOC_REQBUFS for buffers that are other devices' dma-bufs, given at queue time.
+    fn allocate_dmabuf(&mut self, buf_type: u32, count: u32) -> io::Result<u32>;
+    /// Queues buffer `index` as `dmabuf` (VIDIOC_QBUF, `V4L2_MEMORY_DMABUF`).
+    fn queue_dmabuf(
+        &mut self,
+        buf_type: u32,
+        index: u32,
+        dmabuf: &Dmabuf<'_>,
+        timestamp: Duration,
+    ) -> io::Result<()>;
     fn dequeue(&mut self, buf_type: u32) -> io::Result<Dequeued>;
     fn stream(&mut self, buf_type: u32, on: bool) -> io::Result<()>;
     fn encoder_command(&mut self, cmd: u32) -> io::Result<()>;
     /// Waits up to `timeout` for `events` (POLLIN: a CAPTURE buffer is ready, POLLOUT: an
     /// OUTPUT buffer is); returns the events that came (0 on timeout).
     fn wait(&mut self, events: i16, timeout: Duration) -> io::Result<i16>;
+}
+
+fn is_output(buf_type: u32) -> bool {
+    matches!(
+        buf_type,
+        raw::BUF_TYPE_VIDEO_OUTPUT | raw::BUF_TYPE_VIDEO_OUTPUT_MPLANE
+    )
 }
 
 pub(crate) fn is_multiplanar(buf_type: u32) -> bool {
@@ -107,6 +116,8 @@ pub(crate) struct DeviceIo {
     /// Mappings per buffer type index (OUTPUT, CAPTURE), per buffer. Dropped before `fd`.
     output: Vec<Mapping>,
     capture: Vec<Mapping>,
+    /// How the OUTPUT queue's buffers were allocated: mmap'ed, or dma-bufs given at queue time.
+    output_memory: u32,
 }
 
 // SAFETY: the mappings are memory owned by this value and reached only through &mut self.
@@ -124,6 +135,7 @@ impl DeviceIo {
             fd: file.into(),
             output: Vec::new(),
             capture: Vec::new(),
+            output_memory: raw::MEMORY_MMAP,
         })
     }
 
@@ -138,11 +150,20 @@ impl DeviceIo {
         }
     }
 
-    fn buffer(buf_type: u32, index: u32, planes: &mut [Plane; raw::VIDEO_MAX_PLANES]) -> Buffer {
+    fn buffer(
+        &self,
+        buf_type: u32,
+        index: u32,
+        planes: &mut [Plane; raw::VIDEO_MAX_PLANES],
+    ) -> Buffer {
         let mut buf: Buffer = raw::zeroed();
         buf.index = index;
         buf.type_ = buf_type;
-        buf.memory = raw::MEMORY_MMAP;
+        buf.memory = if is_output(buf_type) {
+            self.output_memory
+        } else {
+            raw::MEMORY_MMAP
+        };
         if is_multiplanar(buf_type) {
             buf.m.planes = planes.as_mut_ptr();
             buf.length = MAX_PLANES as u32;
@@ -152,7 +173,7 @@ impl DeviceIo {
 
     fn map(&self, buf_type: u32, index: u32) -> io::Result<Mapping> {
         let mut planes: [Plane; raw::VIDEO_MAX_PLANES] = raw::zeroed();
-        let mut buf = Self::buffer(buf_type, index, &mut planes);
+        let mut buf = self.buffer(buf_type, index, &mut planes);
         // SAFETY: VIDIOC_QUERYBUF takes a v4l2_buffer; for multi-planar buffers `m.planes`
         // points at VIDEO_MAX_PLANES planes that outlive the call.
         unsafe { raw::ioctl(self.raw_fd(), raw::VIDIOC_QUERYBUF, &mut buf)? };
@@ -310,9 +331,65 @@ impl Io for DeviceIo {
         unsafe { raw::ioctl(self.raw_fd(), raw::VIDIOC_S_SELECTION, &mut selection) }
     }
 
+    fn allocate_dmabuf(&mut self, buf_type: u32, count: u32) -> io::Result<u32> {
+        self.mappings(buf_type).clear();
+        let mut request = RequestBuffers {
+            count,
+            type_: buf_type,
+            memory: raw::MEMORY_DMABUF,
+            ..RequestBuffers::default()
+        };
+        // SAFETY: VIDIOC_REQBUFS takes a v4l2_requestbuffers.
+        unsafe { raw::ioctl(self.raw_fd(), raw::VIDIOC_REQBUFS, &mut request)? };
+        if is_output(buf_type) {
+            self.output_memory = raw::MEMORY_DMABUF;
+        }
+        Ok(request.count)
+    }
+
+    fn queue_dmabuf(
+        &mut self,
+        buf_type: u32,
+        index: u32,
+        dmabuf: &Dmabuf<'_>,
+        timestamp: Duration,
+    ) -> io::Result<()> {
+        let fd = dmabuf.fd.as_raw_fd();
+        let mut planes: [Plane; raw::VIDEO_MAX_PLANES] = raw::zeroed();
+        planes[0].m.fd = fd;
+        planes[0].length = dmabuf.length;
+        // The V4L2 spec counts data_offset into bytesused.
+        planes[0].bytesused = dmabuf.offset.saturating_add(dmabuf.used);
+        planes[0].data_offset = dmabuf.offset;
+        let mut buf = self.buffer(buf_type, index, &mut planes);
+        if is_multiplanar(buf_type) {
+            buf.length = 1;
+        } else {
+            if dmabuf.offset != 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a single-planar queue cannot take a picture from within a dma-buf",
+                ));
+            }
+            buf.m.fd = fd;
+            buf.length = dmabuf.length;
+            buf.bytesused = dmabuf.used;
+        }
+        buf.field = raw::FIELD_NONE;
+        buf.timestamp = libc::timeval {
+            tv_sec: timestamp.as_secs() as libc::time_t,
+            tv_usec: timestamp.subsec_micros() as libc::suseconds_t,
+        };
+        // SAFETY: VIDIOC_QBUF takes a v4l2_buffer; `m.planes` as in `buffer`.
+        unsafe { raw::ioctl(self.raw_fd(), raw::VIDIOC_QBUF, &mut buf) }
+    }
+
     fn allocate(&mut self, buf_type: u32, count: u32) -> io::Result<u32> {
         // Unmapped before the driver frees them.
         self.mappings(buf_type).clear();
+        if is_output(buf_type) {
+            self.output_memory = raw::MEMORY_MMAP;
+        }
         let mut request = RequestBuffers {
             count,
             type_: buf_type,
@@ -346,7 +423,7 @@ impl Io for DeviceIo {
         let mut planes: [Plane; raw::VIDEO_MAX_PLANES] = raw::zeroed();
         // Before `buffer` takes the pointer to the planes.
         planes[0].bytesused = used;
-        let mut buf = Self::buffer(buf_type, index, &mut planes);
+        let mut buf = self.buffer(buf_type, index, &mut planes);
         if is_multiplanar(buf_type) {
             buf.length = 1;
         } else {
@@ -363,7 +440,7 @@ impl Io for DeviceIo {
 
     fn dequeue(&mut self, buf_type: u32) -> io::Result<Dequeued> {
         let mut planes: [Plane; raw::VIDEO_MAX_PLANES] = raw::zeroed();
-        let mut buf = Self::buffer(buf_type, 0, &mut planes);
+        let mut buf = self.buffer(buf_type, 0, &mut planes);
         // SAFETY: VIDIOC_DQBUF takes a v4l2_buffer (planes as in `buffer`).
         unsafe { raw::ioctl(self.raw_fd(), raw::VIDIOC_DQBUF, &mut buf)? };
         let (used, data_offset) = if is_multiplanar(buf_type) {

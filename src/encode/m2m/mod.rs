@@ -4,8 +4,16 @@
 //!
 //! One frame at a time: `encode` queues the picture and waits for its bitstream, so the time
 //! `encode` takes is the encoder's latency (frame in → bitstream out), which the pipeline's
-//! statistics report like the software encoder's encode time. Pictures arrive as I420 (the
-//! pipeline's format) and are copied once into an mmap'ed OUTPUT buffer; nothing is converted.
+//! statistics report like the software encoder's encode time.
+//!
+//! Pictures arrive either as I420 (the pipeline's format: the test pattern, a placeholder, a
+//! converted MJPEG frame), copied once into an mmap'ed OUTPUT buffer, or in the camera's own
+//! buffer and format (`encode_camera`, after `take_format` found the driver takes that format
+//! with the camera's layout): then the device reads the camera's buffer itself as a dma-buf
+//! (`V4L2_MEMORY_DMABUF`), or, when the driver refuses it (a device that needs contiguous
+//! memory and a camera with scattered buffers), gets a plain copy from then on. Switching
+//! between the two (camera lost, camera back) sets the OUTPUT queue up anew: a new stream,
+//! which starts with an IDR.
 //!
 //! The plumbing is generic over the CAPTURE format (`codec`): the product asks for H.264, with
 //! the H.264 guarantees of the software path (constrained baseline, the SDP's level, SPS/PPS
@@ -36,8 +44,8 @@ use super::h264::EncodeError;
 use super::nal;
 use super::parameter_sets::ParameterSets;
 use super::{AccessUnit, EncoderSettings, Encoding, level};
-use crate::source::Frame;
 use crate::source::v4l2::raw;
+use crate::source::{CameraFrame, Frame};
 
 pub(crate) const H264: [u8; 4] = *b"H264";
 /// The pipeline's pictures: planar 4:2:0, Y then U then V (`V4L2_PIX_FMT_YUV420`).
@@ -75,6 +83,27 @@ pub(crate) struct M2mEncoder<D: Io = DeviceIo> {
     /// A drain finished: the CAPTURE queue reports EOS until restarted.
     drained: bool,
     card: String,
+    /// What the OUTPUT queue is set up to take.
+    input: Input,
+    /// Why the driver cannot read the camera's dma-bufs (it then gets a copy); set once.
+    dmabuf_refused: Option<String>,
+}
+
+/// What the OUTPUT queue takes: I420 pictures (copied in), or pictures in a camera's own
+/// format and layout, as dma-bufs of the camera's buffers or copied in as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Input {
+    I420,
+    Camera { format: PlaneFormat, dmabuf: bool },
+}
+
+/// How the encoder read a camera's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CameraRead {
+    /// The device read the camera's memory itself: no copy.
+    Dmabuf,
+    /// Copied as it is into the encoder's buffer: one copy, no conversion.
+    Copied,
 }
 
 impl M2mEncoder<DeviceIo> {
@@ -131,6 +160,8 @@ impl<D: Io> M2mEncoder<D> {
             last_idr: None,
             drained: false,
             card: caps.card,
+            input: Input::I420,
+            dmabuf_refused: None,
         };
         encoder.check_formats()?;
         encoder.start()?;
@@ -198,27 +229,36 @@ impl<D: Io> M2mEncoder<D> {
                 fourcc(coded.fourcc)
             )));
         }
+        let wanted = match self.input {
+            Input::I420 => PlaneFormat {
+                fourcc: I420,
+                width,
+                height,
+                stride: width,
+                size: width * height * 3 / 2,
+            },
+            Input::Camera { format, .. } => format,
+        };
         let raw = self
             .io
-            .set_format(
-                self.output_type,
-                PlaneFormat {
-                    fourcc: I420,
-                    width,
-                    height,
-                    stride: width,
-                    size: width * height * 3 / 2,
-                },
-            )
+            .set_format(self.output_type, wanted)
             .map_err(|e| dev("cannot set the picture format", &e))?;
-        let fits = raw.fourcc == I420
-            && raw.width >= width
-            && raw.height >= height
-            && raw.stride >= width
-            && u64::from(raw.size) >= u64::from(raw.stride) * u64::from(raw.height) * 3 / 2;
+        let fits = match self.input {
+            Input::I420 => {
+                raw.fourcc == I420
+                    && raw.width >= width
+                    && raw.height >= height
+                    && raw.stride >= width
+                    && u64::from(raw.size) >= u64::from(raw.stride) * u64::from(raw.height) * 3 / 2
+            }
+            // The camera's buffers are read as they are: the layout must be the same.
+            Input::Camera { format, .. } => raw.reads_as(&format),
+        };
         if !fits {
             return Err(EncodeError::Device(format!(
-                "asked for I420 {width}x{height}, the driver chose {} {}x{} (stride {}, {} bytes)",
+                "asked for {} {width}x{height} (stride {}), the driver chose {} {}x{} (stride {}, {} bytes)",
+                fourcc(wanted.fourcc),
+                wanted.stride,
                 fourcc(raw.fourcc),
                 raw.width,
                 raw.height,
@@ -254,10 +294,13 @@ impl<D: Io> M2mEncoder<D> {
                 Ok(())
             })
             .map_err(|e| dev("cannot set up bitstream buffers", &e))?;
-        let outputs = self
-            .io
-            .allocate(self.output_type, OUTPUT_BUFFERS)
-            .map_err(|e| dev("cannot set up picture buffers", &e))?;
+        let outputs = match self.input {
+            Input::Camera { dmabuf: true, .. } => {
+                self.io.allocate_dmabuf(self.output_type, OUTPUT_BUFFERS)
+            }
+            _ => self.io.allocate(self.output_type, OUTPUT_BUFFERS),
+        }
+        .map_err(|e| dev("cannot set up picture buffers", &e))?;
         if outputs == 0 {
             return Err(EncodeError::Device(
                 "the driver gave no picture buffers".into(),
@@ -327,9 +370,14 @@ impl<D: Io> M2mEncoder<D> {
         force_idr: bool,
     ) -> Result<Option<AccessUnit>, EncodeError> {
         self.submit(frame, force_idr)?;
+        self.wait_unit().map(Some)
+    }
+
+    /// Waits for the bitstream of the picture queued last.
+    fn wait_unit(&mut self) -> Result<AccessUnit, EncodeError> {
         loop {
             match self.next_unit(ENCODE_TIMEOUT)? {
-                Next::Unit(unit) => return Ok(Some(unit)),
+                Next::Unit(unit) => return Ok(unit),
                 Next::Header => continue,
                 Next::End => {
                     return Err(EncodeError::Device("the encoder ended the stream".into()));
@@ -341,18 +389,39 @@ impl<D: Io> M2mEncoder<D> {
     /// Queues one frame without waiting for its bitstream (which `encode` or `drain` then
     /// collects). At most as many frames as there are picture buffers can wait at once.
     pub(crate) fn submit(&mut self, frame: &Frame, force_idr: bool) -> Result<(), EncodeError> {
-        self.idr_pending |= force_idr || self.idr_overdue(frame.captured);
-        let expected = (self.settings.width, self.settings.height);
-        let got = (frame.width, frame.height);
-        if got != expected {
-            return Err(EncodeError::FrameSize { expected, got });
-        }
         let needed = frame.width as usize * frame.height as usize * 3 / 2;
         if frame.data.len() < needed {
             return Err(EncodeError::ShortFrame {
                 expected: needed,
                 got: frame.data.len(),
             });
+        }
+        if self.input != Input::I420 {
+            // After the camera's own buffers, I420 again (a placeholder while the camera is
+            // lost): a new stream, which starts with an IDR anyway.
+            self.reconfigure(Input::I420)?;
+        }
+        let index = self.begin_picture((frame.width, frame.height), frame.captured, force_idr)?;
+        let used = self.fill(index, frame)?;
+        let timestamp = Duration::from_micros(frame.seq);
+        self.io
+            .queue(self.output_type, index, used, timestamp)
+            .map_err(|e| dev("cannot queue a picture", &e))?;
+        self.queued(timestamp, frame.seq, frame.captured);
+        Ok(())
+    }
+
+    /// Checks and requests common to every picture; returns a free OUTPUT buffer.
+    fn begin_picture(
+        &mut self,
+        got: (u32, u32),
+        captured: Instant,
+        force_idr: bool,
+    ) -> Result<u32, EncodeError> {
+        self.idr_pending |= force_idr || self.idr_overdue(captured);
+        let expected = (self.settings.width, self.settings.height);
+        if got != expected {
+            return Err(EncodeError::FrameSize { expected, got });
         }
         if self.drained {
             return Err(EncodeError::Device("the encoder was drained".into()));
@@ -363,16 +432,197 @@ impl<D: Io> M2mEncoder<D> {
                 .set_control(raw::CID_FORCE_KEY_FRAME, 1)
                 .map_err(|e| dev("refuses a keyframe request", &e))?;
         }
-        let index = self.free_output()?;
-        let used = self.fill(index, frame)?;
-        let timestamp = Duration::from_micros(frame.seq);
-        self.io
-            .queue(self.output_type, index, used, timestamp)
-            .map_err(|e| dev("cannot queue a picture", &e))?;
-        self.in_flight
-            .push_back((timestamp, frame.seq, frame.captured));
+        self.free_output()
+    }
+
+    fn queued(&mut self, timestamp: Duration, seq: u64, captured: Instant) {
+        self.in_flight.push_back((timestamp, seq, captured));
         self.started = true;
-        Ok(())
+    }
+
+    /// Takes pictures in `format` (a camera's own buffers, `encode_camera`) from now on, if
+    /// the driver takes that format with that layout; else says why and stays on I420.
+    pub(crate) fn take_format(&mut self, format: &PlaneFormat) -> Result<(), String> {
+        if (format.width, format.height) != (self.settings.width, self.settings.height) {
+            return Err(format!(
+                "the camera's {}x{} is not the stream's {}x{}",
+                format.width, format.height, self.settings.width, self.settings.height
+            ));
+        }
+        let offered = self
+            .io
+            .formats(self.output_type)
+            .map_err(|e| format!("cannot list its OUTPUT formats: {e}"))?;
+        if !offered.contains(&format.fourcc) {
+            return Err(format!(
+                "{} takes {}, not {}",
+                self.card,
+                fourccs(&offered),
+                fourcc(format.fourcc)
+            ));
+        }
+        if matches!(self.input, Input::Camera { format: f, .. } if f == *format) {
+            return Ok(());
+        }
+        let taken = self.reconfigure(Input::Camera {
+            format: *format,
+            dmabuf: false,
+        });
+        taken.map_err(|e| {
+            if let Err(back) = self.reconfigure(Input::I420) {
+                warn!("{}: cannot go back to I420: {back}", self.card);
+            }
+            e.to_string()
+        })
+    }
+
+    /// Encodes a picture in the camera's own buffer and waits for its bitstream; the device
+    /// is done with the buffer when this returns. The device reads the buffer itself (dma-buf)
+    /// where both drivers allow it, else it gets a copy: the first refusal is logged and the
+    /// copy kept from then on.
+    pub(crate) fn encode_camera(
+        &mut self,
+        frame: &CameraFrame,
+        force_idr: bool,
+    ) -> Result<(Option<AccessUnit>, CameraRead), EncodeError> {
+        let format = frame.format;
+        if let Some(offset) = frame.buffer.dmabuf().map(|d| d.offset).filter(|&o| o != 0)
+            && self.dmabuf_refused.is_none()
+        {
+            // V4L2 has no way to say so on a single-planar queue, and encoders that read
+            // input planes mostly ignore data_offset: the picture would come out shifted.
+            self.refuse_dmabuf(&format!(
+                "the camera's pictures start {offset} bytes into its buffers"
+            ));
+        }
+        let dmabuf = frame
+            .buffer
+            .dmabuf()
+            .filter(|_| self.dmabuf_refused.is_none());
+        let wanted = Input::Camera {
+            format,
+            dmabuf: dmabuf.is_some(),
+        };
+        if self.input != wanted
+            && let Err(e) = self.reconfigure(wanted)
+        {
+            if dmabuf.is_none() {
+                return Err(e);
+            }
+            self.refuse_dmabuf(&e.to_string());
+            self.reconfigure(Input::Camera {
+                format,
+                dmabuf: false,
+            })?;
+        }
+        let size = (format.width, format.height);
+        let timestamp = Duration::from_micros(frame.seq);
+        let mut index = self.begin_picture(size, frame.captured, force_idr)?;
+        let mut read = CameraRead::Copied;
+        if let (Input::Camera { dmabuf: true, .. }, Some(dmabuf)) = (self.input, dmabuf) {
+            match self
+                .io
+                .queue_dmabuf(self.output_type, index, &dmabuf, timestamp)
+            {
+                Ok(()) => read = CameraRead::Dmabuf,
+                Err(e) => {
+                    self.refuse_dmabuf(&format!("cannot queue a camera dma-buf: {e}"));
+                    self.reconfigure(Input::Camera {
+                        format,
+                        dmabuf: false,
+                    })?;
+                    index = self.begin_picture(size, frame.captured, force_idr)?;
+                }
+            }
+        }
+        if read == CameraRead::Copied {
+            let used = self.copy_in(index, frame.buffer.bytes())?;
+            self.io
+                .queue(self.output_type, index, used, timestamp)
+                .map_err(|e| dev("cannot queue a picture", &e))?;
+        }
+        self.queued(timestamp, frame.seq, frame.captured);
+        let unit = self.wait_unit()?;
+        if read == CameraRead::Dmabuf {
+            // The camera gets the buffer back when the caller lets go of it: the device must
+            // have finished reading it.
+            self.take_back(index)?;
+        }
+        Ok((Some(unit), read))
+    }
+
+    /// Copies camera buffers from now on, even where the device could read them itself (to
+    /// compare the two).
+    pub(crate) fn copy_camera_buffers(&mut self) {
+        self.dmabuf_refused = Some("asked to copy".into());
+    }
+
+    fn refuse_dmabuf(&mut self, why: &str) {
+        warn!(
+            "{}: cannot read the camera's buffers directly ({why}); copying them instead",
+            self.card
+        );
+        self.dmabuf_refused = Some(why.to_owned());
+    }
+
+    /// Sets the OUTPUT queue up for `input`: a new stream (starting with an IDR).
+    fn reconfigure(&mut self, input: Input) -> Result<(), EncodeError> {
+        debug!("{}: picture input {input:?}", self.card);
+        self.input = input;
+        let settings = self.settings.clone();
+        self.restart(&settings)
+    }
+
+    /// Copies a picture that is already in the OUTPUT format's layout; returns the bytes used.
+    fn copy_in(&mut self, index: u32, bytes: &[u8]) -> Result<u32, EncodeError> {
+        let size = self.raw.size as usize;
+        let plane = self
+            .io
+            .plane(self.output_type, index)
+            .ok_or_else(|| EncodeError::Device(format!("no picture buffer {index}")))?;
+        let n = bytes.len().min(plane.len()).min(size);
+        plane[..n].copy_from_slice(&bytes[..n]);
+        Ok(size.min(plane.len()) as u32)
+    }
+
+    /// Waits until OUTPUT buffer `index` is back from the device.
+    fn take_back(&mut self, index: u32) -> Result<(), EncodeError> {
+        let deadline = Instant::now() + ENCODE_TIMEOUT;
+        loop {
+            match self.io.dequeue(self.output_type) {
+                Ok(done) => {
+                    self.free_outputs.push(done.index);
+                    if done.index == index {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(dev("cannot take back a picture buffer", &e)),
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ready = self
+                .io
+                .wait(libc::POLLOUT, left)
+                .map_err(|e| dev("cannot wait for a picture buffer", &e))?;
+            if ready & libc::POLLOUT == 0 {
+                return Err(EncodeError::Device(
+                    "the device did not give a camera buffer back in time".into(),
+                ));
+            }
+        }
+    }
+
+    /// How pictures reach the device now, for `status` and the log.
+    pub(crate) fn input_description(&self) -> String {
+        match self.input {
+            Input::I420 => "I420".into(),
+            Input::Camera { format, dmabuf } => format!(
+                "camera {} buffers {}",
+                fourcc(format.fourcc),
+                if dmabuf { "by dma-buf" } else { "copied" }
+            ),
+        }
     }
 
     /// Changes the target bitrate from the next frame on.

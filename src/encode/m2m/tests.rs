@@ -5,11 +5,13 @@ use std::time::{Duration, Instant};
 
 use super::fake::{Behaviour, Call, Fake, IDR, P, PPS, SPS, State};
 use super::io::PlaneFormat;
-use super::{H264, M2mEncoder};
+use super::{CameraRead, H264, M2mEncoder};
 use crate::encode::h264::EncodeError;
-use crate::encode::{EncoderChoice, EncoderSettings};
+use crate::encode::{AccessUnit, EncoderChoice, EncoderSettings};
+use crate::source::lent::CameraBuffer;
+use crate::source::lent::testing::MemoryLender;
 use crate::source::v4l2::raw::{self, *};
-use crate::source::{Frame, FrameBuf};
+use crate::source::{CameraFrame, Frame, FrameBuf};
 
 const OUT_MP: u32 = BUF_TYPE_VIDEO_OUTPUT_MPLANE;
 const CAP_MP: u32 = BUF_TYPE_VIDEO_CAPTURE_MPLANE;
@@ -477,5 +479,223 @@ fn a_stuck_encoder_is_an_error_not_a_hang() {
         matches!(&err, Err(EncodeError::Device(why)) if why.contains("no bitstream")),
         "{:?}",
         err.map(|u| u.map(|u| u.seq))
+    );
+}
+
+/// A 64x64 YUYV camera picture whose bytes count up, in a lent buffer (a memfd when `dmabuf`).
+fn camera_frame(
+    lender: &Arc<MemoryLender>,
+    index: u32,
+    seq: u64,
+    captured: Instant,
+) -> CameraFrame {
+    let format = PlaneFormat::of_camera(*b"YUYV", 64, 64, 128).expect("yuyv");
+    CameraFrame {
+        buffer: CameraBuffer::new(lender.clone(), index, 0, format.size as usize),
+        format,
+        seq,
+        captured,
+    }
+}
+
+fn yuyv_pictures(count: u8) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|n| (0..128 * 64).map(|i| (i % 251) as u8 ^ n).collect())
+        .collect()
+}
+
+fn takes_yuyv() -> Behaviour {
+    Behaviour {
+        output_formats: vec![*b"YU12", *b"YUYV"],
+        ..Behaviour::default()
+    }
+}
+
+#[test]
+fn camera_buffers_reach_the_device_as_dmabufs_in_their_own_format() {
+    let (mut encoder, state) = encoder(takes_yuyv(), &settings(64, 64, 300));
+    let lender = MemoryLender::new(yuyv_pictures(2), true);
+    let format = PlaneFormat::of_camera(*b"YUYV", 64, 64, 128).expect("yuyv");
+    encoder.take_format(&format).expect("takes YUYV");
+    clear(&state);
+    let at = Instant::now();
+    for (index, seq) in [(0, 1), (1, 2), (0, 3)] {
+        let frame = camera_frame(&lender, index, seq, at);
+        let (unit, read) = encoder.encode_camera(&frame, false).expect("encodes");
+        assert_eq!(read, CameraRead::Dmabuf);
+        let unit = unit.expect("a unit per picture");
+        assert_eq!((unit.seq, unit.captured), (seq, at));
+        assert_eq!(unit.keyframe, seq == 1, "the new stream starts with an IDR");
+        // The device read the camera's memory itself, byte for byte.
+        let picture = state.lock().expect("state").last_picture.clone();
+        assert_eq!(picture, yuyv_pictures(2)[index as usize]);
+        // The encoder keeps nothing of the camera's: the buffer goes back when the frame goes.
+        drop(frame);
+        assert_eq!(lender.given_back().last(), Some(&index));
+    }
+    let calls = calls(&state);
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| matches!(c, Call::AllocateDmabuf(OUT_MP, 2)))
+            .count(),
+        1,
+        "the picture queue is set up for dma-bufs once: {calls:?}"
+    );
+    assert!(
+        calls.contains(&Call::SetFormat(OUT_MP, format)),
+        "{calls:?}"
+    );
+    assert!(calls.contains(&Call::QueueDmabuf {
+        buf_type: OUT_MP,
+        index: 0,
+        offset: 0,
+        used: 128 * 64,
+        timestamp: Duration::from_micros(3),
+    }));
+    assert!(
+        !calls.iter().any(|c| matches!(
+            c,
+            Call::Queue {
+                buf_type: OUT_MP,
+                ..
+            }
+        )),
+        "nothing copied: {calls:?}"
+    );
+}
+
+#[test]
+fn a_driver_that_cannot_read_the_cameras_memory_gets_a_copy_from_then_on() {
+    let behaviour = Behaviour {
+        refuse_dmabuf: true,
+        ..takes_yuyv()
+    };
+    let (mut encoder, state) = encoder(behaviour, &settings(64, 64, 300));
+    let lender = MemoryLender::new(yuyv_pictures(2), true);
+    let format = PlaneFormat::of_camera(*b"YUYV", 64, 64, 128).expect("yuyv");
+    encoder.take_format(&format).expect("takes YUYV");
+    clear(&state);
+    let at = Instant::now();
+    for (index, seq) in [(0, 1), (1, 2), (0, 3)] {
+        let frame = camera_frame(&lender, index, seq, at);
+        let (unit, read) = encoder.encode_camera(&frame, false).expect("encodes");
+        assert_eq!(read, CameraRead::Copied, "frame {seq}");
+        assert_eq!(unit.expect("a unit").seq, seq);
+        let picture = state.lock().expect("state").last_picture.clone();
+        let expected = &yuyv_pictures(2)[index as usize];
+        assert_eq!(&picture[..expected.len()], &expected[..], "copied as it is");
+    }
+    let calls = calls(&state);
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| matches!(c, Call::QueueDmabuf { .. }))
+            .count(),
+        1,
+        "one refusal, then copies: {calls:?}"
+    );
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| matches!(
+                c,
+                Call::Queue {
+                    buf_type: OUT_MP,
+                    ..
+                }
+            ))
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn camera_formats_the_driver_cannot_take_as_they_are_are_refused_and_i420_stays() {
+    let format = PlaneFormat::of_camera(*b"YUYV", 64, 64, 128).expect("yuyv");
+    // Not offered at all.
+    let (mut no_yuyv, _) = encoder(Behaviour::default(), &settings(64, 64, 300));
+    let why = no_yuyv.take_format(&format).expect_err("no YUYV");
+    assert!(why.contains("takes YU12, NV12, not YUYV"), "{why}");
+    // Offered, but with rows padded to 192 bytes: the camera's buffer does not read as that.
+    let behaviour = Behaviour {
+        stride: 192,
+        ..takes_yuyv()
+    };
+    let (mut encoder, state) = encoder(behaviour, &settings(64, 64, 300));
+    let why = encoder.take_format(&format).expect_err("other stride");
+    assert!(why.contains("stride 192"), "{why}");
+    let unit = encoder
+        .encode(&frame(64, 64, 1, Instant::now()), false)
+        .expect("I420 still encodes")
+        .expect("a unit");
+    assert_eq!(unit.seq, 1);
+    let last_output_format = calls(&state).into_iter().rev().find_map(|c| match c {
+        Call::SetFormat(OUT_MP, f) => Some(f.fourcc),
+        _ => None,
+    });
+    assert_eq!(last_output_format, Some(*b"YU12"));
+}
+
+#[test]
+fn switching_between_camera_buffers_and_i420_starts_a_new_stream_with_an_idr() {
+    let (mut encoder, state) = encoder(takes_yuyv(), &settings(64, 64, 300));
+    let lender = MemoryLender::new(yuyv_pictures(1), true);
+    let format = PlaneFormat::of_camera(*b"YUYV", 64, 64, 128).expect("yuyv");
+    encoder.take_format(&format).expect("takes YUYV");
+    let at = Instant::now();
+    let key = |unit: Option<AccessUnit>| unit.expect("a unit").keyframe;
+    let camera = |encoder: &mut M2mEncoder<Fake>, seq| {
+        let frame = camera_frame(&lender, 0, seq, at);
+        encoder.encode_camera(&frame, false).expect("encodes").0
+    };
+    assert!(key(camera(&mut encoder, 1)));
+    assert!(!key(camera(&mut encoder, 2)));
+    // The camera is lost: placeholder pictures in I420.
+    let i420 = encoder
+        .encode(&frame(64, 64, 3, at), false)
+        .expect("encodes");
+    assert!(key(i420), "a new stream after the switch");
+    assert!(!key(encoder
+        .encode(&frame(64, 64, 4, at), false)
+        .expect("encodes")));
+    // The camera is back.
+    assert!(key(camera(&mut encoder, 5)));
+    let formats: Vec<[u8; 4]> = calls(&state)
+        .into_iter()
+        .filter_map(|c| match c {
+            Call::SetFormat(OUT_MP, f) => Some(f.fourcc),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        formats,
+        vec![*b"YU12", *b"YUYV", *b"YUYV", *b"YU12", *b"YUYV"],
+        "I420 at setup, YUYV copied (take_format), YUYV dma-buf, I420, YUYV dma-buf"
+    );
+}
+
+#[test]
+fn pictures_that_start_inside_the_camera_buffer_are_copied_not_read_shifted() {
+    let (mut encoder, state) = encoder(takes_yuyv(), &settings(64, 64, 300));
+    // vivid's multi-planar YUYV puts the picture 128 bytes into each buffer.
+    let mut buffer = vec![0xee; 128];
+    buffer.extend(&yuyv_pictures(1)[0]);
+    let lender = MemoryLender::new(vec![buffer], true);
+    let format = PlaneFormat::of_camera(*b"YUYV", 64, 64, 128).expect("yuyv");
+    encoder.take_format(&format).expect("takes YUYV");
+    let frame = CameraFrame {
+        buffer: CameraBuffer::new(lender.clone(), 0, 128, format.size as usize),
+        format,
+        seq: 1,
+        captured: Instant::now(),
+    };
+    let (unit, read) = encoder.encode_camera(&frame, false).expect("encodes");
+    assert_eq!((unit.expect("a unit").seq, read), (1, CameraRead::Copied));
+    let picture = state.lock().expect("state").last_picture.clone();
+    assert_eq!(&picture[..128 * 64], &yuyv_pictures(1)[0][..], "from the picture's start");
+    assert!(
+        !calls(&state).iter().any(|c| matches!(c, Call::QueueDmabuf { .. })),
+        "never handed over shifted"
     );
 }

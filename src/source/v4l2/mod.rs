@@ -1,5 +1,7 @@
 //! V4L2 cameras: a `FrameSource` that streams a capture device with mmap buffers, converts each
-//! frame to I420 (or passes H.264 through), and stamps it with the driver's capture time.
+//! frame to I420 (or passes H.264 through), and stamps it with the driver's capture time. When
+//! the board's encoder takes the camera's format as it is, frames are not converted: the
+//! driver's buffers are lent to the encoder (`lend_buffers`, `super::lent`).
 //!
 //! The camera is read on the pipeline's capture thread, not the event loop: converting a frame
 //! (an MJPEG decode is milliseconds) must never delay packets, and a blocking read on a thread
@@ -27,8 +29,10 @@ use self::stream::{
     Captured, MmapStream, NegotiatedFormat, monotonic_now, set_format, set_frame_rate,
 };
 use super::convert::{Converter, PixelFormat};
+use super::lent::CameraBuffer;
 use super::{
-    CameraControls, CameraStatus, Capture, Frame, FramePool, FrameSource, SourceError, SourceInfo,
+    CameraControls, CameraFrame, CameraStatus, Capture, Frame, FramePool, FrameSource, PlaneFormat,
+    SourceError, SourceInfo,
 };
 
 /// Consecutive broken frames (driver error flag, undecodable JPEG) after which the camera
@@ -63,6 +67,10 @@ pub(crate) struct V4l2Source {
     broken_in_a_row: u32,
     /// A frame read while probing (`--source auto`), handed out first.
     pending: Option<Capture>,
+    /// The camera's buffers, when an encoder could take them as they are.
+    buffer_format: Option<PlaneFormat>,
+    /// Set when they go to the encoder as they are (`lend_buffers`).
+    lending: Option<PlaneFormat>,
     status: Arc<CameraStatus>,
     controls: Arc<V4l2Controls>,
 }
@@ -115,6 +123,13 @@ impl V4l2Source {
             (negotiated.width, negotiated.height),
             Converter::output_size,
         );
+        // Odd sizes are cropped by the conversion; only whole pictures are lent out as they are.
+        let buffer_format = match negotiated.strides[..] {
+            [stride] if (width, height) == (negotiated.width, negotiated.height) => {
+                PlaneFormat::of_camera(negotiated.fourcc, width, height, stride)
+            }
+            _ => None,
+        };
         if width < 16 || height < 16 {
             return Err(format!(
                 "{}: the driver chose {}x{}, too small to stream",
@@ -177,6 +192,8 @@ impl V4l2Source {
             frame_timeout,
             broken_in_a_row: 0,
             pending: None,
+            buffer_format,
+            lending: None,
             status,
             controls,
         })
@@ -213,31 +230,55 @@ impl V4l2Source {
         }
         loop {
             let (last_emitted, min_interval) = (self.last_emitted, self.min_interval);
-            let Self {
-                stream,
-                converter,
-                pool,
-                ..
-            } = self;
-            let (sequence, monotonic, outcome) = stream
-                .next(self.frame_timeout, |captured| {
-                    let mono = captured.monotonic.unwrap_or_else(monotonic_now);
-                    let outcome = if last_emitted
-                        .is_some_and(|last| mono.saturating_sub(last) < min_interval)
-                    {
-                        // The camera runs faster than asked: skip before converting.
+            let too_soon = move |mono: Duration| {
+                last_emitted.is_some_and(|last| mono.saturating_sub(last) < min_interval)
+            };
+            let (sequence, monotonic, outcome) = match self.lending {
+                Some(format) => {
+                    let lent = self.stream.lend(self.frame_timeout).map_err(|e| {
+                        SourceError::Failed(format!("{}: {e}", self.path.display()))
+                    })?;
+                    let outcome = if too_soon(lent.monotonic.unwrap_or_else(monotonic_now)) {
                         Outcome::Skipped
-                    } else if captured.error {
+                    } else if lent.error {
                         Outcome::Broken("the driver flagged the frame as corrupt".into())
+                    } else if lent.buffer.bytes().len() < format.size as usize {
+                        Outcome::Broken(format!(
+                            "short frame: {} of {} bytes",
+                            lent.buffer.bytes().len(),
+                            format.size
+                        ))
                     } else {
-                        match read_frame(captured, converter.as_mut(), pool) {
-                            Ok(content) => Outcome::Frame(content),
-                            Err(why) => Outcome::Broken(why),
-                        }
+                        Outcome::Frame(Content::Lent(lent.buffer))
                     };
-                    (captured.sequence, captured.monotonic, outcome)
-                })
-                .map_err(|e| SourceError::Failed(format!("{}: {e}", self.path.display())))?;
+                    (lent.sequence, lent.monotonic, outcome)
+                }
+                None => {
+                    let Self {
+                        stream,
+                        converter,
+                        pool,
+                        ..
+                    } = self;
+                    stream
+                        .next(self.frame_timeout, |captured| {
+                            let mono = captured.monotonic.unwrap_or_else(monotonic_now);
+                            let outcome = if too_soon(mono) {
+                                // The camera runs faster than asked: skip before converting.
+                                Outcome::Skipped
+                            } else if captured.error {
+                                Outcome::Broken("the driver flagged the frame as corrupt".into())
+                            } else {
+                                match read_frame(captured, converter.as_mut(), pool) {
+                                    Ok(content) => Outcome::Frame(content),
+                                    Err(why) => Outcome::Broken(why),
+                                }
+                            };
+                            (captured.sequence, captured.monotonic, outcome)
+                        })
+                        .map_err(|e| SourceError::Failed(format!("{}: {e}", self.path.display())))?
+                }
+            };
             self.count_gap(sequence);
             let content = match outcome {
                 Outcome::Skipped => continue,
@@ -265,6 +306,12 @@ impl V4l2Source {
                     width: self.width,
                     height: self.height,
                     data,
+                    seq: self.seq,
+                    captured,
+                }),
+                Content::Lent(buffer) => Capture::Camera(CameraFrame {
+                    buffer,
+                    format: self.lending.unwrap_or_default(),
                     seq: self.seq,
                     captured,
                 }),
@@ -299,6 +346,7 @@ enum Outcome {
 
 enum Content {
     Raw(super::FrameBuf),
+    Lent(CameraBuffer),
     Encoded(Vec<u8>),
 }
 
@@ -354,6 +402,7 @@ impl FrameSource for V4l2Source {
     fn next_frame(&mut self) -> Result<Frame, SourceError> {
         match self.capture()? {
             Capture::Raw(frame) => Ok(frame),
+            Capture::Camera(frame) => frame.to_i420(&self.pool).map_err(SourceError::Failed),
             Capture::Encoded { .. } => Err(SourceError::Failed(
                 "this camera delivers H.264; use next_capture".into(),
             )),
@@ -370,6 +419,26 @@ impl FrameSource for V4l2Source {
 
     fn camera_status(&self) -> Option<Arc<CameraStatus>> {
         Some(self.status.clone())
+    }
+
+    fn buffer_format(&self) -> Option<PlaneFormat> {
+        self.buffer_format
+    }
+
+    fn lend_buffers(&mut self, format: PlaneFormat) {
+        if self.buffer_format == Some(format) {
+            let how = if self.stream.exports_dmabuf() {
+                "as dma-bufs (zero copy)"
+            } else {
+                "mapped (the driver cannot export dma-bufs: one copy)"
+            };
+            log::info!(
+                "{}: {} pictures go to the encoder as they are, {how}",
+                self.path.display(),
+                device::fourcc_text(format.fourcc)
+            );
+            self.lending = Some(format);
+        }
     }
 }
 

@@ -14,6 +14,8 @@ pub(crate) const BUF_TYPE_VIDEO_CAPTURE_MPLANE: u32 = 9;
 pub(crate) const BUF_TYPE_VIDEO_OUTPUT: u32 = 2;
 pub(crate) const BUF_TYPE_VIDEO_OUTPUT_MPLANE: u32 = 10;
 pub(crate) const MEMORY_MMAP: u32 = 1;
+/// Buffers that are dma-buf file descriptors of another device's memory (zero copy).
+pub(crate) const MEMORY_DMABUF: u32 = 4;
 
 pub(crate) const CAP_VIDEO_M2M_MPLANE: u32 = 0x0000_4000;
 pub(crate) const CAP_VIDEO_M2M: u32 = 0x0000_8000;
@@ -195,6 +197,18 @@ pub(crate) struct Plane {
     pub reserved: [u32; 11],
 }
 
+/// `v4l2_exportbuffer`: one buffer plane as a dma-buf file descriptor (`VIDIOC_EXPBUF`).
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub(crate) struct ExportBuffer {
+    pub type_: u32,
+    pub index: u32,
+    pub plane: u32,
+    pub flags: u32,
+    pub fd: i32,
+    pub reserved: [u32; 11],
+}
+
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub(crate) union BufferMem {
@@ -329,6 +343,7 @@ pub(crate) const VIDIOC_REQBUFS: u32 = ioc(IOC_READ | IOC_WRITE, 8, size_of::<Re
 pub(crate) const VIDIOC_QUERYBUF: u32 = ioc(IOC_READ | IOC_WRITE, 9, size_of::<Buffer>());
 pub(crate) const VIDIOC_QBUF: u32 = ioc(IOC_READ | IOC_WRITE, 15, size_of::<Buffer>());
 pub(crate) const VIDIOC_DQBUF: u32 = ioc(IOC_READ | IOC_WRITE, 17, size_of::<Buffer>());
+pub(crate) const VIDIOC_EXPBUF: u32 = ioc(IOC_READ | IOC_WRITE, 16, size_of::<ExportBuffer>());
 pub(crate) const VIDIOC_STREAMON: u32 = ioc(IOC_WRITE, 18, size_of::<i32>());
 pub(crate) const VIDIOC_STREAMOFF: u32 = ioc(IOC_WRITE, 19, size_of::<i32>());
 pub(crate) const VIDIOC_G_CTRL: u32 = ioc(IOC_READ | IOC_WRITE, 27, size_of::<Control>());
@@ -395,5 +410,7 @@ mod tests {
         assert_eq!(size_of::<Selection>(), 64);
         assert_eq!(VIDIOC_S_SELECTION, 0xc040_565f);
         assert_eq!(VIDIOC_S_CTRL, 0xc008_561c);
+        assert_eq!(size_of::<ExportBuffer>(), 64);
+        assert_eq!(VIDIOC_EXPBUF, 0xc040_5610);
     }
 }
