@@ -23,7 +23,11 @@ fn main() -> ExitCode {
         }
     };
     if let Some(Command::BenchEncoder(args)) = &cli.command {
-        return rtcam::bench_encoder(&config.encoder_settings(), args);
+        let args = rtcam::BenchEncoderArgs {
+            format: config.video.format.pixel_format(),
+            ..args.clone()
+        };
+        return rtcam::bench_encoder(&config.encoder_settings(), &args);
     }
     if cli.print_config {
         print!("{}", rtcam::config::to_toml(&config.redacted()));

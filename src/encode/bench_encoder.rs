@@ -16,13 +16,14 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::backend::{self, EncoderChoice, VideoEncoder};
-use super::m2m::{self, M2mEncoder};
+use super::m2m::{self, CameraRead, M2mEncoder};
 use super::{EncoderSettings, h264::EncodeError};
+use crate::source::convert::PixelFormat;
 use crate::source::pattern::TestPattern;
 use crate::source::v4l2::V4l2Source;
 use crate::source::v4l2::controls::V4l2Controls;
 use crate::source::v4l2::negotiate::Wanted;
-use crate::source::{CameraStatus, Frame, FrameSource};
+use crate::source::{CameraStatus, Capture, FrameSource};
 
 /// What `rtcam bench-encoder` was asked (size, rate and bitrate come from the config).
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +34,10 @@ pub struct BenchEncoderArgs {
     pub codec: [u8; 4],
     /// A camera to take frames from; None: the test pattern.
     pub source: Option<PathBuf>,
+    /// The camera's pixel format (`--format`); None: the cheapest it offers.
+    pub format: Option<PixelFormat>,
+    /// How an M2M encoder gets a camera's pictures.
+    pub camera_input: CameraInput,
     pub frames: u32,
     /// After draining, set the M2M encoder up again at this size and encode a few frames.
     pub restart: Option<(u32, u32)>,
@@ -45,9 +50,36 @@ impl Default for BenchEncoderArgs {
             encoders: Vec::new(),
             codec: m2m::H264,
             source: None,
+            format: None,
+            camera_input: CameraInput::AsIs,
             frames: 300,
             restart: None,
             json: false,
+        }
+    }
+}
+
+/// How an M2M encoder gets a camera's pictures (`--camera-input`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CameraInput {
+    /// As the stream does: the camera's own buffers when the encoder takes their format
+    /// (as dma-bufs where the drivers allow it), else converted to I420.
+    AsIs,
+    /// The camera's own buffers, copied (never as dma-bufs).
+    Copy,
+    /// Always converted to I420 first.
+    I420,
+}
+
+impl std::str::FromStr for CameraInput {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "as-is" => Ok(CameraInput::AsIs),
+            "copy" => Ok(CameraInput::Copy),
+            "i420" => Ok(CameraInput::I420),
+            _ => Err(format!("`{s}`: must be as-is, copy or i420")),
         }
     }
 }
@@ -80,6 +112,13 @@ pub struct BenchEncoderReport {
     /// M2M with a restart: units encoded at the new size, and whether the first was a keyframe.
     pub restart_units: Option<u32>,
     pub restart_keyframe_first: Option<bool>,
+    /// How the pictures reached the encoder: `I420`, or the camera's buffers as dma-bufs
+    /// or copied (M2M with a camera).
+    pub input: String,
+    /// Camera pictures the device read from the camera's buffers (no copy), and those copied
+    /// as they were.
+    pub camera_dmabuf: u32,
+    pub camera_copied: u32,
     /// Why the backend could not be measured.
     pub error: Option<String>,
 }
@@ -147,13 +186,24 @@ enum Frames {
 }
 
 impl Frames {
-    fn next(&mut self, seq: u64, fps: u32) -> Result<Frame, String> {
+    fn next(&mut self, seq: u64, fps: u32) -> Result<Capture, String> {
         match self {
             Frames::Pattern(pattern, start) => {
                 let at = *start + Duration::from_nanos(seq * 1_000_000_000 / u64::from(fps));
-                Ok(pattern.render(seq, at))
+                Ok(Capture::Raw(pattern.render(seq, at)))
             }
-            Frames::Camera(camera) => camera.next_frame().map_err(|e| e.to_string()),
+            Frames::Camera(camera) => camera.next_capture().map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The picture size: the camera decides it, as in the stream.
+    fn size(&self, pattern_size: (u32, u32)) -> (u32, u32) {
+        match self {
+            Frames::Pattern(..) => pattern_size,
+            Frames::Camera(camera) => {
+                let info = camera.info();
+                (info.width, info.height)
+            }
         }
     }
 }
@@ -191,18 +241,17 @@ fn measure_into(
                 width: settings.width,
                 height: settings.height,
                 fps: settings.fps,
-                format: None,
+                format: args.format,
             };
             let status = Arc::new(CameraStatus::new());
             let controls = Arc::new(V4l2Controls::new(path));
             Frames::Camera(Box::new(V4l2Source::open(path, &wanted, status, controls)?))
         }
     };
-    let first = frames.next(0, settings.fps)?;
-    // The camera decides the size (as in the pipeline).
+    let (width, height) = frames.size((settings.width, settings.height));
     let settings = EncoderSettings {
-        width: first.width,
-        height: first.height,
+        width,
+        height,
         encoder: choice.clone(),
         ..settings.clone()
     };
@@ -217,6 +266,18 @@ fn measure_into(
         }
         _ => None,
     };
+    // A camera's own buffers go to the encoder as in the stream (`Pipeline::start`).
+    if let (Frames::Camera(camera), Some(m2m)) = (&mut frames, m2m_encoder.as_mut())
+        && args.camera_input != CameraInput::I420
+        && let Some(format) = camera.buffer_format()
+    {
+        m2m.take_format(&format)
+            .map_err(|why| format!("the encoder does not take the camera's buffers: {why}"))?;
+        if args.camera_input == CameraInput::Copy {
+            m2m.copy_camera_buffers();
+        }
+        camera.lend_buffers(format);
+    }
     let mut other = None;
     let encoder: &mut dyn VideoEncoder = match m2m_encoder.as_mut() {
         Some(m2m) => m2m,
@@ -228,16 +289,30 @@ fn measure_into(
     };
     let mut times = Vec::with_capacity(args.frames as usize);
     let mut cpu = Duration::ZERO;
-    let mut frame = Some(first);
     for seq in 0..u64::from(args.frames) {
-        let picture = match frame.take() {
-            Some(f) => f,
-            None => frames.next(seq, settings.fps)?,
-        };
+        let picture = frames.next(seq, settings.fps)?;
         let (wall, cpu_before) = (Instant::now(), process_cpu());
-        let unit = encoder.encode(&picture, false).map_err(|e| e.to_string())?;
+        let (unit, seq, captured) = match &picture {
+            Capture::Raw(frame) => (
+                encoder.encode(frame, false).map_err(|e| e.to_string())?,
+                frame.seq,
+                frame.captured,
+            ),
+            Capture::Camera(frame) => {
+                let (unit, read) = encoder
+                    .encode_camera(frame, false)
+                    .map_err(|e| e.to_string())?;
+                match read {
+                    CameraRead::Dmabuf => report.camera_dmabuf += 1,
+                    CameraRead::Copied => report.camera_copied += 1,
+                }
+                (unit, frame.seq, frame.captured)
+            }
+            Capture::Encoded { .. } => return Err("the camera delivers H.264".into()),
+        };
         cpu += process_cpu().saturating_sub(cpu_before);
         times.push(wall.elapsed());
+        drop(picture);
         report.frames += 1;
         if let Some(unit) = unit {
             report.units += 1;
@@ -247,11 +322,15 @@ fn measure_into(
                 (report.width, report.height),
             )?);
             report.bytes += unit.data.len() as u64;
-            if (unit.seq, unit.captured) == (picture.seq, picture.captured) {
+            if (unit.seq, unit.captured) == (seq, captured) {
                 report.timestamps_kept += 1;
             }
         }
     }
+    report.input = match m2m_encoder.as_ref() {
+        Some(m2m) => m2m.input_description(),
+        None => "I420".into(),
+    };
     let total: Duration = times.iter().sum();
     times.sort();
     let n = times.len().max(1) as f64;

@@ -320,6 +320,10 @@ impl Cli {
                 "frames" => {
                     bench.frames = p.number_in("--frames <N>", 1..=100_000).map_err(usage)?
                 }
+                "camera-input" => {
+                    bench.camera_input =
+                        p.parse("--camera-input <as-is|copy|i420>").map_err(usage)?;
+                }
                 "restart" => {
                     let size: Size = p.parse("--restart <WxH>").map_err(usage)?;
                     bench.restart = Some((size.width, size.height));
@@ -505,6 +509,11 @@ fn bench_help() -> String {
             ),
             ("--frames <N>", "Frames per backend [default: 300]"),
             (
+                "--camera-input <as-is|copy|i420>",
+                "M2M with a camera: its own buffers as the stream takes them (dma-bufs where \
+                 the drivers allow), copied, or converted to I420 first [default: as-is]",
+            ),
+            (
                 "--codec <FOURCC>",
                 "The M2M encoder's coded format [default: H264; others for test devices]",
             ),
@@ -514,8 +523,8 @@ fn bench_help() -> String {
             ),
             ("--json", "One JSON line per backend"),
             (
-                "--board, --size, --fps, --bitrate, --config",
-                "As for streaming: the size, rate and bitrate measured",
+                "--board, --size, --fps, --bitrate, --format, --config",
+                "As for streaming: the size, rate, bitrate and camera format measured",
             ),
             ("-h, --help", "Print help"),
         ])

@@ -6,10 +6,12 @@
 #
 # Sourced by tests/vm/init.sh (which defines check, note, wanted); vicodec is loaded there.
 # Checks: m2m_vicodec_found m2m_stream_vivid m2m_drain_eos m2m_restart_new_size
-# m2m_multiplanar m2m_unsupported_format m2m_not_m2m_device m2m_auto_skips_non_h264
+# m2m_camera_offset m2m_camera_dmabuf m2m_camera_copy m2m_multiplanar m2m_unsupported_format
+# m2m_not_m2m_device m2m_auto_skips_non_h264
 
 M2M_CHECKS="m2m_vicodec_found m2m_stream_vivid m2m_drain_eos m2m_restart_new_size
-  m2m_multiplanar m2m_unsupported_format m2m_not_m2m_device m2m_auto_skips_non_h264"
+  m2m_camera_offset m2m_camera_dmabuf m2m_camera_copy m2m_multiplanar m2m_unsupported_format
+  m2m_not_m2m_device m2m_auto_skips_non_h264"
 
 field() { # name, file: a number or word from rtcam bench-encoder's JSON line
   grep -o "\"$1\":[^,}]*" "$2" | head -n1 | cut -d: -f2 | tr -d '"'
@@ -48,6 +50,41 @@ m2m_checks() {
   check m2m_drain_eos $? "drained $(field drained_units /tmp/m2m.json) units, EPIPE after the last: $(field end_of_stream /tmp/m2m.json)"
   [ "$(field restart_units /tmp/m2m.json)" = 30 ] && [ "$(field restart_keyframe_first /tmp/m2m.json)" = true ]
   check m2m_restart_new_size $? "1280x720 after the drain: $(field restart_units /tmp/m2m.json) units, keyframe first: $(field restart_keyframe_first /tmp/m2m.json)"
+
+  # Zero copy: vivid's YUYV buffers go to vicodec as they are, exported by vivid
+  # (VIDIOC_EXPBUF) and imported by vicodec (V4L2_MEMORY_DMABUF); nothing converted or copied
+  # on the CPU. Then the same with a copy into vicodec's own buffers. Both see the same
+  # picture (vivid's colour bars), so their FWHT sizes must agree: a wrong or empty buffer
+  # read through the dma-buf would compress to something else entirely.
+  # First vivid as the checks before left it (multi-planar), whose YUYV pictures start 128
+  # bytes into each buffer: those must be copied from the picture's start, not handed over.
+  camera_bench() { # input, output file: 150 vivid YUYV frames through vicodec
+    rtcam bench-encoder --encoder "v4l2m2m:$ENC" --codec FWHT --source /dev/video0 --format YUYV \
+      --size 640x480 --fps 30 --frames 150 --camera-input "$1" --json >"$2" 2>/tmp/m2m.err
+    echo "exit $?" >>"$2"
+    cat "$2"; tail -n 5 /tmp/m2m.err
+  }
+  camera_bench as-is /tmp/m2m-offset.json
+  o=/tmp/m2m-offset.json
+  [ "$(field camera_copied $o)" = 150 ] && [ "$(field camera_dmabuf $o)" = 0 ] \
+    && grep -q "start 128 bytes into its buffers" /tmp/m2m.err && grep -q "exit 0" $o
+  check m2m_camera_offset $? "vivid multi-planar: $(field input $o), $(field camera_copied $o) copied; $(grep -o 'cannot read[^;]*' /tmp/m2m.err | head -n1)"
+  rmmod vivid && load_vivid
+  sleep 1
+  for input in as-is copy; do camera_bench $input /tmp/m2m-$input.json; done
+  f=/tmp/m2m-as-is.json
+  [ "$(field units $f)" = 150 ] && [ "$(field timestamps_kept $f)" = 150 ] \
+    && [ "$(field camera_dmabuf $f)" = 150 ] && [ "$(field camera_copied $f)" = 0 ] \
+    && [ "$(field input $f)" = "camera YUYV buffers by dma-buf" ] && grep -q "exit 0" $f
+  check m2m_camera_dmabuf $? "$(field input $f): $(field camera_dmabuf $f) of $(field units $f) units read by vicodec from vivid's buffers, $(field timestamps_kept $f) with their timestamps, $(field bytes $f) bytes, $(field ms_per_frame_mean $f) ms/frame, $(field cpu_percent $f) % CPU"
+  c=/tmp/m2m-copy.json
+  dmabuf_bytes=$(field bytes $f); copy_bytes=$(field bytes $c)
+  [ "$(field camera_copied $c)" = 150 ] && [ "$(field camera_dmabuf $c)" = 0 ] \
+    && [ "$(field input $c)" = "camera YUYV buffers copied" ] \
+    && [ "${copy_bytes:-0}" -gt 0 ] && [ "${dmabuf_bytes:-0}" -gt 0 ] \
+    && [ $((dmabuf_bytes * 10)) -ge $((copy_bytes * 9)) ] \
+    && [ $((dmabuf_bytes * 9)) -le $((copy_bytes * 10)) ] && grep -q "exit 0" $c
+  check m2m_camera_copy $? "$(field input $c): $(field camera_copied $c) copied, $copy_bytes bytes (dma-buf: $dmabuf_bytes), $(field ms_per_frame_mean $c) ms/frame, $(field cpu_percent $c) % CPU"
 
   # Errors: the product's H.264 on an FWHT-only encoder, and a camera given as the encoder.
   rtcam bench-encoder --encoder "v4l2m2m:$ENC" --size 640x360 --frames 5 >/tmp/m2m.txt 2>&1

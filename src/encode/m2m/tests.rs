@@ -693,9 +693,15 @@ fn pictures_that_start_inside_the_camera_buffer_are_copied_not_read_shifted() {
     let (unit, read) = encoder.encode_camera(&frame, false).expect("encodes");
     assert_eq!((unit.expect("a unit").seq, read), (1, CameraRead::Copied));
     let picture = state.lock().expect("state").last_picture.clone();
-    assert_eq!(&picture[..128 * 64], &yuyv_pictures(1)[0][..], "from the picture's start");
+    assert_eq!(
+        &picture[..128 * 64],
+        &yuyv_pictures(1)[0][..],
+        "from the picture's start"
+    );
     assert!(
-        !calls(&state).iter().any(|c| matches!(c, Call::QueueDmabuf { .. })),
+        !calls(&state)
+            .iter()
+            .any(|c| matches!(c, Call::QueueDmabuf { .. })),
         "never handed over shifted"
     );
 }
