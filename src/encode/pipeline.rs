@@ -88,7 +88,7 @@ impl Pipeline {
     /// Starts the threads. The encoder takes the picture size and frame rate from the source
     /// (frames of any other size could not be encoded); the rest of `settings` is used as given.
     pub(crate) fn start(
-        mut source: Box<dyn FrameSource>,
+        source: Box<dyn FrameSource>,
         settings: EncoderSettings,
         out: Sender<AccessUnit>,
     ) -> Result<Pipeline, PipelineError> {
@@ -99,7 +99,23 @@ impl Pipeline {
             fps: source_info.fps,
             ..settings
         };
-        let (mut encoder, resolved, mut encoder_name) = backend::open(&settings)?;
+        let opened = backend::open(&settings)?;
+        Pipeline::start_with(source, settings, opened, out)
+    }
+
+    /// `start` with the encoder already open (`backend::open`'s answer), for `settings` at the
+    /// source's size and rate.
+    fn start_with(
+        mut source: Box<dyn FrameSource>,
+        settings: EncoderSettings,
+        (mut encoder, resolved, mut encoder_name): (
+            Box<dyn backend::VideoEncoder>,
+            super::EncoderChoice,
+            String,
+        ),
+        out: Sender<AccessUnit>,
+    ) -> Result<Pipeline, PipelineError> {
+        let source_info = source.info();
         // The board's encoder may take the camera's own buffers: no conversion on the CPU, and
         // no copy where it can read them as dma-bufs.
         let taken = source
@@ -433,8 +449,12 @@ fn serve_snapshots(picture: &RawPicture, shared: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::Frame;
+    use crate::encode::m2m::fake::{Behaviour, Fake};
+    use crate::encode::m2m::{self, M2mEncoder};
+    use crate::source::lent::CameraBuffer;
+    use crate::source::lent::testing::MemoryLender;
     use crate::source::pattern::TestPattern;
+    use crate::source::{CameraFrame, Frame, PlaneFormat};
     use smol::channel::{self, Receiver};
     use std::collections::VecDeque;
 
@@ -693,5 +713,139 @@ mod tests {
         wait_for("the mailbox to close", || {
             pipeline.shared.mailbox.is_closed()
         });
+    }
+
+    /// A 128x128 YUYV camera: lends its buffers (memfds) once asked to, else hands out I420.
+    struct LendingCamera {
+        lender: Arc<MemoryLender>,
+        asked: Arc<Mutex<Option<PlaneFormat>>>,
+        lent: Arc<std::sync::atomic::AtomicU32>,
+        pattern: TestPattern,
+        seq: u64,
+    }
+
+    const BUFFERS: u32 = 4;
+
+    fn yuyv_format() -> PlaneFormat {
+        PlaneFormat::of_camera(*b"YUYV", 128, 128, 256).expect("yuyv")
+    }
+
+    impl LendingCamera {
+        fn new() -> LendingCamera {
+            let pictures = (0..BUFFERS as u8)
+                .map(|n| (0..256 * 128).map(|i| (i % 239) as u8 ^ n).collect())
+                .collect();
+            LendingCamera {
+                lender: MemoryLender::new(pictures, true),
+                asked: Arc::default(),
+                lent: Arc::default(),
+                pattern: TestPattern::new(128, 128, 30).expect("pattern"),
+                seq: 0,
+            }
+        }
+    }
+
+    impl FrameSource for LendingCamera {
+        fn info(&self) -> SourceInfo {
+            self.pattern.info()
+        }
+
+        fn next_frame(&mut self) -> Result<Frame, SourceError> {
+            self.seq += 1;
+            Ok(self.pattern.render(self.seq, Instant::now()))
+        }
+
+        fn next_capture(&mut self) -> Result<Capture, SourceError> {
+            thread::sleep(Duration::from_millis(10));
+            let Some(format) = *self.asked.lock().expect("asked") else {
+                return self.next_frame().map(Capture::Raw);
+            };
+            self.seq += 1;
+            let index = (self.seq % u64::from(BUFFERS)) as u32;
+            self.lent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(Capture::Camera(CameraFrame {
+                buffer: CameraBuffer::new(self.lender.clone(), index, 0, format.size as usize),
+                format,
+                seq: self.seq,
+                captured: Instant::now(),
+            }))
+        }
+
+        fn buffer_format(&self) -> Option<PlaneFormat> {
+            Some(yuyv_format())
+        }
+
+        fn lend_buffers(&mut self, format: PlaneFormat) {
+            *self.asked.lock().expect("asked") = Some(format);
+        }
+    }
+
+    fn sized(encoder: crate::encode::EncoderChoice) -> EncoderSettings {
+        EncoderSettings {
+            width: 128,
+            height: 128,
+            fps: 30,
+            encoder,
+            ..settings()
+        }
+    }
+
+    #[test]
+    fn a_board_encoder_that_takes_the_cameras_format_gets_its_buffers_and_gives_them_back() {
+        let camera = LendingCamera::new();
+        let (asked, lent, lender) = (
+            camera.asked.clone(),
+            camera.lent.clone(),
+            camera.lender.clone(),
+        );
+        let (fake, _state) = Fake::new(Behaviour {
+            output_formats: vec![*b"YU12", *b"YUYV"],
+            ..Behaviour::default()
+        });
+        let choice = crate::encode::EncoderChoice::V4l2M2m(None);
+        let encoder = M2mEncoder::new(fake, &sized(choice.clone()), m2m::H264).expect("fake");
+        let opened: (Box<dyn backend::VideoEncoder>, _, _) = (
+            Box::new(encoder),
+            choice.clone(),
+            "v4l2m2m (fake)".to_owned(),
+        );
+        let (tx, rx) = channel::bounded(64);
+        let mut pipeline =
+            Pipeline::start_with(Box::new(camera), sized(choice), opened, tx).expect("starts");
+        assert_eq!(*asked.lock().expect("asked"), Some(yuyv_format()));
+        assert_eq!(
+            pipeline.encoder_name(),
+            "v4l2m2m (fake), camera YUYV as it is"
+        );
+        let first = recv(&rx).expect("a unit");
+        assert!(first.keyframe, "starts with an IDR");
+        let mut last = first.seq;
+        for _ in 0..10 {
+            let unit = recv(&rx).expect("a unit");
+            assert!(unit.seq > last && (unit.width, unit.height) == (128, 128));
+            last = unit.seq;
+        }
+        let stats = pipeline.stats();
+        assert!(stats.camera_dmabuf >= 11, "{stats:?}");
+        assert_eq!(stats.camera_copied, 0);
+        pipeline.stop();
+        let lent = lent.load(std::sync::atomic::Ordering::SeqCst) as usize;
+        assert_eq!(
+            lender.given_back().len(),
+            lent,
+            "every lent buffer went back"
+        );
+    }
+
+    #[test]
+    fn a_software_encoder_never_asks_the_camera_for_its_buffers() {
+        let camera = LendingCamera::new();
+        let asked = camera.asked.clone();
+        let (tx, rx) = channel::bounded(64);
+        let mut pipeline = Pipeline::start(Box::new(camera), settings(), tx).expect("starts");
+        assert!(recv(&rx).expect("a unit").keyframe);
+        assert_eq!(*asked.lock().expect("asked"), None);
+        assert_eq!(pipeline.encoder_name(), "software (OpenH264)");
+        pipeline.stop();
     }
 }

@@ -375,4 +375,59 @@ mod tests {
         }
         assert_eq!(source.status().state(), CameraState::Retrying);
     }
+
+    /// A pattern "camera" that records what it was asked to lend.
+    struct Recording {
+        inner: Box<dyn FrameSource>,
+        asked: Arc<std::sync::Mutex<Vec<PlaneFormat>>>,
+    }
+
+    impl FrameSource for Recording {
+        fn info(&self) -> SourceInfo {
+            self.inner.info()
+        }
+
+        fn next_frame(&mut self) -> Result<Frame, SourceError> {
+            self.inner.next_frame()
+        }
+
+        fn buffer_format(&self) -> Option<PlaneFormat> {
+            PlaneFormat::of_camera(*b"YUYV", 320, 240, 640)
+        }
+
+        fn lend_buffers(&mut self, format: PlaneFormat) {
+            self.asked.lock().expect("asked").push(format);
+        }
+    }
+
+    #[test]
+    fn a_reopened_camera_is_asked_to_lend_its_buffers_again() {
+        let switch = FaultSwitch::new();
+        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorded = asked.clone();
+        let recording = move |switch: &FaultSwitch| -> Box<dyn FrameSource> {
+            Box::new(Recording {
+                inner: Box::new(FailingSource::new(pattern(), switch.clone())),
+                asked: recorded.clone(),
+            })
+        };
+        let first = recording(&switch);
+        let (reopen_switch, reopen) = (switch.clone(), recording.clone());
+        let opener: Opener = Box::new(move || Ok(reopen(&reopen_switch)));
+        let mut source = Supervised::new(first, "test camera", opener);
+        let format = source.buffer_format().expect("the camera's layout");
+        source.lend_buffers(format);
+        assert_eq!(asked.lock().expect("asked").len(), 1);
+        raw(&mut source);
+        switch.fail();
+        raw(&mut source); // lost: a placeholder
+        switch.recover();
+        for _ in 0..PATIENCE {
+            raw(&mut source);
+            if asked.lock().expect("asked").len() == 2 {
+                break;
+            }
+        }
+        assert_eq!(*asked.lock().expect("asked"), vec![format, format]);
+    }
 }
