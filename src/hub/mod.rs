@@ -490,7 +490,7 @@ impl Hub {
     /// its checks then reach a relay from there, which needs a permission before str0m has
     /// any candidate there to send to. Private addresses are left out: a relay on the internet
     /// cannot reach them, and many refuse permissions for them.
-    pub(crate) fn permit_on_relays(&mut self, now: Instant, client: IpAddr) {
+    fn permit_on_relays(&mut self, now: Instant, client: IpAddr) {
         let private = match client.to_canonical() {
             IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_link_local(),
             IpAddr::V6(v6) => {

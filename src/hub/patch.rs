@@ -6,6 +6,7 @@
 //! carries `If-Match: "*"` and new credentials, and gets our new credentials and a new tag.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::time::Instant;
 
 use super::sdpfrag::{FragError, SdpFrag, restart_answer};
@@ -84,10 +85,14 @@ impl Hub {
         Some(self.viewers[index].etag())
     }
 
+    /// A WHEP PATCH of viewer `id`'s session from `client` (the HTTP peer's address): trickled
+    /// candidates or an ICE restart. After a restart the PATCH comes from the viewer's new
+    /// network, so that address may send to rtcam's relays too, as the offer's may.
     pub(crate) fn patch(
         &mut self,
         now: Instant,
         id: ViewerId,
+        client: IpAddr,
         if_match: Option<&str>,
         body: &[u8],
     ) -> Result<Patched, PatchError> {
@@ -132,6 +137,9 @@ impl Hub {
         };
         self.apply_events(index, now, &mut events);
         self.events = events;
+        if result.is_ok() {
+            self.permit_on_relays(now, client);
+        }
         self.reap(now);
         result
     }

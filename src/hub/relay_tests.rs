@@ -252,6 +252,35 @@ fn the_address_an_offer_came_from_may_send_to_the_relay() {
     assert!(!permitted("192.168.1.9"));
 }
 
+/// After an ICE restart the viewer's PATCH comes from its new network: that address may send
+/// to the relay too. A PATCH the hub refuses grants nothing.
+#[test]
+fn the_address_a_patch_came_from_may_send_to_the_relay() {
+    let mut net = allocated(Protocol::Udp);
+    let (peer, offer, _) = Peer::h264(1, net.now);
+    let lan: IpAddr = "192.168.1.9".parse().expect("ip");
+    net.hub
+        .offer(net.now, peer.id, lan, &offer)
+        .expect("an answer");
+    net.pump();
+    let candidate = b"a=candidate:1 1 udp 1 10.0.9.9 9 typ host\r\n";
+    let refused: IpAddr = "203.0.113.91".parse().expect("ip");
+    net.hub
+        .patch(net.now, peer.id, refused, Some("\"stale\""), candidate)
+        .expect_err("a stale entity tag");
+    let mobile: IpAddr = "203.0.113.90".parse().expect("ip");
+    net.hub
+        .patch(net.now, peer.id, mobile, Some("*"), candidate)
+        .expect("trickled");
+    net.pump();
+    assert!(
+        net.server.permitted.contains(&mobile),
+        "the PATCH's address"
+    );
+    assert!(!net.server.permitted.contains(&refused));
+    assert!(!net.server.permitted.contains(&lan));
+}
+
 fn allocated(server_proto: Protocol) -> Net {
     let now = Instant::now();
     let auth = TurnConfig {

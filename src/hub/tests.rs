@@ -632,7 +632,7 @@ fn an_ice_restart_by_patch_moves_the_viewer_to_its_new_address() {
     let Ok(Patched::Restarted {
         frag: ours,
         etag: new_etag,
-    }) = w.hub.patch(w.now, id, Some("*"), frag.as_bytes())
+    }) = w.hub.patch(w.now, id, CLIENT, Some("*"), frag.as_bytes())
     else {
         panic!("the restart is accepted");
     };
@@ -667,6 +667,7 @@ fn an_ice_restart_by_patch_moves_the_viewer_to_its_new_address() {
     let stale = w.hub.patch(
         w.now,
         id,
+        CLIENT,
         Some(&etag),
         b"a=candidate:1 1 udp 1 10.0.9.9 9 typ host\r\n",
     );
@@ -691,7 +692,8 @@ fn trickled_candidates_are_taken_unless_unreachable_or_stale() {
          a=end-of-candidates\r\n"
     );
     assert_eq!(
-        w.hub.patch(w.now, peer.id, Some(&etag), frag.as_bytes()),
+        w.hub
+            .patch(w.now, peer.id, CLIENT, Some(&etag), frag.as_bytes()),
         Ok(Patched::Trickled { taken: 2 }),
         "the host and the server-reflexive candidate; not mDNS, not another session's"
     );
@@ -704,24 +706,26 @@ fn patch_preconditions() {
     w.hub.offer(w.now, peer.id, peer.addr.ip(), &offer).unwrap();
     let candidate = b"a=candidate:1 1 udp 1 10.0.9.9 9 typ host\r\n";
     assert_eq!(
-        w.hub.patch(w.now, ViewerId(99), Some("*"), candidate),
+        w.hub
+            .patch(w.now, ViewerId(99), CLIENT, Some("*"), candidate),
         Err(PatchError::NoSuchViewer)
     );
     assert_eq!(
-        w.hub.patch(w.now, peer.id, None, candidate),
+        w.hub.patch(w.now, peer.id, CLIENT, None, candidate),
         Err(PatchError::PreconditionRequired)
     );
     assert_eq!(
-        w.hub.patch(w.now, peer.id, Some("\"nope\""), candidate),
+        w.hub
+            .patch(w.now, peer.id, CLIENT, Some("\"nope\""), candidate),
         Err(PatchError::PreconditionFailed)
     );
     assert!(matches!(
-        w.hub.patch(w.now, peer.id, Some("*"), b"v=0\r\n"),
+        w.hub.patch(w.now, peer.id, CLIENT, Some("*"), b"v=0\r\n"),
         Err(PatchError::Frag(_))
     ));
     let etag = w.hub.etag(peer.id).expect("tag");
     assert_eq!(
-        w.hub.patch(w.now, peer.id, Some(&etag), candidate),
+        w.hub.patch(w.now, peer.id, CLIENT, Some(&etag), candidate),
         Ok(Patched::Trickled { taken: 1 })
     );
 }
@@ -815,7 +819,8 @@ fn the_hub_checks_a_viewers_candidates_at_once_and_trickled_ones_too() {
     let trickled: std::net::SocketAddr = "10.0.5.5:7000".parse().unwrap();
     let frag = "a=candidate:9 1 udp 2130706431 10.0.5.5 7000 typ host\r\n";
     assert_eq!(
-        w.hub.patch(w.now, peer.id, Some(&etag), frag.as_bytes()),
+        w.hub
+            .patch(w.now, peer.id, CLIENT, Some(&etag), frag.as_bytes()),
         Ok(Patched::Trickled { taken: 1 })
     );
     assert!(destinations(&mut w, Duration::from_millis(500)).contains(&trickled));

@@ -372,11 +372,11 @@ impl Streamer {
                 if_match,
                 frag,
             } => {
-                let patched = self.hub.patch(now, viewer, if_match.as_deref(), &frag);
-                match &patched {
-                    // After an ICE restart it may come from the viewer's new network.
-                    Ok(_) => self.hub.permit_on_relays(now, client),
-                    Err(e) => log::info!("viewer {viewer}: PATCH refused: {e}"),
+                let patched = self
+                    .hub
+                    .patch(now, viewer, client, if_match.as_deref(), &frag);
+                if let Err(e) = &patched {
+                    log::info!("viewer {viewer}: PATCH refused: {e}");
                 }
                 self.outputs
                     .push_back(Output::Reply(id, Reply::Patched(patched)));
