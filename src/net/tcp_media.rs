@@ -117,18 +117,23 @@ pub(crate) async fn serve(
     side: TaskSide,
     executor: Rc<smol::LocalExecutor<'static>>,
 ) {
+    let TaskSide {
+        events,
+        transmits,
+        dial,
+    } = side;
     let table = Rc::new(RefCell::new(Table::default()));
     executor
         .spawn(dispatch(
-            side.transmits.clone(),
-            side.dial.clone(),
-            side.events.clone(),
+            transmits,
+            dial,
+            events.clone(),
             table.clone(),
             executor.clone(),
         ))
         .detach();
     if let Some(listener) = listener {
-        accept(listener, side.events, table, executor).await;
+        accept(listener, events, table, executor).await;
     }
 }
 
