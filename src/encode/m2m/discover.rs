@@ -14,6 +14,9 @@ pub(crate) struct FoundEncoder {
     pub card: String,
     pub driver: String,
     pub multiplanar: bool,
+    /// The picture formats its OUTPUT side takes: a camera delivering one of them goes in as
+    /// it is (see `take_format`).
+    pub inputs: Vec<[u8; 4]>,
 }
 
 /// Every /dev/video* that is an M2M H.264 encoder taking I420, by node number.
@@ -51,11 +54,12 @@ fn probe(path: PathBuf) -> Option<FoundEncoder> {
         return None;
     };
     let encodes = io.formats(capture).ok()?.contains(&H264);
-    let takes = io.formats(output).ok()?.contains(&I420);
-    (encodes && takes).then_some(FoundEncoder {
+    let inputs = io.formats(output).ok()?;
+    (encodes && inputs.contains(&I420)).then_some(FoundEncoder {
         path,
         card: caps.card,
         driver: caps.driver,
         multiplanar,
+        inputs,
     })
 }

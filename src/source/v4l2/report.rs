@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use super::device::{DeviceReport, SizeReport, list_devices};
-use crate::source::ControlKind;
+use super::device::{self, DeviceReport, FormatReport, SizeReport, list_devices};
+use crate::source::{ControlKind, PlaneFormat};
 
 /// Prints every capture device, then the H.264 encoders (V4L2 memory-to-memory) rtcam can
 /// use; succeeds also when there are none (and says so).
@@ -105,7 +105,18 @@ fn encoders() -> Vec<DeviceReport> {
             driver: found.driver,
             bus: String::new(),
             multiplanar: found.multiplanar,
-            formats: Vec::new(),
+            // What it takes: a camera delivering a raw one of these goes in as it is.
+            formats: found
+                .inputs
+                .iter()
+                .map(|&fourcc| FormatReport {
+                    fourcc: device::fourcc_text(fourcc),
+                    description: "picture input".into(),
+                    compressed: false,
+                    usable: PlaneFormat::of_camera(fourcc, 2, 2, 4).is_some(),
+                    sizes: Vec::new(),
+                })
+                .collect(),
             controls: Vec::new(),
             error: None,
             encoder: Some("H264".into()),
@@ -125,6 +136,19 @@ pub(crate) fn describe(d: &DeviceReport) -> String {
             d.driver,
             if d.multiplanar { ", multi-planar" } else { "" }
         );
+        let as_they_are: Vec<&str> = d
+            .formats
+            .iter()
+            .filter(|f| f.usable)
+            .map(|f| f.fourcc.as_str())
+            .collect();
+        if !as_they_are.is_empty() {
+            let _ = writeln!(
+                out,
+                "  takes camera pictures as they are in: {}",
+                as_they_are.join(", ")
+            );
+        }
         return out;
     }
     let _ = writeln!(out, "{}: {}", d.path.display(), d.name);
