@@ -65,7 +65,6 @@ pub(crate) trait Io: Send {
         used: u32,
         timestamp: Duration,
     ) -> io::Result<()>;
-    /// `ErrorKind::WouldBlock` when nothing is ready; EPIPE after the last buffer of a drain.
     /// VIDIOC_REQBUFS for buffers that are other devices' dma-bufs, given at queue time.
     fn allocate_dmabuf(&mut self, buf_type: u32, count: u32) -> io::Result<u32>;
     /// Queues buffer `index` as `dmabuf` (VIDIOC_QBUF, `V4L2_MEMORY_DMABUF`).
@@ -76,6 +75,7 @@ pub(crate) trait Io: Send {
         dmabuf: &Dmabuf<'_>,
         timestamp: Duration,
     ) -> io::Result<()>;
+    /// `ErrorKind::WouldBlock` when nothing is ready; EPIPE after the last buffer of a drain.
     fn dequeue(&mut self, buf_type: u32) -> io::Result<Dequeued>;
     fn stream(&mut self, buf_type: u32, on: bool) -> io::Result<()>;
     fn encoder_command(&mut self, cmd: u32) -> io::Result<()>;
@@ -169,6 +169,34 @@ impl DeviceIo {
             buf.length = MAX_PLANES as u32;
         }
         buf
+    }
+
+    /// VIDIOC_REQBUFS: `count` buffers of `memory` (0 frees them); how many the driver gave.
+    fn request_buffers(&mut self, buf_type: u32, count: u32, memory: u32) -> io::Result<u32> {
+        let mut request = RequestBuffers {
+            count,
+            type_: buf_type,
+            memory,
+            ..RequestBuffers::default()
+        };
+        // SAFETY: VIDIOC_REQBUFS takes a v4l2_requestbuffers.
+        unsafe { raw::ioctl(self.raw_fd(), raw::VIDIOC_REQBUFS, &mut request)? };
+        if is_output(buf_type) {
+            self.output_memory = memory;
+        }
+        Ok(request.count)
+    }
+
+    /// VIDIOC_QBUF of `buf` (whose `m.planes`, if any, the caller keeps alive) with
+    /// `timestamp`, which the device copies to the bitstream buffer it makes of it.
+    fn queue_stamped(&self, mut buf: Buffer, timestamp: Duration) -> io::Result<()> {
+        buf.field = raw::FIELD_NONE;
+        buf.timestamp = libc::timeval {
+            tv_sec: timestamp.as_secs() as libc::time_t,
+            tv_usec: timestamp.subsec_micros() as libc::suseconds_t,
+        };
+        // SAFETY: VIDIOC_QBUF takes a v4l2_buffer; `m.planes` as in `buffer`.
+        unsafe { raw::ioctl(self.raw_fd(), raw::VIDIOC_QBUF, &mut buf) }
     }
 
     fn map(&self, buf_type: u32, index: u32) -> io::Result<Mapping> {
@@ -333,18 +361,7 @@ impl Io for DeviceIo {
 
     fn allocate_dmabuf(&mut self, buf_type: u32, count: u32) -> io::Result<u32> {
         self.mappings(buf_type).clear();
-        let mut request = RequestBuffers {
-            count,
-            type_: buf_type,
-            memory: raw::MEMORY_DMABUF,
-            ..RequestBuffers::default()
-        };
-        // SAFETY: VIDIOC_REQBUFS takes a v4l2_requestbuffers.
-        unsafe { raw::ioctl(self.raw_fd(), raw::VIDIOC_REQBUFS, &mut request)? };
-        if is_output(buf_type) {
-            self.output_memory = raw::MEMORY_DMABUF;
-        }
-        Ok(request.count)
+        self.request_buffers(buf_type, count, raw::MEMORY_DMABUF)
     }
 
     fn queue_dmabuf(
@@ -375,35 +392,19 @@ impl Io for DeviceIo {
             buf.length = dmabuf.length;
             buf.bytesused = dmabuf.used;
         }
-        buf.field = raw::FIELD_NONE;
-        buf.timestamp = libc::timeval {
-            tv_sec: timestamp.as_secs() as libc::time_t,
-            tv_usec: timestamp.subsec_micros() as libc::suseconds_t,
-        };
-        // SAFETY: VIDIOC_QBUF takes a v4l2_buffer; `m.planes` as in `buffer`.
-        unsafe { raw::ioctl(self.raw_fd(), raw::VIDIOC_QBUF, &mut buf) }
+        self.queue_stamped(buf, timestamp)
     }
 
     fn allocate(&mut self, buf_type: u32, count: u32) -> io::Result<u32> {
         // Unmapped before the driver frees them.
         self.mappings(buf_type).clear();
-        if is_output(buf_type) {
-            self.output_memory = raw::MEMORY_MMAP;
-        }
-        let mut request = RequestBuffers {
-            count,
-            type_: buf_type,
-            memory: raw::MEMORY_MMAP,
-            ..RequestBuffers::default()
-        };
-        // SAFETY: VIDIOC_REQBUFS takes a v4l2_requestbuffers.
-        unsafe { raw::ioctl(self.raw_fd(), raw::VIDIOC_REQBUFS, &mut request)? };
-        let mut mapped = Vec::with_capacity(request.count as usize);
-        for index in 0..request.count {
+        let count = self.request_buffers(buf_type, count, raw::MEMORY_MMAP)?;
+        let mut mapped = Vec::with_capacity(count as usize);
+        for index in 0..count {
             mapped.push(self.map(buf_type, index)?);
         }
         *self.mappings(buf_type) = mapped;
-        Ok(request.count)
+        Ok(count)
     }
 
     fn plane(&mut self, buf_type: u32, index: u32) -> Option<&mut [u8]> {
@@ -429,13 +430,7 @@ impl Io for DeviceIo {
         } else {
             buf.bytesused = used;
         }
-        buf.field = raw::FIELD_NONE;
-        buf.timestamp = libc::timeval {
-            tv_sec: timestamp.as_secs() as libc::time_t,
-            tv_usec: timestamp.subsec_micros() as libc::suseconds_t,
-        };
-        // SAFETY: VIDIOC_QBUF takes a v4l2_buffer (planes as in `buffer`).
-        unsafe { raw::ioctl(self.raw_fd(), raw::VIDIOC_QBUF, &mut buf) }
+        self.queue_stamped(buf, timestamp)
     }
 
     fn dequeue(&mut self, buf_type: u32) -> io::Result<Dequeued> {

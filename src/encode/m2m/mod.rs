@@ -587,18 +587,30 @@ impl<D: Io> M2mEncoder<D> {
 
     /// Waits until OUTPUT buffer `index` is back from the device.
     fn take_back(&mut self, index: u32) -> Result<(), EncodeError> {
+        self.reclaim_outputs(
+            |free| free.contains(&index),
+            "the device did not give a camera buffer back in time",
+        )
+    }
+
+    /// Takes back the OUTPUT buffers the device is done with until `enough` says so, waiting
+    /// at most `ENCODE_TIMEOUT`; `late` is the error after that.
+    fn reclaim_outputs(
+        &mut self,
+        enough: impl Fn(&[u32]) -> bool,
+        late: &str,
+    ) -> Result<(), EncodeError> {
         let deadline = Instant::now() + ENCODE_TIMEOUT;
         loop {
-            match self.io.dequeue(self.output_type) {
-                Ok(done) => {
-                    self.free_outputs.push(done.index);
-                    if done.index == index {
-                        return Ok(());
-                    }
-                    continue;
+            loop {
+                match self.io.dequeue(self.output_type) {
+                    Ok(done) => self.free_outputs.push(done.index),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(dev("cannot take back a picture buffer", &e)),
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(dev("cannot take back a picture buffer", &e)),
+            }
+            if enough(&self.free_outputs) {
+                return Ok(());
             }
             let left = deadline.saturating_duration_since(Instant::now());
             let ready = self
@@ -606,9 +618,7 @@ impl<D: Io> M2mEncoder<D> {
                 .wait(libc::POLLOUT, left)
                 .map_err(|e| dev("cannot wait for a picture buffer", &e))?;
             if ready & libc::POLLOUT == 0 {
-                return Err(EncodeError::Device(
-                    "the device did not give a camera buffer back in time".into(),
-                ));
+                return Err(EncodeError::Device(late.into()));
             }
         }
     }
@@ -683,29 +693,13 @@ impl<D: Io> M2mEncoder<D> {
 
     /// An OUTPUT buffer the driver is done with.
     fn free_output(&mut self) -> Result<u32, EncodeError> {
-        loop {
-            match self.io.dequeue(self.output_type) {
-                Ok(done) => self.free_outputs.push(done.index),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(dev("cannot take back a picture buffer", &e)),
-            }
-        }
-        if let Some(index) = self.free_outputs.pop() {
-            return Ok(index);
-        }
-        let ready = self
-            .io
-            .wait(libc::POLLOUT, ENCODE_TIMEOUT)
-            .map_err(|e| dev("cannot wait for a picture buffer", &e))?;
-        if ready & libc::POLLOUT == 0 {
-            return Err(EncodeError::Device(
-                "no picture buffer came back in time".into(),
-            ));
-        }
-        self.io
-            .dequeue(self.output_type)
-            .map(|done| done.index)
-            .map_err(|e| dev("cannot take back a picture buffer", &e))
+        self.reclaim_outputs(
+            |free| !free.is_empty(),
+            "no picture buffer came back in time",
+        )?;
+        self.free_outputs
+            .pop()
+            .ok_or_else(|| EncodeError::Device("no picture buffer".into()))
     }
 
     /// Copies `frame` into OUTPUT buffer `index` at the driver's stride and plane height;

@@ -511,13 +511,19 @@ fn takes_yuyv() -> Behaviour {
     }
 }
 
-#[test]
-fn camera_buffers_reach_the_device_as_dmabufs_in_their_own_format() {
-    let (mut encoder, state) = encoder(takes_yuyv(), &settings(64, 64, 300));
-    let lender = MemoryLender::new(yuyv_pictures(2), true);
+/// A 64x64 encoder that took the camera's YUYV, its requests so far forgotten.
+fn yuyv_encoder(behaviour: Behaviour) -> (M2mEncoder<Fake>, Arc<Mutex<State>>, PlaneFormat) {
+    let (mut encoder, state) = encoder(behaviour, &settings(64, 64, 300));
     let format = PlaneFormat::of_camera(*b"YUYV", 64, 64, 128).expect("yuyv");
     encoder.take_format(&format).expect("takes YUYV");
     clear(&state);
+    (encoder, state, format)
+}
+
+#[test]
+fn camera_buffers_reach_the_device_as_dmabufs_in_their_own_format() {
+    let (mut encoder, state, format) = yuyv_encoder(takes_yuyv());
+    let lender = MemoryLender::new(yuyv_pictures(2), true);
     let at = Instant::now();
     for (index, seq) in [(0, 1), (1, 2), (0, 3)] {
         let frame = camera_frame(&lender, index, seq, at);
@@ -571,11 +577,8 @@ fn a_driver_that_cannot_read_the_cameras_memory_gets_a_copy_from_then_on() {
         refuse_dmabuf: true,
         ..takes_yuyv()
     };
-    let (mut encoder, state) = encoder(behaviour, &settings(64, 64, 300));
+    let (mut encoder, state, _) = yuyv_encoder(behaviour);
     let lender = MemoryLender::new(yuyv_pictures(2), true);
-    let format = PlaneFormat::of_camera(*b"YUYV", 64, 64, 128).expect("yuyv");
-    encoder.take_format(&format).expect("takes YUYV");
-    clear(&state);
     let at = Instant::now();
     for (index, seq) in [(0, 1), (1, 2), (0, 3)] {
         let frame = camera_frame(&lender, index, seq, at);
