@@ -168,6 +168,36 @@ fn listen_http(listen: SocketAddr) -> Result<(TcpListener, SocketAddr), StartErr
     }
 }
 
+/// The UDP media socket and, with ICE-TCP on, a TCP listener on the same address and port
+/// number. With port 0 ("any free port") the number is picked until TCP has it free too: the
+/// OS picks UDP and TCP ports apart, and an outgoing TCP connection may hold the number UDP
+/// got. Without the listener (port taken, TCP refused) viewers get UDP candidates only.
+fn bind_media(
+    addr: SocketAddr,
+    tcp: bool,
+) -> Result<(MediaSocket, Option<TcpListener>), StartError> {
+    const ATTEMPTS: usize = 8;
+    let mut attempt = 1;
+    loop {
+        let socket = MediaSocket::bind(addr).map_err(|e| StartError::Media(addr, e))?;
+        if !tcp {
+            return Ok((socket, None));
+        }
+        let media_addr = socket.local_addr();
+        match TcpListener::bind(media_addr) {
+            Ok(listener) => return Ok((socket, Some(listener))),
+            Err(e) if addr.port() == 0 && attempt < ATTEMPTS => {
+                log::debug!("TCP {media_addr} taken ({e}); another port");
+                attempt += 1;
+            }
+            Err(e) => {
+                log::warn!("ICE-TCP off: cannot listen on TCP {media_addr}: {e}");
+                return Ok((socket, None));
+            }
+        }
+    }
+}
+
 fn spawn_with(
     config: Config,
     watchdog: Option<(Notifier, Duration)>,
@@ -178,19 +208,8 @@ fn spawn_with(
         .local_addr()
         .map_err(|e| StartError::Http(listen, e))?;
     let media_bind = SocketAddr::new(listen.ip(), config.server.rtc_port);
-    let socket = MediaSocket::bind(media_bind).map_err(|e| StartError::Media(media_bind, e))?;
+    let (socket, tcp_listener) = bind_media(media_bind, config.ice.tcp)?;
     let media_addr = socket.local_addr();
-
-    // ICE-TCP on the same address and port number; without it (turned off, or the port taken
-    // by something else) viewers get UDP candidates only.
-    let tcp_listener = config.ice.tcp.then(|| match TcpListener::bind(media_addr) {
-        Ok(l) => Some(l),
-        Err(e) => {
-            log::warn!("ICE-TCP off: cannot listen on TCP {media_addr}: {e}");
-            None
-        }
-    });
-    let tcp_listener = tcp_listener.flatten();
     let candidates = host_candidates(media_addr);
     log::info!(
         "media on UDP{} port {}; ICE host candidates: {}",
