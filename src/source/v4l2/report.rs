@@ -99,29 +99,33 @@ fn describe_libcamera(c: &crate::source::libcamera::helpers::LibcameraReport) ->
 fn encoders() -> Vec<DeviceReport> {
     crate::encode::m2m::discover::h264_encoders()
         .into_iter()
-        .map(|found| DeviceReport {
-            path: found.path,
-            name: found.card,
-            driver: found.driver,
-            bus: String::new(),
-            multiplanar: found.multiplanar,
-            // What it takes: a camera delivering a raw one of these goes in as it is.
-            formats: found
-                .inputs
-                .iter()
-                .map(|&fourcc| FormatReport {
-                    fourcc: device::fourcc_text(fourcc),
-                    description: "picture input".into(),
-                    compressed: false,
-                    usable: PlaneFormat::of_camera(fourcc, 2, 2, 4).is_some(),
-                    sizes: Vec::new(),
-                })
-                .collect(),
-            controls: Vec::new(),
-            error: None,
-            encoder: Some("H264".into()),
-        })
+        .map(encoder_report)
         .collect()
+}
+
+fn encoder_report(found: crate::encode::m2m::discover::FoundEncoder) -> DeviceReport {
+    DeviceReport {
+        path: found.path,
+        name: found.card,
+        driver: found.driver,
+        bus: String::new(),
+        multiplanar: found.multiplanar,
+        // What it takes: a camera delivering a raw one of these goes in as it is.
+        formats: found
+            .inputs
+            .iter()
+            .map(|&fourcc| FormatReport {
+                fourcc: device::fourcc_text(fourcc),
+                description: "picture input".into(),
+                compressed: false,
+                usable: PlaneFormat::of_camera(fourcc, 2, 2, 4).is_some(),
+                sizes: Vec::new(),
+            })
+            .collect(),
+        controls: Vec::new(),
+        error: None,
+        encoder: Some("H264".into()),
+    }
 }
 
 /// One device as readable text.
@@ -218,4 +222,25 @@ pub(crate) fn describe(d: &DeviceReport) -> String {
         let _ = writeln!(out, "    {} = {value}  [{kind}]{ro}", c.name);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_encoder_says_which_camera_formats_go_in_as_they_are() {
+        let encoder = encoder_report(crate::encode::m2m::discover::FoundEncoder {
+            path: "/dev/video11".into(),
+            card: "bcm2835-codec-encode".into(),
+            driver: "bcm2835-codec".into(),
+            multiplanar: true,
+            inputs: vec![*b"YU12", *b"RGBP", *b"YUYV", *b"NM12"],
+        });
+        assert_eq!(
+            describe(&encoder),
+            "/dev/video11: bcm2835-codec-encode (H264 encoder, V4L2 memory-to-memory, driver \
+             bcm2835-codec, multi-planar)\n  takes camera pictures as they are in: YU12, YUYV\n"
+        );
+    }
 }
