@@ -87,10 +87,9 @@ pub(super) struct Slot {
 /// I420 at most once and only if something needs it (the low encoding, an encoder that takes
 /// I420 only, a snapshot).
 pub(super) struct RawPicture {
-    camera: Option<CameraFrame>,
+    /// The camera's picture, and buffers for its conversion.
+    camera: Option<(CameraFrame, FramePool)>,
     i420: OnceCell<Result<Frame, String>>,
-    /// Buffers for the conversion.
-    pool: Option<FramePool>,
 }
 
 impl RawPicture {
@@ -98,24 +97,22 @@ impl RawPicture {
         RawPicture {
             camera: None,
             i420: OnceCell::from(Ok(frame)),
-            pool: None,
         }
     }
 
     pub(super) fn camera(frame: CameraFrame, pool: FramePool) -> RawPicture {
         RawPicture {
-            camera: Some(frame),
+            camera: Some((frame, pool)),
             i420: OnceCell::new(),
-            pool: Some(pool),
         }
     }
 
     /// The picture as I420, converted on first use.
     pub(super) fn frame(&self) -> Result<&Frame, String> {
         self.i420
-            .get_or_init(|| match (&self.camera, &self.pool) {
-                (Some(camera), Some(pool)) => camera.to_i420(pool),
-                _ => Err("no picture".into()),
+            .get_or_init(|| match &self.camera {
+                Some((camera, pool)) => camera.to_i420(pool),
+                None => Err("no picture".into()),
             })
             .as_ref()
             .map_err(Clone::clone)
@@ -123,7 +120,7 @@ impl RawPicture {
 
     fn seq(&self) -> u64 {
         match (&self.camera, self.i420.get()) {
-            (Some(camera), _) => camera.seq,
+            (Some((camera, _)), _) => camera.seq,
             (None, Some(Ok(frame))) => frame.seq,
             _ => 0,
         }
@@ -243,6 +240,7 @@ impl Slot {
         let as_it_is = picture
             .camera
             .as_ref()
+            .map(|(camera, _)| camera)
             .filter(|camera| self.takes(&camera.format));
         let encoder = self.encoder.as_mut()?;
         if kbps != 0

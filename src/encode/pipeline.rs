@@ -347,22 +347,15 @@ fn encode_loop(
     while let Some(capture) = shared.mailbox.take() {
         let handed = Instant::now();
         let units = match capture {
-            Capture::Raw(_) | Capture::Camera(_) => {
-                let picture = match capture {
-                    Capture::Camera(frame) => RawPicture::camera(frame, conversions.clone()),
-                    Capture::Raw(frame) => RawPicture::i420(frame),
-                    Capture::Encoded { .. } => continue,
-                };
-                serve_snapshots(&picture, shared);
+            Capture::Raw(frame) => {
                 let after_passthrough = std::mem::take(&mut last_was_passthrough);
-                let main_requests = &shared.requests[Encoding::Main.index()];
-                let main_unit =
-                    main.encode(&picture, main_requests, &shared.counters, after_passthrough);
-                let low_unit = low.as_mut().and_then(|slot| {
-                    let requests = &shared.requests[Encoding::Low.index()];
-                    slot.encode(&picture, requests, &shared.low_counters, false)
-                });
-                [main_unit, low_unit]
+                let picture = RawPicture::i420(frame);
+                encode_raw(&picture, &mut main, low.as_mut(), shared, after_passthrough)
+            }
+            Capture::Camera(frame) => {
+                let after_passthrough = std::mem::take(&mut last_was_passthrough);
+                let picture = RawPicture::camera(frame, conversions.clone());
+                encode_raw(&picture, &mut main, low.as_mut(), shared, after_passthrough)
             }
             Capture::Encoded {
                 data,
@@ -424,6 +417,24 @@ fn encode_loop(
         }
     }
     shared.mailbox.close();
+}
+
+/// One raw picture through the encodings (main, then low), serving snapshots first.
+fn encode_raw(
+    picture: &RawPicture,
+    main: &mut Slot,
+    low: Option<&mut Slot>,
+    shared: &Shared,
+    after_passthrough: bool,
+) -> [Option<AccessUnit>; 2] {
+    serve_snapshots(picture, shared);
+    let main_requests = &shared.requests[Encoding::Main.index()];
+    let main_unit = main.encode(picture, main_requests, &shared.counters, after_passthrough);
+    let low_unit = low.and_then(|slot| {
+        let requests = &shared.requests[Encoding::Low.index()];
+        slot.encode(picture, requests, &shared.low_counters, false)
+    });
+    [main_unit, low_unit]
 }
 
 fn serve_snapshots(picture: &RawPicture, shared: &Shared) {

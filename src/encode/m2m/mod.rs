@@ -486,7 +486,8 @@ impl<D: Io> M2mEncoder<D> {
         force_idr: bool,
     ) -> Result<(Option<AccessUnit>, CameraRead), EncodeError> {
         let format = frame.format;
-        if let Some(offset) = frame.buffer.dmabuf().map(|d| d.offset).filter(|&o| o != 0)
+        let dmabuf = frame.buffer.dmabuf();
+        if let Some(offset) = dmabuf.map(|d| d.offset).filter(|&o| o != 0)
             && self.dmabuf_refused.is_none()
         {
             // V4L2 has no way to say so on a single-planar queue, and encoders that read
@@ -495,10 +496,7 @@ impl<D: Io> M2mEncoder<D> {
                 "the camera's pictures start {offset} bytes into its buffers"
             ));
         }
-        let dmabuf = frame
-            .buffer
-            .dmabuf()
-            .filter(|_| self.dmabuf_refused.is_none());
+        let dmabuf = dmabuf.filter(|_| self.dmabuf_refused.is_none());
         let wanted = Input::Camera {
             format,
             dmabuf: dmabuf.is_some(),
